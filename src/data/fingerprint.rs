@@ -1,0 +1,77 @@
+//! Dataset fingerprints: what a run was trained on, precisely enough to tell two datasets apart.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::csv::RawTable;
+use super::schema::{DataSpec, Schema};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetFingerprint {
+    /// Hash of the file's bytes and the parsing options: equal ids mean equal training data.
+    pub id: String,
+    /// SHA-256 of the file's bytes alone.
+    pub content_sha256: String,
+    pub file_name: String,
+    pub rows: usize,
+    pub columns: usize,
+    /// Rows per class (classification only).
+    #[serde(default)]
+    pub class_counts: BTreeMap<String, usize>,
+}
+
+impl DatasetFingerprint {
+    /// The first 12 hex digits of the id, for tables.
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+}
+
+pub fn fingerprint(
+    bytes: &[u8],
+    spec: &DataSpec,
+    table: &RawTable,
+    schema: &Schema,
+) -> DatasetFingerprint {
+    let content_sha256 = hex(&Sha256::digest(bytes));
+    let options = serde_json::json!({
+        "target": schema.target.name,
+        "task": schema.target.task,
+        "valid_fraction": spec.valid_fraction,
+        "split_seed": spec.split_seed,
+        "impute_missing": spec.impute_missing,
+    });
+    let mut hasher = Sha256::new();
+    hasher.update(content_sha256.as_bytes());
+    hasher.update(options.to_string().as_bytes());
+    let id = hex(&hasher.finalize());
+
+    let mut class_counts = BTreeMap::new();
+    if let Some(target) = table.column_index(&schema.target.name) {
+        for row in &table.rows {
+            if let Some(class) = schema.target.class_index(&row[target]) {
+                *class_counts
+                    .entry(schema.target.classes[class].clone())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    DatasetFingerprint {
+        id,
+        content_sha256,
+        file_name: spec
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        rows: table.rows.len(),
+        columns: table.header.len(),
+        class_counts,
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}

@@ -1,0 +1,334 @@
+//! Feature encoding: standardisation and one-hot encoding fitted on the training split only.
+
+use serde::{Deserialize, Serialize};
+
+use super::DataError;
+use super::csv::{RawTable, is_missing, parse_number};
+use super::schema::{ColumnKind, Schema, Task};
+
+/// How one input column becomes one or more model inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ColumnTransform {
+    /// `(x - mean) / std`; a missing cell becomes the mean when imputing.
+    Standardize { name: String, mean: f64, std: f64 },
+    /// One input per category (in this order); a missing cell becomes the most frequent category.
+    OneHot {
+        name: String,
+        categories: Vec<String>,
+        most_frequent: String,
+    },
+}
+
+impl ColumnTransform {
+    pub fn name(&self) -> &str {
+        match self {
+            ColumnTransform::Standardize { name, .. } | ColumnTransform::OneHot { name, .. } => {
+                name
+            }
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        match self {
+            ColumnTransform::Standardize { .. } => 1,
+            ColumnTransform::OneHot { categories, .. } => categories.len(),
+        }
+    }
+}
+
+/// Everything needed to turn raw rows into model inputs and model outputs back into values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    pub columns: Vec<ColumnTransform>,
+    /// Regression targets are trained standardised; predictions are mapped back with these.
+    #[serde(default)]
+    pub target_mean: f64,
+    #[serde(default = "one")]
+    pub target_std: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Encoded rows: inputs row-major, plus class labels or (standardised) regression values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodedMatrix {
+    pub inputs: Vec<f32>,
+    pub rows: usize,
+    pub width: usize,
+    /// Class index per row (classification).
+    pub labels: Vec<i64>,
+    /// Standardised target per row (regression).
+    pub values: Vec<f32>,
+}
+
+impl EncodedMatrix {
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.inputs[index * self.width..(index + 1) * self.width]
+    }
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 1.0);
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    let std = variance.sqrt();
+    // A constant column carries no information; dividing by 1 keeps it at zero instead of NaN.
+    (mean, if std > 1e-12 { std } else { 1.0 })
+}
+
+impl Preprocessor {
+    /// Fits standardisation statistics (and imputation values) on the given training rows.
+    pub fn fit(table: &RawTable, schema: &Schema, train_rows: &[usize]) -> Self {
+        let mut columns = Vec::with_capacity(schema.features.len());
+        for feature in &schema.features {
+            let Some(index) = table.column_index(&feature.name) else {
+                continue;
+            };
+            let cells = train_rows
+                .iter()
+                .map(|&row| table.rows[row][index].as_str());
+            columns.push(match &feature.kind {
+                ColumnKind::Numeric => {
+                    let values: Vec<f64> = cells.filter_map(parse_number).collect();
+                    let (mean, std) = mean_std(&values);
+                    ColumnTransform::Standardize {
+                        name: feature.name.clone(),
+                        mean,
+                        std,
+                    }
+                }
+                ColumnKind::Categorical { categories } => {
+                    let mut counts = vec![0usize; categories.len()];
+                    for cell in cells {
+                        if let Some(position) = categories.iter().position(|c| c == cell) {
+                            counts[position] += 1;
+                        }
+                    }
+                    let most = (0..categories.len())
+                        .max_by_key(|&i| counts[i])
+                        .unwrap_or(0);
+                    ColumnTransform::OneHot {
+                        name: feature.name.clone(),
+                        categories: categories.clone(),
+                        most_frequent: categories.get(most).cloned().unwrap_or_default(),
+                    }
+                }
+            });
+        }
+        let (target_mean, target_std) =
+            match (schema.target.task, table.column_index(&schema.target.name)) {
+                (Task::Regression, Some(target)) => {
+                    let values: Vec<f64> = train_rows
+                        .iter()
+                        .filter_map(|&row| parse_number(&table.rows[row][target]))
+                        .collect();
+                    mean_std(&values)
+                }
+                _ => (0.0, 1.0),
+            };
+        Self {
+            columns,
+            target_mean,
+            target_std,
+        }
+    }
+
+    pub fn output_width(&self) -> usize {
+        self.columns.iter().map(ColumnTransform::width).sum()
+    }
+
+    /// Names of the model's inputs, one per encoded column (`color=red` for one-hot inputs).
+    pub fn input_names(&self) -> Vec<String> {
+        let mut names = Vec::with_capacity(self.output_width());
+        for column in &self.columns {
+            match column {
+                ColumnTransform::Standardize { name, .. } => names.push(name.clone()),
+                ColumnTransform::OneHot {
+                    name, categories, ..
+                } => names.extend(categories.iter().map(|c| format!("{name}={c}"))),
+            }
+        }
+        names
+    }
+
+    /// Checks that a table has every input column, with numbers where numbers are expected.
+    /// Columns in `allowed_extra` (the target, usually) may be present; any other extra is an error.
+    pub fn check_columns(&self, table: &RawTable, allowed_extra: &[&str]) -> Result<(), DataError> {
+        let missing: Vec<&str> = self
+            .columns
+            .iter()
+            .map(ColumnTransform::name)
+            .filter(|name| table.column_index(name).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(DataError::SchemaMismatch(format!(
+                "{} lacks the column(s) {} that the model was trained on",
+                table.path.display(),
+                missing.join(", ")
+            )));
+        }
+        let extra: Vec<&str> = table
+            .header
+            .iter()
+            .map(String::as_str)
+            .filter(|name| {
+                !allowed_extra.contains(name) && !self.columns.iter().any(|c| c.name() == *name)
+            })
+            .collect();
+        if !extra.is_empty() {
+            return Err(DataError::SchemaMismatch(format!(
+                "{} has column(s) {} that the model does not know",
+                table.path.display(),
+                extra.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Encodes the inputs of the given rows (all rows when `rows` is `None`).
+    pub fn encode_inputs(
+        &self,
+        table: &RawTable,
+        rows: &[usize],
+        impute: bool,
+    ) -> Result<Vec<f32>, DataError> {
+        let width = self.output_width();
+        let mut inputs = Vec::with_capacity(rows.len() * width);
+        let mut missing: Option<(usize, u64, String)> = None;
+        let indices: Vec<Option<usize>> = self
+            .columns
+            .iter()
+            .map(|column| table.column_index(column.name()))
+            .collect();
+        for &row in rows {
+            for (column, index) in self.columns.iter().zip(&indices) {
+                let Some(index) = *index else {
+                    return Err(DataError::SchemaMismatch(format!(
+                        "{} lacks the column '{}'",
+                        table.path.display(),
+                        column.name()
+                    )));
+                };
+                let cell = table.rows[row][index].as_str();
+                let cell_missing = is_missing(cell);
+                if cell_missing && !impute {
+                    let entry =
+                        missing.get_or_insert((0, table.lines[row], column.name().to_string()));
+                    entry.0 += 1;
+                }
+                match column {
+                    ColumnTransform::Standardize { name, mean, std } => {
+                        let value = if cell_missing {
+                            *mean
+                        } else {
+                            parse_number(cell).ok_or_else(|| DataError::NotANumber {
+                                path: table.path.clone(),
+                                line: table.lines[row],
+                                column: name.clone(),
+                                value: cell.to_string(),
+                            })?
+                        };
+                        inputs.push(((value - mean) / std) as f32);
+                    }
+                    ColumnTransform::OneHot {
+                        name,
+                        categories,
+                        most_frequent,
+                    } => {
+                        let cell = if cell_missing {
+                            most_frequent.as_str()
+                        } else {
+                            cell
+                        };
+                        let position = categories.iter().position(|c| c == cell).ok_or_else(|| {
+                            DataError::SchemaMismatch(format!(
+                                "{} line {}: column '{name}' has the category '{cell}', unseen in training (known: {})",
+                                table.path.display(),
+                                table.lines[row],
+                                categories.join(", ")
+                            ))
+                        })?;
+                        inputs.extend(
+                            (0..categories.len()).map(|i| if i == position { 1.0 } else { 0.0 }),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some((count, line, column)) = missing {
+            return Err(DataError::MissingCells {
+                path: table.path.clone(),
+                count,
+                line,
+                column,
+            });
+        }
+        Ok(inputs)
+    }
+
+    /// Encodes inputs and targets of the given rows of a training table.
+    pub fn encode_rows(
+        &self,
+        table: &RawTable,
+        schema: &Schema,
+        rows: &[usize],
+        impute: bool,
+    ) -> Result<EncodedMatrix, DataError> {
+        let inputs = self.encode_inputs(table, rows, impute)?;
+        let target =
+            table
+                .column_index(&schema.target.name)
+                .ok_or_else(|| DataError::NoSuchColumn {
+                    path: table.path.clone(),
+                    column: schema.target.name.clone(),
+                    available: table.header.join(", "),
+                })?;
+        let mut labels = Vec::new();
+        let mut values = Vec::new();
+        for &row in rows {
+            let cell = &table.rows[row][target];
+            match schema.target.task {
+                Task::Classification => {
+                    let class =
+                        schema
+                            .target
+                            .class_index(cell)
+                            .ok_or_else(|| DataError::Invalid {
+                                path: table.path.clone(),
+                                message: format!(
+                                    "line {}: unknown class '{cell}'",
+                                    table.lines[row]
+                                ),
+                            })?;
+                    labels.push(class as i64);
+                }
+                Task::Regression => {
+                    let value = parse_number(cell).ok_or_else(|| DataError::NotANumber {
+                        path: table.path.clone(),
+                        line: table.lines[row],
+                        column: schema.target.name.clone(),
+                        value: cell.clone(),
+                    })?;
+                    values.push(((value - self.target_mean) / self.target_std) as f32);
+                }
+            }
+        }
+        Ok(EncodedMatrix {
+            inputs,
+            rows: rows.len(),
+            width: self.output_width(),
+            labels,
+            values,
+        })
+    }
+
+    /// Maps a standardised regression output back to the target's units.
+    pub fn decode_value(&self, standardized: f32) -> f64 {
+        standardized as f64 * self.target_std + self.target_mean
+    }
+}

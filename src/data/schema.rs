@@ -1,0 +1,317 @@
+//! Column types, the target and the task, inferred from a parsed table.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::DataError;
+use super::csv::{RawTable, is_missing, parse_number};
+
+/// Categorical feature columns with more distinct values than this are rejected, not one-hot encoded.
+pub const MAX_ONE_HOT_CATEGORIES: usize = 32;
+/// An integer target with at most this many distinct values is treated as class labels.
+pub const MAX_INTEGER_CLASSES: usize = 20;
+/// A column where at least this share of cells are numbers is numeric, and its other cells are errors.
+const NUMERIC_MAJORITY: f64 = 0.8;
+
+/// How to read a dataset: which file, which column to predict, and how to split it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub path: PathBuf,
+    /// Target column name; `None` means the last column.
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub task: TaskOverride,
+    #[serde(default = "default_valid_fraction")]
+    pub valid_fraction: f64,
+    #[serde(default = "default_split_seed")]
+    pub split_seed: u64,
+    /// Fill missing feature cells (training mean / most frequent category) instead of failing.
+    #[serde(default)]
+    pub impute_missing: bool,
+}
+
+fn default_valid_fraction() -> f64 {
+    0.2
+}
+
+fn default_split_seed() -> u64 {
+    42
+}
+
+impl DataSpec {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            target: None,
+            task: TaskOverride::Auto,
+            valid_fraction: default_valid_fraction(),
+            split_seed: default_split_seed(),
+            impute_missing: false,
+        }
+    }
+
+    /// The dataset's short name, for run names and tables.
+    pub fn dataset_name(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskOverride {
+    #[default]
+    Auto,
+    Classification,
+    Regression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Classification,
+    Regression,
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ColumnKind {
+    Numeric,
+    Categorical { categories: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnSchema {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: ColumnKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSchema {
+    pub name: String,
+    pub task: Task,
+    /// Class names in output order; empty for regression.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Whether class labels were numbers in the file (so "1.0" and "1" are the same class).
+    #[serde(default)]
+    pub numeric_labels: bool,
+}
+
+impl TargetSchema {
+    pub fn output_width(&self) -> usize {
+        match self.task {
+            Task::Classification => self.classes.len(),
+            Task::Regression => 1,
+        }
+    }
+
+    /// The class index of a target cell, if it names a known class.
+    pub fn class_index(&self, cell: &str) -> Option<usize> {
+        let key = if self.numeric_labels {
+            integer_label(parse_number(cell)?)?
+        } else {
+            cell.to_string()
+        };
+        self.classes.iter().position(|class| *class == key)
+    }
+}
+
+/// The feature columns (in order) and the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    pub features: Vec<ColumnSchema>,
+    pub target: TargetSchema,
+}
+
+impl Schema {
+    pub fn task(&self) -> Task {
+        self.target.task
+    }
+}
+
+fn integer_label(value: f64) -> Option<String> {
+    (value.fract() == 0.0 && value.abs() < 1e15).then(|| format!("{}", value as i64))
+}
+
+enum Inferred {
+    Numeric,
+    Categorical(BTreeSet<String>),
+}
+
+fn infer_column(table: &RawTable, column: usize) -> Result<Inferred, DataError> {
+    let mut numbers = 0usize;
+    let mut first_non_number: Option<(u64, &str)> = None;
+    let mut distinct = BTreeSet::new();
+    let mut present = 0usize;
+    for (row, line) in table.rows.iter().zip(&table.lines) {
+        let cell = row[column].as_str();
+        if is_missing(cell) {
+            continue;
+        }
+        present += 1;
+        if parse_number(cell).is_some() {
+            numbers += 1;
+        } else if first_non_number.is_none() {
+            first_non_number = Some((*line, cell));
+        }
+        distinct.insert(cell.to_string());
+    }
+    match first_non_number {
+        None => Ok(Inferred::Numeric),
+        Some((line, value)) if numbers as f64 >= NUMERIC_MAJORITY * present as f64 => {
+            Err(DataError::NotANumber {
+                path: table.path.clone(),
+                line,
+                column: table.header[column].clone(),
+                value: value.to_string(),
+            })
+        }
+        Some(_) => Ok(Inferred::Categorical(distinct)),
+    }
+}
+
+/// Infers the feature columns' types, the target and the task.
+pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<Schema, DataError> {
+    let target_index = match &spec.target {
+        Some(name) => table
+            .column_index(name)
+            .ok_or_else(|| DataError::NoSuchColumn {
+                path: table.path.clone(),
+                column: name.clone(),
+                available: table.header.join(", "),
+            })?,
+        None => table.header.len() - 1,
+    };
+    let target_name = table.header[target_index].clone();
+    if table.header.len() < 2 {
+        return Err(DataError::NoFeatures {
+            path: table.path.clone(),
+            column: target_name,
+        });
+    }
+    let target = infer_target(table, target_index, spec.task)?;
+
+    let mut features = Vec::new();
+    for (index, name) in table.header.iter().enumerate() {
+        if index == target_index {
+            continue;
+        }
+        let kind = match infer_column(table, index)? {
+            Inferred::Numeric => ColumnKind::Numeric,
+            Inferred::Categorical(values) if values.len() > MAX_ONE_HOT_CATEGORIES => {
+                return Err(DataError::TooManyCategories {
+                    path: table.path.clone(),
+                    column: name.clone(),
+                    distinct: values.len(),
+                    max: MAX_ONE_HOT_CATEGORIES,
+                });
+            }
+            Inferred::Categorical(values) => ColumnKind::Categorical {
+                categories: values.into_iter().collect(),
+            },
+        };
+        features.push(ColumnSchema {
+            name: name.clone(),
+            kind,
+        });
+    }
+    Ok(Schema { features, target })
+}
+
+fn infer_target(
+    table: &RawTable,
+    column: usize,
+    task: TaskOverride,
+) -> Result<TargetSchema, DataError> {
+    let name = table.header[column].clone();
+    if let Some((_, line)) = table
+        .rows
+        .iter()
+        .zip(&table.lines)
+        .find(|(row, _)| is_missing(&row[column]))
+    {
+        return Err(DataError::MissingTarget {
+            path: table.path.clone(),
+            line: *line,
+            column: name,
+        });
+    }
+    let all_numeric = table
+        .rows
+        .iter()
+        .all(|row| parse_number(&row[column]).is_some());
+    let integer_labels: Option<BTreeSet<i64>> = all_numeric
+        .then(|| {
+            table
+                .rows
+                .iter()
+                .map(|row| {
+                    let value = parse_number(&row[column])?;
+                    (value.fract() == 0.0).then_some(value as i64)
+                })
+                .collect()
+        })
+        .flatten();
+
+    let task = match task {
+        TaskOverride::Classification => Task::Classification,
+        TaskOverride::Regression => Task::Regression,
+        TaskOverride::Auto if !all_numeric => Task::Classification,
+        TaskOverride::Auto => match &integer_labels {
+            Some(labels) if labels.len() <= MAX_INTEGER_CLASSES => Task::Classification,
+            _ => Task::Regression,
+        },
+    };
+    if task == Task::Regression {
+        if !all_numeric {
+            return Err(DataError::NonNumericRegressionTarget {
+                path: table.path.clone(),
+                column: name,
+            });
+        }
+        return Ok(TargetSchema {
+            name,
+            task,
+            classes: Vec::new(),
+            numeric_labels: false,
+        });
+    }
+
+    let (classes, numeric_labels) = match integer_labels {
+        Some(labels) => (labels.iter().map(i64::to_string).collect::<Vec<_>>(), true),
+        None => {
+            let labels: BTreeSet<&str> =
+                table.rows.iter().map(|row| row[column].as_str()).collect();
+            (labels.into_iter().map(str::to_string).collect(), false)
+        }
+    };
+    if classes.len() < 2 {
+        return Err(DataError::SingleClass {
+            path: table.path.clone(),
+            column: name,
+            class: classes.first().cloned().unwrap_or_default(),
+        });
+    }
+    Ok(TargetSchema {
+        name,
+        task,
+        classes,
+        numeric_labels,
+    })
+}

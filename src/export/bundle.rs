@@ -1,0 +1,205 @@
+//! Writing an export bundle from a run's checkpoint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+
+use super::card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
+use super::predict::outputs_to_card_values;
+use super::{ExportError, io_error, sha256_hex};
+use crate::data::Task;
+use crate::model::{Mlp, ModelConfig};
+use crate::runs::atomic::{write_atomic, write_json_atomic};
+use crate::runs::{CheckpointSelector, RunStore};
+use crate::train::Predictor;
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub burnpack: bool,
+    pub safetensors: bool,
+    /// Replace existing files.
+    pub force: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            burnpack: true,
+            safetensors: true,
+            force: false,
+        }
+    }
+}
+
+/// The files of a bundle. `out` is a folder (files named `model.*` inside it) or a path
+/// ending in `.bpk` (files named after it, side by side).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BundlePaths {
+    pub card: PathBuf,
+    pub burnpack: PathBuf,
+    pub safetensors: PathBuf,
+}
+
+impl BundlePaths {
+    pub fn for_output(out: &Path) -> Self {
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (dir, stem) = match name.strip_suffix(".bpk") {
+            Some(stem) => (
+                out.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                stem.to_string(),
+            ),
+            None => (out.to_path_buf(), "model".to_string()),
+        };
+        Self {
+            card: dir.join(format!("{stem}.card.json")),
+            burnpack: dir.join(format!("{stem}.bpk")),
+            safetensors: dir.join(format!("{stem}.safetensors")),
+        }
+    }
+}
+
+/// Exports `run[@best|@last|@EPOCH]` from the store at `runs_dir` to `out`.
+pub fn export_checkpoint(
+    runs_dir: &Path,
+    run: &str,
+    out: &Path,
+    options: &ExportOptions,
+) -> Result<BundlePaths, ExportError> {
+    let (query, selector) = CheckpointSelector::parse(run).map_err(ExportError::Model)?;
+    let store = RunStore::open(runs_dir)?;
+    let dir = store.find(&query)?;
+    let record = dir.read_record()?;
+    let entry = dir.checkpoint(&selector)?;
+    let model_bytes = dir.read_checkpoint_file(&entry.model_file)?;
+
+    let paths = BundlePaths::for_output(out);
+    let mut targets = vec![&paths.card];
+    if options.burnpack {
+        targets.push(&paths.burnpack);
+    }
+    if options.safetensors {
+        targets.push(&paths.safetensors);
+    }
+    if !options.force
+        && let Some(existing) = targets.iter().find(|path| path.exists())
+    {
+        return Err(ExportError::Exists((*existing).clone()));
+    }
+    if let Some(parent) = paths.card.parent() {
+        std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+    }
+
+    let ModelConfig::Mlp(mlp_config) = &record.model;
+    let (inputs, outputs) = (record.input_width(), record.output_width());
+    let device = Device::flex();
+    let model = Mlp::from_burnpack(mlp_config, inputs, outputs, model_bytes.clone(), &device)
+        .map_err(|error| ExportError::Model(format!("checkpoint {}: {error}", entry.epoch)))?;
+
+    let mut files = BTreeMap::new();
+    if options.burnpack {
+        write_atomic(&paths.burnpack, &model_bytes).map_err(io_error(&paths.burnpack))?;
+        files.insert(
+            "burnpack".to_string(),
+            digest(&paths.burnpack, &model_bytes),
+        );
+    }
+    if options.safetensors {
+        let mut store = SafetensorsStore::from_bytes(None)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .metadata("kiln_run", record.id.as_str());
+        model
+            .save_into(&mut store)
+            .map_err(|error| ExportError::Model(format!("safetensors: {error}")))?;
+        let bytes = store
+            .get_bytes()
+            .map_err(|error| ExportError::Model(format!("safetensors: {error}")))?;
+        write_atomic(&paths.safetensors, &bytes).map_err(io_error(&paths.safetensors))?;
+        files.insert(
+            "safetensors".to_string(),
+            digest(&paths.safetensors, &bytes),
+        );
+    }
+
+    let golden_inputs: Vec<Vec<f32>> = record
+        .sample_rows
+        .iter()
+        .map(|row| row.inputs.clone())
+        .collect();
+    let flat: Vec<f32> = golden_inputs.iter().flatten().copied().collect();
+    let raw_outputs = Predictor {
+        model: &model,
+        device: &device,
+    }
+    .outputs(&flat, inputs)
+    .map_err(ExportError::Model)?;
+    let golden = GoldenVectors {
+        raw: record
+            .sample_rows
+            .iter()
+            .map(|row| row.raw.clone())
+            .collect(),
+        inputs: golden_inputs,
+        outputs: outputs_to_card_values(&raw_outputs, &record.schema, &record.preprocessor),
+        tolerance: 1e-4,
+    };
+
+    let mut widths = vec![inputs];
+    widths.extend(&mlp_config.hidden);
+    widths.push(outputs);
+    let layers = widths
+        .windows(2)
+        .enumerate()
+        .map(|(index, pair)| ArchitectureLayer {
+            name: format!("layers.{index}"),
+            inputs: pair[0],
+            outputs: pair[1],
+            safetensors_weight_shape: [pair[1], pair[0]],
+            burnpack_weight_shape: [pair[0], pair[1]],
+        })
+        .collect();
+    let card = ModelCard {
+        format: "kiln-model-card".to_string(),
+        format_version: CARD_FORMAT_VERSION,
+        kiln_version: env!("CARGO_PKG_VERSION").to_string(),
+        burn_version: crate::BURN_VERSION.to_string(),
+        created: chrono::Utc::now().to_rfc3339(),
+        source_run_id: record.id.clone(),
+        source_run_name: record.name.clone(),
+        epoch: entry.epoch,
+        step: entry.step,
+        metrics: entry.metrics.clone(),
+        model: record.model.clone(),
+        description: record.model_summary(),
+        parameters: record.model.parameter_count(inputs, outputs),
+        layers,
+        schema: record.schema.clone(),
+        preprocessor: record.preprocessor.clone(),
+        input_names: record.preprocessor.input_names(),
+        output_kind: match record.schema.task() {
+            Task::Classification => "probabilities",
+            Task::Regression => "value",
+        }
+        .to_string(),
+        dataset: record.fingerprint.clone(),
+        files,
+        golden,
+    };
+    write_json_atomic(&paths.card, &card).map_err(io_error(&paths.card))?;
+    Ok(paths)
+}
+
+fn digest(path: &Path, bytes: &[u8]) -> FileDigest {
+    FileDigest {
+        file: path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: sha256_hex(bytes),
+        bytes: bytes.len() as u64,
+    }
+}

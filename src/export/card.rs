@@ -1,0 +1,122 @@
+//! The model card: a JSON document describing an exported model completely.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ExportError;
+use crate::data::{DatasetFingerprint, Preprocessor, Schema};
+use crate::model::ModelConfig;
+
+pub const CARD_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchitectureLayer {
+    /// Tensor name prefix in the weight files, e.g. `layers.0`.
+    pub name: String,
+    pub inputs: usize,
+    pub outputs: usize,
+    /// Shape of `<name>.weight` in the safetensors file (PyTorch layout: `[outputs, inputs]`).
+    pub safetensors_weight_shape: [usize; 2],
+    /// Shape of `<name>.weight` in the burnpack file (burn layout: `[inputs, outputs]`).
+    pub burnpack_weight_shape: [usize; 2],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDigest {
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// A few real validation rows and what the exported model outputs for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoldenVectors {
+    /// The rows as they appear in the CSV, by column name.
+    pub raw: Vec<BTreeMap<String, String>>,
+    /// The same rows after preprocessing: the model's inputs.
+    pub inputs: Vec<Vec<f32>>,
+    /// Class probabilities (classification) or the value in target units (regression).
+    pub outputs: Vec<Vec<f64>>,
+    /// Comparison tolerance used by `kiln verify`.
+    pub tolerance: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format: String,
+    pub format_version: u32,
+    pub kiln_version: String,
+    pub burn_version: String,
+    pub created: String,
+    pub source_run_id: String,
+    pub source_run_name: String,
+    pub epoch: usize,
+    pub step: u64,
+    pub metrics: BTreeMap<String, f64>,
+    pub model: ModelConfig,
+    pub description: String,
+    pub parameters: usize,
+    /// Hidden and output layers in order; the activation follows every layer but the last.
+    pub layers: Vec<ArchitectureLayer>,
+    /// Input columns, their types, one-hot categories and standardisation statistics.
+    pub schema: Schema,
+    pub preprocessor: Preprocessor,
+    /// The model's inputs in order, after encoding.
+    pub input_names: Vec<String>,
+    /// `probabilities` (softmax over `schema.target.classes`) or `value`.
+    pub output_kind: String,
+    pub dataset: DatasetFingerprint,
+    /// Weight files of the bundle, by format (`burnpack`, `safetensors`).
+    pub files: BTreeMap<String, FileDigest>,
+    pub golden: GoldenVectors,
+}
+
+impl ModelCard {
+    /// Reads a card from a bundle folder, a card file, or a weight file with its card beside it.
+    pub fn locate(path: &Path) -> Result<(PathBuf, ModelCard), ExportError> {
+        let card_path = card_path_for(path);
+        let bytes = std::fs::read(&card_path).map_err(super::io_error(&card_path))?;
+        let card: ModelCard =
+            serde_json::from_slice(&bytes).map_err(|error| ExportError::BadCard {
+                path: card_path.clone(),
+                message: error.to_string(),
+            })?;
+        if card.format != "kiln-model-card" {
+            return Err(ExportError::BadCard {
+                path: card_path,
+                message: format!("format is '{}'", card.format),
+            });
+        }
+        if card.format_version > CARD_FORMAT_VERSION {
+            return Err(ExportError::BadCard {
+                path: card_path,
+                message: format!(
+                    "format version {} is newer than this Kiln understands ({CARD_FORMAT_VERSION})",
+                    card.format_version
+                ),
+            });
+        }
+        Ok((card_path, card))
+    }
+}
+
+/// `DIR` → `DIR/model.card.json`; `X.bpk`/`X.safetensors` → `X.card.json`; a card → itself.
+pub fn card_path_for(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        return path.join("model.card.json");
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.ends_with(".card.json") {
+        return path.to_path_buf();
+    }
+    let stem = name
+        .strip_suffix(".bpk")
+        .or_else(|| name.strip_suffix(".safetensors"))
+        .unwrap_or(&name);
+    path.with_file_name(format!("{stem}.card.json"))
+}

@@ -1,0 +1,51 @@
+//! Export bundles: the weights (burnpack for Kiln, safetensors for Python), a model card that
+//! says exactly what the model expects, and golden vectors that prove it still works.
+
+mod bundle;
+mod card;
+mod predict;
+
+pub use bundle::{BundlePaths, ExportOptions, export_checkpoint};
+pub use card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
+pub use predict::{
+    DriftWarning, LoadedModel, Prediction, PredictionReport, VerifyReport, predict_csv,
+    predictions_to_csv, verify_bundle,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] crate::runs::StoreError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} exists already; choose another location or allow overwriting (--force)")]
+    Exists(std::path::PathBuf),
+    #[error("{path}: not a Kiln model card ({message})")]
+    BadCard {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("model: {0}")]
+    Model(String),
+}
+
+pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
+    move |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}

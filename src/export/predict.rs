@@ -1,0 +1,310 @@
+//! Using an exported bundle: predictions on new data, drift warnings, and verification.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use super::card::ModelCard;
+use super::{ExportError, io_error, sha256_hex};
+use crate::data::{ColumnTransform, Preprocessor, Schema, Task, load_csv};
+use crate::model::{Mlp, ModelConfig};
+use crate::train::{Predictor, argmax, softmax};
+
+/// Shift of a feature's mean, in training standard deviations, above which `predict` warns.
+pub const DRIFT_MEAN_SHIFT: f64 = 0.5;
+/// Ratio of a feature's spread to the training spread outside `[1/x, x]` that triggers a warning.
+pub const DRIFT_STD_RATIO: f64 = 2.0;
+/// Fewer rows than this say too little about a distribution to warn about drift.
+pub const DRIFT_MIN_ROWS: usize = 10;
+
+/// A bundle loaded for inference (on the CPU: small models, deterministic results).
+pub struct LoadedModel {
+    pub card_path: PathBuf,
+    pub card: ModelCard,
+    model: Mlp,
+    device: Device,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Predicted class name (classification).
+    pub class: Option<String>,
+    pub probabilities: Vec<f64>,
+    /// Predicted value in the target's units (regression).
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftWarning {
+    pub column: String,
+    pub training_mean: f64,
+    pub training_std: f64,
+    pub data_mean: f64,
+    pub data_std: f64,
+}
+
+impl std::fmt::Display for DriftWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shift = (self.data_mean - self.training_mean) / self.training_std;
+        write!(
+            f,
+            "column '{}' looks different from the training data: mean {:.4} vs {:.4} in training ({shift:+.2} training std), std {:.4} vs {:.4}",
+            self.column, self.data_mean, self.training_mean, self.data_std, self.training_std
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionReport {
+    pub predictions: Vec<Prediction>,
+    pub drift: Vec<DriftWarning>,
+}
+
+impl LoadedModel {
+    pub fn open(path: &Path) -> Result<Self, ExportError> {
+        let (card_path, card) = ModelCard::locate(path)?;
+        let burnpack = card
+            .files
+            .get("burnpack")
+            .ok_or_else(|| ExportError::BadCard {
+                path: card_path.clone(),
+                message: "the bundle has no burnpack weights".to_string(),
+            })?;
+        let weights_path = card_path.with_file_name(&burnpack.file);
+        let bytes = std::fs::read(&weights_path).map_err(io_error(&weights_path))?;
+        let ModelConfig::Mlp(config) = &card.model;
+        let device = Device::flex();
+        let model = Mlp::from_burnpack(
+            config,
+            card.preprocessor.output_width(),
+            card.schema.target.output_width(),
+            bytes,
+            &device,
+        )
+        .map_err(|error| ExportError::Model(format!("{}: {error}", weights_path.display())))?;
+        Ok(Self {
+            card_path,
+            card,
+            model,
+            device,
+        })
+    }
+
+    /// Predictions for encoded input rows (row-major, `input_names().len()` wide).
+    pub fn predict_encoded(&self, inputs: &[f32]) -> Result<Vec<Prediction>, ExportError> {
+        let width = self.card.preprocessor.output_width();
+        let outputs = Predictor {
+            model: &self.model,
+            device: &self.device,
+        }
+        .outputs(inputs, width)
+        .map_err(ExportError::Model)?;
+        let values = outputs_to_card_values(&outputs, &self.card.schema, &self.card.preprocessor);
+        Ok(values
+            .into_iter()
+            .map(|row| match self.card.schema.task() {
+                Task::Classification => {
+                    let best = argmax(&row.iter().map(|&p| p as f32).collect::<Vec<_>>());
+                    Prediction {
+                        class: self.card.schema.target.classes.get(best).cloned(),
+                        probabilities: row,
+                        value: None,
+                    }
+                }
+                Task::Regression => Prediction {
+                    class: None,
+                    probabilities: Vec::new(),
+                    value: row.first().copied(),
+                },
+            })
+            .collect())
+    }
+
+    /// Predicts one row given as `(column, cell)` pairs, e.g. typed into a form.
+    pub fn predict_row(&self, cells: &[(String, String)]) -> Result<Prediction, ExportError> {
+        let table = crate::data::RawTable {
+            path: PathBuf::from("(typed row)"),
+            header: cells.iter().map(|(name, _)| name.clone()).collect(),
+            rows: vec![
+                cells
+                    .iter()
+                    .map(|(_, cell)| cell.trim().to_string())
+                    .collect(),
+            ],
+            lines: vec![1],
+        };
+        let inputs = self.card.preprocessor.encode_inputs(&table, &[0], false)?;
+        Ok(self.predict_encoded(&inputs)?.remove(0))
+    }
+}
+
+/// Raw model outputs to what the card promises: probabilities, or values in target units.
+pub(crate) fn outputs_to_card_values(
+    outputs: &[f32],
+    schema: &Schema,
+    preprocessor: &Preprocessor,
+) -> Vec<Vec<f64>> {
+    let width = schema.target.output_width().max(1);
+    outputs
+        .chunks(width)
+        .map(|row| match schema.task() {
+            Task::Classification => softmax(row),
+            Task::Regression => vec![preprocessor.decode_value(row[0])],
+        })
+        .collect()
+}
+
+/// Checks a CSV against the model's input schema, predicts every row, and measures drift.
+pub fn predict_csv(model: &LoadedModel, data: &Path) -> Result<PredictionReport, ExportError> {
+    let table = load_csv(data)?;
+    let preprocessor = &model.card.preprocessor;
+    preprocessor.check_columns(&table, &[model.card.schema.target.name.as_str()])?;
+    let rows: Vec<usize> = (0..table.rows.len()).collect();
+    let inputs = preprocessor.encode_inputs(&table, &rows, false)?;
+    let predictions = model.predict_encoded(&inputs)?;
+    Ok(PredictionReport {
+        predictions,
+        drift: drift(preprocessor, &table),
+    })
+}
+
+/// Drift: each numeric column's mean and spread in the new data against the training split's
+/// statistics stored in the card (mean shift in training standard deviations; spread ratio).
+fn drift(preprocessor: &Preprocessor, table: &crate::data::RawTable) -> Vec<DriftWarning> {
+    if table.rows.len() < DRIFT_MIN_ROWS {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    for column in &preprocessor.columns {
+        let ColumnTransform::Standardize { name, mean, std } = column else {
+            continue;
+        };
+        let Some(index) = table.column_index(name) else {
+            continue;
+        };
+        let values: Vec<f64> = table
+            .rows
+            .iter()
+            .filter_map(|row| row[index].parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect();
+        if values.len() < DRIFT_MIN_ROWS {
+            continue;
+        }
+        let n = values.len() as f64;
+        let data_mean = values.iter().sum::<f64>() / n;
+        let data_std = (values.iter().map(|v| (v - data_mean).powi(2)).sum::<f64>() / n).sqrt();
+        let shift = (data_mean - mean).abs() / std;
+        let ratio = (data_std / std).max(1e-12);
+        if shift > DRIFT_MEAN_SHIFT || !(1.0 / DRIFT_STD_RATIO..=DRIFT_STD_RATIO).contains(&ratio) {
+            warnings.push(DriftWarning {
+                column: name.clone(),
+                training_mean: *mean,
+                training_std: *std,
+                data_mean,
+                data_std,
+            });
+        }
+    }
+    warnings
+}
+
+/// Predictions as CSV: `prediction` then `p_<class>` per class, or `prediction` alone.
+pub fn predictions_to_csv(card: &ModelCard, predictions: &[Prediction]) -> String {
+    let mut out = String::new();
+    match card.schema.task() {
+        Task::Classification => {
+            out.push_str("prediction");
+            for class in &card.schema.target.classes {
+                out.push_str(&format!(",p_{class}"));
+            }
+            out.push('\n');
+            for prediction in predictions {
+                out.push_str(prediction.class.as_deref().unwrap_or(""));
+                for p in &prediction.probabilities {
+                    out.push_str(&format!(",{p:.6}"));
+                }
+                out.push('\n');
+            }
+        }
+        Task::Regression => {
+            out.push_str("prediction\n");
+            for prediction in predictions {
+                out.push_str(&format!("{}\n", prediction.value.unwrap_or(f64::NAN)));
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyReport {
+    /// `(file, problem)` for each weight file whose hash does not match the card.
+    pub bad_files: Vec<(String, String)>,
+    pub files_checked: usize,
+    /// Largest difference between recomputed and stored golden outputs (relative above 1).
+    pub golden_max_error: f64,
+    pub golden_rows: usize,
+    pub tolerance: f64,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.bad_files.is_empty() && self.golden_max_error <= self.tolerance
+    }
+}
+
+/// Re-hashes every weight file and recomputes the golden outputs.
+pub fn verify_bundle(path: &Path) -> Result<VerifyReport, ExportError> {
+    let (card_path, card) = ModelCard::locate(path)?;
+    let mut bad_files = Vec::new();
+    for (format, digest) in &card.files {
+        let file = card_path.with_file_name(&digest.file);
+        match std::fs::read(&file) {
+            Ok(bytes) if sha256_hex(&bytes) == digest.sha256 => {}
+            Ok(_) => bad_files.push((
+                digest.file.clone(),
+                format!("{format} file changed: its SHA-256 does not match the card"),
+            )),
+            Err(error) => bad_files.push((digest.file.clone(), format!("cannot read: {error}"))),
+        }
+    }
+    let model = match LoadedModel::open(path) {
+        Ok(model) => model,
+        Err(error) if !bad_files.is_empty() => {
+            bad_files.push(("model".to_string(), error.to_string()));
+            return Ok(VerifyReport {
+                files_checked: card.files.len(),
+                bad_files,
+                golden_max_error: f64::INFINITY,
+                golden_rows: card.golden.inputs.len(),
+                tolerance: card.golden.tolerance,
+            });
+        }
+        Err(error) => return Err(error),
+    };
+    let flat: Vec<f32> = card.golden.inputs.iter().flatten().copied().collect();
+    let predictions = model.predict_encoded(&flat)?;
+    let mut max_error: f64 = 0.0;
+    for (prediction, expected) in predictions.iter().zip(&card.golden.outputs) {
+        let got: Vec<f64> = match prediction.value {
+            Some(value) => vec![value],
+            None => prediction.probabilities.clone(),
+        };
+        for (a, b) in got.iter().zip(expected) {
+            // Relative for large regression values, absolute near zero (probabilities).
+            let error = (a - b).abs() / b.abs().max(1.0);
+            max_error = if error.is_nan() {
+                f64::INFINITY
+            } else {
+                max_error.max(error)
+            };
+        }
+    }
+    Ok(VerifyReport {
+        files_checked: card.files.len(),
+        bad_files,
+        golden_max_error: max_error,
+        golden_rows: card.golden.inputs.len(),
+        tolerance: card.golden.tolerance,
+    })
+}

@@ -1,0 +1,16 @@
+//! Kiln: load a dataset, train a small model with Burn, keep and compare runs, export models.
+//!
+//! Layers, each using only the ones above it in this list:
+//! [`data`] → [`model`] → [`train`] (engine) ↔ [`runs`] (store) → [`export`];
+//! the CLI ([`cli`]) and the desktop app ([`ui`]) are thin shells over them.
+
+pub mod cli;
+pub mod data;
+pub mod export;
+pub mod model;
+pub mod runs;
+pub mod train;
+pub mod ui;
+
+/// The burn version Kiln is built against (recorded in runs and model cards).
+pub const BURN_VERSION: &str = "0.22.1";

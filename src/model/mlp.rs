@@ -1,0 +1,94 @@
+//! The MLP as a burn module.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::{gelu, relu, tanh};
+use burn::tensor::{Device, Distribution, Tensor};
+
+use super::config::{Activation, MlpConfig};
+
+/// Dense layers only; activation and dropout are applied in `forward`, so the stored weights are
+/// exactly the linear layers (`layers.N.weight`, `layers.N.bias`) and nothing else.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub layers: Vec<Linear>,
+    #[module(skip)]
+    pub activation: Activation,
+    #[module(skip)]
+    pub dropout: f64,
+}
+
+impl Mlp {
+    pub fn new(config: &MlpConfig, inputs: usize, outputs: usize, device: &Device) -> Self {
+        let mut widths = vec![inputs];
+        widths.extend(&config.hidden);
+        widths.push(outputs);
+        let layers = widths
+            .windows(2)
+            .map(|pair| LinearConfig::new(pair[0], pair[1]).init(device))
+            .collect();
+        Self {
+            layers,
+            activation: config.activation,
+            dropout: config.dropout,
+        }
+    }
+
+    /// Logits (classification) or standardised values (regression), `[batch, outputs]`.
+    pub fn forward(&self, input: Tensor<2>, training: bool) -> Tensor<2> {
+        let last = self.layers.len().saturating_sub(1);
+        let mut x = input;
+        for (index, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if index < last {
+                x = match self.activation {
+                    Activation::Relu => relu(x),
+                    Activation::Gelu => gelu(x),
+                    Activation::Tanh => tanh(x),
+                };
+                if training && self.dropout > 0.0 {
+                    let keep = 1.0 - self.dropout;
+                    let mask = x.random_like(Distribution::Bernoulli(keep));
+                    x = x * mask / keep;
+                }
+            }
+        }
+        x
+    }
+}
+
+/// Saving and loading weights as burnpack bytes (written to disk by the caller, atomically).
+impl Mlp {
+    pub fn to_burnpack(&self) -> Result<Vec<u8>, String> {
+        use burn::store::{BurnpackStore, ModuleSnapshot};
+        let mut store = BurnpackStore::from_bytes(None);
+        self.save_into(&mut store)
+            .map_err(|error| error.to_string())?;
+        let bytes = store.get_bytes().map_err(|error| error.to_string())?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Builds the model described by `config` and loads `bytes` into it; every tensor must match.
+    pub fn from_burnpack(
+        config: &MlpConfig,
+        inputs: usize,
+        outputs: usize,
+        bytes: Vec<u8>,
+        device: &Device,
+    ) -> Result<Self, String> {
+        use burn::store::{BurnpackStore, ModuleSnapshot};
+        use burn::tensor::Bytes;
+        let mut model = Self::new(config, inputs, outputs, device);
+        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
+        let result = model
+            .load_from(&mut store)
+            .map_err(|error| format!("the weights do not fit the model: {error}"))?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            return Err(format!(
+                "the weights do not fit the model: errors {:?}, missing {:?}",
+                result.errors, result.missing
+            ));
+        }
+        Ok(model)
+    }
+}

@@ -1,0 +1,111 @@
+//! The checkpoint index of a run (`checkpoints/index.json`) and the keep-best-plus-last-N policy.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointEntry {
+    pub epoch: usize,
+    pub step: u64,
+    /// File names inside `checkpoints/`.
+    pub model_file: String,
+    pub optimizer_file: String,
+    /// Metrics at this epoch, e.g. `valid_loss`, `valid_accuracy`, `train_loss`.
+    #[serde(with = "non_finite_map")]
+    pub metrics: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub best: bool,
+    pub wall_secs: f64,
+}
+
+impl CheckpointEntry {
+    pub fn valid_loss(&self) -> Option<f64> {
+        self.metrics.get("valid_loss").copied()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointIndex {
+    pub checkpoints: Vec<CheckpointEntry>,
+}
+
+impl CheckpointIndex {
+    pub fn best(&self) -> Option<&CheckpointEntry> {
+        self.checkpoints.iter().find(|entry| entry.best)
+    }
+
+    pub fn last(&self) -> Option<&CheckpointEntry> {
+        self.checkpoints.iter().max_by_key(|entry| entry.epoch)
+    }
+
+    pub fn at_epoch(&self, epoch: usize) -> Option<&CheckpointEntry> {
+        self.checkpoints.iter().find(|entry| entry.epoch == epoch)
+    }
+
+    /// Adds a checkpoint (replacing one of the same epoch), re-marks the best (lowest finite
+    /// validation loss) and returns the entries the keep policy drops, whose files can go.
+    pub fn insert(&mut self, entry: CheckpointEntry, keep_last: usize) -> Vec<CheckpointEntry> {
+        self.checkpoints
+            .retain(|existing| existing.epoch != entry.epoch);
+        self.checkpoints.push(entry);
+        self.checkpoints.sort_by_key(|entry| entry.epoch);
+        self.mark_best();
+        let keep_from = self.checkpoints.len().saturating_sub(keep_last.max(1));
+        let mut dropped = Vec::new();
+        let mut kept = Vec::new();
+        for (position, entry) in std::mem::take(&mut self.checkpoints)
+            .into_iter()
+            .enumerate()
+        {
+            if entry.best || position >= keep_from {
+                kept.push(entry);
+            } else {
+                dropped.push(entry);
+            }
+        }
+        self.checkpoints = kept;
+        dropped
+    }
+
+    /// Forgets checkpoints after `epoch` (they belong to a superseded continuation).
+    pub fn truncate_after(&mut self, epoch: usize) -> Vec<CheckpointEntry> {
+        let (kept, dropped) = std::mem::take(&mut self.checkpoints)
+            .into_iter()
+            .partition(|entry| entry.epoch <= epoch);
+        self.checkpoints = kept;
+        self.mark_best();
+        dropped
+    }
+
+    fn mark_best(&mut self) {
+        let best_epoch = self
+            .checkpoints
+            .iter()
+            .filter_map(|entry| Some((entry.epoch, entry.valid_loss().filter(|v| v.is_finite())?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(epoch, _)| epoch);
+        for entry in &mut self.checkpoints {
+            entry.best = Some(entry.epoch) == best_epoch;
+        }
+    }
+}
+
+mod non_finite_map {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Value(#[serde(with = "crate::runs::metrics_log::non_finite")] f64);
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+        let wrapped: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, Value(*v))).collect();
+        wrapped.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+        let wrapped = BTreeMap::<String, Value>::deserialize(d)?;
+        Ok(wrapped.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+}

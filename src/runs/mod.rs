@@ -1,0 +1,12 @@
+//! The on-disk run store: one folder per run with `run.json`, `metrics.jsonl` and `checkpoints/`.
+
+pub mod atomic;
+mod checkpoints;
+mod metrics_log;
+mod run;
+mod store;
+
+pub use checkpoints::{CheckpointEntry, CheckpointIndex};
+pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
+pub use run::{BestSummary, RUN_FORMAT_VERSION, RunRecord, RunStatus};
+pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};

@@ -1,0 +1,109 @@
+//! `run.json`: everything needed to understand, reproduce and resume a run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataSpec, DatasetFingerprint, Preprocessor, SampleRow, Schema};
+use crate::model::ModelConfig;
+use crate::train::{DeviceInfo, TrainConfig};
+
+pub const RUN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    EarlyStopped,
+    Stopped,
+    Diverged,
+    Failed,
+    /// Never written: shown for a `running` run whose process is gone.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::EarlyStopped => "early stopped",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether `resume` makes sense: training did not reach its planned end.
+    pub fn is_resumable(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Stopped | RunStatus::Interrupted | RunStatus::Failed
+        )
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Summary of the best checkpoint, kept in `run.json` so listing runs needs no other file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestSummary {
+    pub epoch: usize,
+    pub valid_loss: f64,
+    #[serde(default)]
+    pub valid_accuracy: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub format_version: u32,
+    pub id: String,
+    pub name: String,
+    /// RFC 3339 times.
+    pub created: String,
+    pub updated: String,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub status_message: Option<String>,
+    pub data: DataSpec,
+    pub fingerprint: DatasetFingerprint,
+    pub schema: Schema,
+    pub preprocessor: Preprocessor,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub device: DeviceInfo,
+    pub epochs_completed: usize,
+    #[serde(default)]
+    pub steps_completed: u64,
+    /// Wall time spent training, across resumes.
+    #[serde(default)]
+    pub train_secs: f64,
+    #[serde(default)]
+    pub best: Option<BestSummary>,
+    pub kiln_version: String,
+    pub burn_version: String,
+    /// A few validation rows, kept so an export can carry golden vectors without the data file.
+    #[serde(default)]
+    pub sample_rows: Vec<SampleRow>,
+    /// The process training this run, to tell a live run from an interrupted one.
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+impl RunRecord {
+    pub fn input_width(&self) -> usize {
+        self.preprocessor.output_width()
+    }
+
+    pub fn output_width(&self) -> usize {
+        self.schema.target.output_width()
+    }
+
+    pub fn model_summary(&self) -> String {
+        self.model.describe(self.input_width(), self.output_width())
+    }
+}

@@ -1,0 +1,406 @@
+//! Opening, listing, creating, renaming and deleting runs in a store folder.
+
+use std::path::{Path, PathBuf};
+
+use rand::RngExt;
+
+use super::atomic::write_json_atomic;
+use super::checkpoints::{CheckpointEntry, CheckpointIndex};
+use super::metrics_log::{MetricPoint, MetricsLog, append_point};
+use super::run::{RunRecord, RunStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable run ({message})")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("no run matches '{0}' (see `kiln runs`)")]
+    NotFound(String),
+    #[error("'{query}' matches several runs: {matches}")]
+    Ambiguous { query: String, matches: String },
+    #[error("run {run} has no checkpoint {what}")]
+    NoCheckpoint { run: String, what: String },
+    #[error("a run name must not be empty")]
+    EmptyName,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The store location: `$KILN_RUNS_DIR`, else the platform data folder (`~/.local/share/kiln/runs`).
+pub fn default_runs_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_RUNS_DIR").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("kiln")
+        .join("runs")
+}
+
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    root: PathBuf,
+}
+
+/// One entry of a store listing: a readable run, or a folder that is not one (reported, not fatal).
+#[derive(Debug, Clone)]
+pub enum RunListing {
+    Run {
+        dir: RunDir,
+        record: Box<RunRecord>,
+        /// The stored status, or `Interrupted` for a `running` run whose process is gone.
+        status: RunStatus,
+    },
+    Broken {
+        id: String,
+        path: PathBuf,
+        error: String,
+    },
+}
+
+impl RunListing {
+    pub fn id(&self) -> &str {
+        match self {
+            RunListing::Run { dir, .. } => &dir.id,
+            RunListing::Broken { id, .. } => id,
+        }
+    }
+}
+
+/// Which checkpoint of a run: `RUN`, `RUN@best`, `RUN@last` or `RUN@EPOCH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointSelector {
+    Best,
+    Last,
+    Epoch(usize),
+}
+
+impl CheckpointSelector {
+    /// Splits `run@which` into the run query and the selector (best when absent).
+    pub fn parse(text: &str) -> Result<(String, Self), String> {
+        let (run, which) = match text.rsplit_once('@') {
+            Some((run, which)) => (run, which),
+            None => (text, "best"),
+        };
+        let selector = match which {
+            "best" | "" => CheckpointSelector::Best,
+            "last" | "latest" => CheckpointSelector::Last,
+            epoch => CheckpointSelector::Epoch(epoch.parse().map_err(|_| {
+                format!("'{epoch}' is not a checkpoint: use an epoch number, 'best' or 'last'")
+            })?),
+        };
+        Ok((run.to_string(), selector))
+    }
+
+    pub fn pick<'a>(&self, index: &'a CheckpointIndex) -> Option<&'a CheckpointEntry> {
+        match self {
+            CheckpointSelector::Best => index.best().or_else(|| index.last()),
+            CheckpointSelector::Last => index.last(),
+            CheckpointSelector::Epoch(epoch) => index.at_epoch(*epoch),
+        }
+    }
+}
+
+impl std::fmt::Display for CheckpointSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckpointSelector::Best => f.write_str("best"),
+            CheckpointSelector::Last => f.write_str("last"),
+            CheckpointSelector::Epoch(epoch) => write!(f, "at epoch {epoch}"),
+        }
+    }
+}
+
+impl RunStore {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(io_error(&root))?;
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Makes a new, empty run folder with a unique sortable id.
+    pub fn create_run_dir(&self, name: &str) -> Result<RunDir, StoreError> {
+        let slug: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+            .split('-')
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let slug: String = slug.chars().take(32).collect();
+        let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+        let mut rng = rand::rng();
+        loop {
+            let suffix: u16 = rng.random();
+            let id = format!("{stamp}-{slug}-{suffix:04x}");
+            let path = self.root.join(&id);
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    let checkpoints = path.join("checkpoints");
+                    std::fs::create_dir_all(&checkpoints).map_err(io_error(&checkpoints))?;
+                    return Ok(RunDir { id, path });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(StoreError::Io { path, source }),
+            }
+        }
+    }
+
+    /// Every run folder, sorted by id (oldest first). Unreadable runs are listed as broken.
+    pub fn list(&self) -> Result<Vec<RunListing>, StoreError> {
+        let entries = std::fs::read_dir(&self.root).map_err(io_error(&self.root))?;
+        let mut listings = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') {
+                continue;
+            }
+            let dir = RunDir {
+                id: id.clone(),
+                path: path.clone(),
+            };
+            listings.push(match dir.read_record() {
+                Ok(record) => {
+                    let status = effective_status(&record);
+                    RunListing::Run {
+                        dir,
+                        record: Box::new(record),
+                        status,
+                    }
+                }
+                Err(error) => RunListing::Broken {
+                    id,
+                    path,
+                    error: error.to_string(),
+                },
+            });
+        }
+        listings.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(listings)
+    }
+
+    /// Finds a run by exact id, unique id prefix, or unique name.
+    pub fn find(&self, query: &str) -> Result<RunDir, StoreError> {
+        let exact = self.root.join(query);
+        if !query.is_empty() && !query.contains(['/', '\\']) && exact.join("run.json").is_file() {
+            return Ok(RunDir {
+                id: query.to_string(),
+                path: exact,
+            });
+        }
+        let listings = self.list()?;
+        let matches: Vec<&RunListing> = listings
+            .iter()
+            .filter(|listing| match listing {
+                RunListing::Run { dir, record, .. } => {
+                    dir.id.starts_with(query) || record.name == query
+                }
+                RunListing::Broken { id, .. } => id.starts_with(query),
+            })
+            .collect();
+        match matches.as_slice() {
+            [] => Err(StoreError::NotFound(query.to_string())),
+            [one] => Ok(RunDir {
+                id: one.id().to_string(),
+                path: self.root.join(one.id()),
+            }),
+            many => Err(StoreError::Ambiguous {
+                query: query.to_string(),
+                matches: many.iter().map(|m| m.id()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// Deletes a run folder and everything in it.
+    pub fn delete(&self, dir: &RunDir) -> Result<(), StoreError> {
+        std::fs::remove_dir_all(&dir.path).map_err(io_error(&dir.path))
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_alive(_pid: u32) -> bool {
+    true
+}
+
+fn effective_status(record: &RunRecord) -> RunStatus {
+    match (record.status, record.pid) {
+        (RunStatus::Running, Some(pid)) if !process_alive(pid) => RunStatus::Interrupted,
+        (RunStatus::Running, None) => RunStatus::Interrupted,
+        (status, _) => status,
+    }
+}
+
+/// One run's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    pub id: String,
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn record_path(&self) -> PathBuf {
+        self.path.join("run.json")
+    }
+
+    pub fn metrics_path(&self) -> PathBuf {
+        self.path.join("metrics.jsonl")
+    }
+
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.path.join("checkpoints")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.checkpoints_dir().join("index.json")
+    }
+
+    pub fn read_record(&self) -> Result<RunRecord, StoreError> {
+        let path = self.record_path();
+        let bytes = std::fs::read(&path).map_err(io_error(&path))?;
+        serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+            path,
+            message: error.to_string(),
+        })
+    }
+
+    /// The run's status as a reader should see it (`interrupted` for a dead `running` run).
+    pub fn status(&self) -> Result<RunStatus, StoreError> {
+        Ok(effective_status(&self.read_record()?))
+    }
+
+    pub fn write_record(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let path = self.record_path();
+        write_json_atomic(&path, record).map_err(io_error(&path))
+    }
+
+    pub fn rename(&self, name: &str) -> Result<RunRecord, StoreError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::EmptyName);
+        }
+        let mut record = self.read_record()?;
+        record.name = name.to_string();
+        record.updated = chrono::Utc::now().to_rfc3339();
+        self.write_record(&record)?;
+        Ok(record)
+    }
+
+    pub fn read_metrics(&self) -> Result<MetricsLog, StoreError> {
+        let path = self.metrics_path();
+        MetricsLog::read(&path).map_err(io_error(&path))
+    }
+
+    pub fn append_metric(&self, point: &MetricPoint) -> Result<(), StoreError> {
+        let path = self.metrics_path();
+        append_point(&path, point).map_err(io_error(&path))
+    }
+
+    pub fn read_index(&self) -> Result<CheckpointIndex, StoreError> {
+        let path = self.index_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+                path,
+                message: error.to_string(),
+            }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Ok(CheckpointIndex::default())
+            }
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    pub fn write_index(&self, index: &CheckpointIndex) -> Result<(), StoreError> {
+        let path = self.index_path();
+        write_json_atomic(&path, index).map_err(io_error(&path))
+    }
+
+    /// Writes a checkpoint's files, then the index that names them, then removes the files of
+    /// checkpoints the keep policy dropped. A crash at any point leaves a consistent run.
+    pub fn save_checkpoint(
+        &self,
+        entry: CheckpointEntry,
+        model_bytes: &[u8],
+        optimizer_bytes: &[u8],
+        keep_last: usize,
+    ) -> Result<CheckpointIndex, StoreError> {
+        let dir = self.checkpoints_dir();
+        let model_path = dir.join(&entry.model_file);
+        super::atomic::write_atomic(&model_path, model_bytes).map_err(io_error(&model_path))?;
+        let optimizer_path = dir.join(&entry.optimizer_file);
+        super::atomic::write_atomic(&optimizer_path, optimizer_bytes)
+            .map_err(io_error(&optimizer_path))?;
+        let mut index = self.read_index()?;
+        let dropped = index.insert(entry, keep_last);
+        self.write_index(&index)?;
+        self.remove_checkpoint_files(&dropped);
+        Ok(index)
+    }
+
+    /// Forgets checkpoints after `epoch`, e.g. when a run continues from an earlier one.
+    pub fn truncate_checkpoints_after(&self, epoch: usize) -> Result<CheckpointIndex, StoreError> {
+        let mut index = self.read_index()?;
+        let dropped = index.truncate_after(epoch);
+        if !dropped.is_empty() {
+            self.write_index(&index)?;
+            self.remove_checkpoint_files(&dropped);
+        }
+        Ok(index)
+    }
+
+    fn remove_checkpoint_files(&self, entries: &[CheckpointEntry]) {
+        let dir = self.checkpoints_dir();
+        for entry in entries {
+            // A file that is already gone is what we wanted; nothing else to do.
+            let _ = std::fs::remove_file(dir.join(&entry.model_file));
+            let _ = std::fs::remove_file(dir.join(&entry.optimizer_file));
+        }
+    }
+
+    pub fn read_checkpoint_file(&self, file: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.checkpoints_dir().join(file);
+        std::fs::read(&path).map_err(io_error(&path))
+    }
+
+    /// The checkpoint a selector names.
+    pub fn checkpoint(&self, selector: &CheckpointSelector) -> Result<CheckpointEntry, StoreError> {
+        let index = self.read_index()?;
+        selector
+            .pick(&index)
+            .cloned()
+            .ok_or_else(|| StoreError::NoCheckpoint {
+                run: self.id.clone(),
+                what: selector.to_string(),
+            })
+    }
+}

@@ -1,0 +1,494 @@
+//! The training loop.
+//!
+//! Hand-written rather than burn-train's `Learner`: the whole dataset lives on the device and
+//! batches are gathered by index (no per-item batcher), the loss is read back once an epoch
+//! (and at most once a second for the live curve) instead of every batch, and checkpoints,
+//! resume and metrics go straight into Kiln's run store with its supersede semantics.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use super::config::{OptimizerConfig, TrainConfig};
+use super::device::{DeviceChoice, resolve};
+use super::engine::Emitter;
+use super::events::{EpochMetrics, Outcome, TrainEvent};
+use super::tensors::{DeviceData, Predictor, score};
+use crate::data::PreparedData;
+use crate::model::{Mlp, ModelConfig};
+use crate::runs::{
+    BestSummary, CheckpointEntry, MetricPoint, RunDir, RunRecord, RunStatus, SplitName,
+};
+
+/// Batch progress events (and UI repaints) are throttled to this interval.
+const BATCH_EVENT_INTERVAL_SECS: f64 = 0.05;
+/// A live training-loss point is read back (one device sync) at most this often.
+const LIVE_LOSS_INTERVAL_SECS: f64 = 1.0;
+
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub(crate) struct FitPlan {
+    pub dir: RunDir,
+    pub record: RunRecord,
+    pub data: PreparedData,
+    pub device: DeviceChoice,
+    pub resume_from: Option<CheckpointEntry>,
+}
+
+/// Why training ended early, with the message stored in the run.
+enum Ending {
+    Stopped,
+    EarlyStopped(String),
+    Diverged(String),
+    Failed(String),
+}
+
+pub(crate) fn run_fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
+    let FitPlan {
+        dir,
+        mut record,
+        data,
+        device,
+        resume_from,
+    } = plan;
+    let ending = match Trainer::new(
+        &dir,
+        &mut record,
+        &data,
+        device,
+        resume_from.as_ref(),
+        emitter,
+    ) {
+        Ok(mut trainer) => trainer.train(stop),
+        Err(message) => Some(Ending::Failed(message)),
+    };
+    let (status, outcome, message) = match ending {
+        None => (
+            RunStatus::Completed,
+            Outcome::Completed,
+            format!("trained {} epochs", record.epochs_completed),
+        ),
+        Some(Ending::Stopped) => (
+            RunStatus::Stopped,
+            Outcome::Stopped,
+            format!(
+                "stopped after {} epochs; resume continues from there",
+                record.epochs_completed
+            ),
+        ),
+        Some(Ending::EarlyStopped(message)) => {
+            (RunStatus::EarlyStopped, Outcome::EarlyStopped, message)
+        }
+        Some(Ending::Diverged(message)) => (RunStatus::Diverged, Outcome::Diverged, message),
+        Some(Ending::Failed(message)) => (RunStatus::Failed, Outcome::Failed, message),
+    };
+    record.status = status;
+    record.status_message = Some(message.clone());
+    record.updated = chrono::Utc::now().to_rfc3339();
+    if let Err(error) = dir.write_record(&record) {
+        emitter.send(TrainEvent::Warning {
+            message: format!("could not record the run's end: {error}"),
+        });
+    }
+    emitter.send(TrainEvent::Finished {
+        outcome,
+        epochs_completed: record.epochs_completed,
+        message,
+    });
+}
+
+struct Trainer<'a> {
+    dir: &'a RunDir,
+    record: &'a mut RunRecord,
+    data: &'a PreparedData,
+    emitter: &'a Emitter,
+    device: Device,
+    train_device: Device,
+    model: Mlp,
+    optimizer: ModuleOptimizer,
+    train: DeviceData,
+    step: u64,
+    /// Wall seconds of earlier sessions of this run, so curves continue on resume.
+    wall_offset_secs: f64,
+    best: Option<(usize, f64)>,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(
+        dir: &'a RunDir,
+        record: &'a mut RunRecord,
+        data: &'a PreparedData,
+        choice: DeviceChoice,
+        resume_from: Option<&CheckpointEntry>,
+        emitter: &'a Emitter,
+    ) -> Result<Self, String> {
+        let resolved = resolve(choice).map_err(|error| error.to_string())?;
+        record.device = resolved.info.clone();
+        let device = resolved.device;
+        let train_device = device.clone().autodiff();
+        let config = &record.train;
+        let ModelConfig::Mlp(mlp_config) = &record.model;
+        let (inputs, outputs) = (data.input_width(), data.output_width());
+        // The device RNG is shared by every run in the process; seeding and initialising under
+        // one lock keeps a run's initial weights a function of its seed alone.
+        let mut model = {
+            let _guard = INIT_LOCK
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            train_device.seed(config.seed);
+            Mlp::new(mlp_config, inputs, outputs, &train_device)
+        };
+        let mut optimizer = make_optimizer(config);
+        if let Some(entry) = resume_from {
+            let model_bytes = dir
+                .read_checkpoint_file(&entry.model_file)
+                .map_err(|error| error.to_string())?;
+            model = Mlp::from_burnpack(mlp_config, inputs, outputs, model_bytes, &train_device)
+                .map_err(|error| format!("checkpoint {}: {error}", entry.epoch))?;
+            let optimizer_bytes = dir
+                .read_checkpoint_file(&entry.optimizer_file)
+                .map_err(|error| error.to_string())?;
+            optimizer = optimizer
+                .from_bytes(Bytes::from_bytes_vec(optimizer_bytes))
+                .map_err(|error| {
+                    format!("checkpoint {} optimizer state: {error:?}", entry.epoch)
+                })?;
+        }
+        let best = dir
+            .read_index()
+            .ok()
+            .and_then(|index| index.best().and_then(|b| Some((b.epoch, b.valid_loss()?))));
+        dir.write_record(record)
+            .map_err(|error| error.to_string())?;
+        let train = DeviceData::upload(&data.train, data.schema.task(), &train_device);
+        Ok(Self {
+            dir,
+            step: record.steps_completed,
+            wall_offset_secs: record.train_secs,
+            record,
+            data,
+            emitter,
+            device,
+            train_device,
+            model,
+            optimizer,
+            train,
+            best,
+        })
+    }
+
+    fn train(&mut self, stop: &AtomicBool) -> Option<Ending> {
+        let config = self.record.train.clone();
+        let rows = self.train.rows;
+        let batch_size = config.batch_size.min(rows).max(1);
+        let batches = rows.div_ceil(batch_size);
+        let start_epoch = self.record.epochs_completed;
+        self.emitter.send(TrainEvent::Started {
+            run_id: self.dir.id.clone(),
+            run_name: self.record.name.clone(),
+            device: self.record.device.clone(),
+            task: self.data.schema.task(),
+            model: self.record.model_summary(),
+            start_epoch,
+            total_epochs: config.epochs,
+            batches_per_epoch: batches,
+            train_rows: rows,
+            valid_rows: self.data.valid.rows,
+        });
+        let session_start = Instant::now();
+        let mut samples_done = 0usize;
+        let mut last_event = f64::NEG_INFINITY;
+        let mut last_live_loss = 0.0;
+        for epoch in start_epoch + 1..=config.epochs {
+            let epoch_start = Instant::now();
+            let order = self.epoch_order(epoch, &config);
+            let mut loss_sum: Option<Tensor<1>> = None;
+            let mut correct_sum: Option<Tensor<1>> = None;
+            for batch in 0..batches {
+                if stop.load(Ordering::SeqCst) {
+                    return Some(Ending::Stopped);
+                }
+                let start = batch * batch_size;
+                let end = (start + batch_size).min(rows);
+                let progress = (epoch - 1) as f64 + batch as f64 / batches as f64;
+                let lr = config
+                    .schedule
+                    .rate(config.learning_rate, progress, config.epochs);
+                let indices = order.clone().slice([start..end]);
+                let (loss, correct) = self.batch_step(indices, lr);
+                let weighted = loss.clone().inner().mul_scalar((end - start) as f32);
+                loss_sum = Some(match loss_sum.take() {
+                    Some(sum) => sum + weighted,
+                    None => weighted,
+                });
+                if let Some(correct) = correct {
+                    correct_sum = Some(match correct_sum.take() {
+                        Some(sum) => sum + correct,
+                        None => correct,
+                    });
+                }
+                self.step += 1;
+                samples_done += end - start;
+                let elapsed = session_start.elapsed().as_secs_f64();
+                if elapsed - last_live_loss >= LIVE_LOSS_INTERVAL_SECS && batch + 1 < batches {
+                    last_live_loss = elapsed;
+                    let value = loss.into_scalar::<f32>() as f64;
+                    self.log(epoch, SplitName::Train, "batch_loss", value, elapsed);
+                }
+                if elapsed - last_event >= BATCH_EVENT_INTERVAL_SECS || batch + 1 == batches {
+                    last_event = elapsed;
+                    let samples_per_sec = samples_done as f64 / elapsed.max(1e-9);
+                    let remaining = (config.epochs - epoch) * rows + (rows - end);
+                    self.emitter.send(TrainEvent::Batch {
+                        epoch,
+                        batch: batch + 1,
+                        batches,
+                        step: self.step,
+                        samples_per_sec,
+                        eta_secs: remaining as f64 / samples_per_sec.max(1e-9),
+                    });
+                }
+            }
+            let train_loss =
+                loss_sum.map_or(f64::NAN, |sum| sum.into_scalar::<f32>() as f64) / rows as f64;
+            let train_accuracy =
+                correct_sum.map(|sum| sum.into_scalar::<f32>() as f64 / rows as f64);
+            let epoch_secs = epoch_start.elapsed().as_secs_f64();
+            let lr = config
+                .schedule
+                .rate(config.learning_rate, (epoch - 1) as f64, config.epochs);
+            if let Some(ending) = self.finish_epoch(
+                epoch,
+                train_loss,
+                train_accuracy,
+                lr,
+                rows as f64 / epoch_secs.max(1e-9),
+                session_start,
+            ) {
+                return Some(ending);
+            }
+        }
+        None
+    }
+
+    /// A shuffled row order for the epoch, derived from the seed and the epoch number alone so a
+    /// resumed run sees the same order it would have seen without the interruption.
+    fn epoch_order(&self, epoch: usize, config: &TrainConfig) -> Tensor<1, Int> {
+        let mut order: Vec<i64> = (0..self.train.rows as i64).collect();
+        let mut rng =
+            StdRng::seed_from_u64(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        order.shuffle(&mut rng);
+        Tensor::from_data(
+            TensorData::new(order, [self.train.rows]),
+            &self.train_device,
+        )
+    }
+
+    /// One optimisation step; returns the batch loss and (classification) the count of correct
+    /// predictions, both still on the device.
+    fn batch_step(&mut self, indices: Tensor<1, Int>, lr: f64) -> (Tensor<1>, Option<Tensor<1>>) {
+        let inputs = self.train.inputs.clone().select(0, indices.clone());
+        let outputs = self.model.forward(inputs, true);
+        let (loss, correct) = match (&self.train.labels, &self.train.values) {
+            (Some(labels), _) => {
+                let targets = labels.clone().select(0, indices);
+                let loss = CrossEntropyLossConfig::new()
+                    .init(&self.train_device)
+                    .forward(outputs.clone(), targets.clone());
+                let predicted = outputs.inner().argmax(1).flatten::<1>(0, 1);
+                let correct = predicted.equal(targets.inner()).float().sum();
+                (loss, Some(correct))
+            }
+            (None, Some(values)) => {
+                let targets = values.clone().select(0, indices);
+                (
+                    MseLoss::new().forward(outputs, targets, Reduction::Mean),
+                    None,
+                )
+            }
+            (None, None) => unreachable!("uploaded data always has labels or values"),
+        };
+        let gradients = GradientsParams::from_grads(loss.backward(), &self.model);
+        let stand_in = placeholder(&self.model);
+        let model = std::mem::replace(&mut self.model, stand_in);
+        self.model = self.optimizer.step(lr, model, gradients);
+        (loss, correct)
+    }
+
+    fn log(&self, epoch: usize, split: SplitName, metric: &str, value: f64, session_secs: f64) {
+        let point = MetricPoint {
+            epoch,
+            step: self.step,
+            split,
+            metric: metric.to_string(),
+            value,
+            wall_secs: self.wall_offset_secs + session_secs,
+        };
+        if let Err(error) = self.dir.append_metric(&point) {
+            self.emitter.send(TrainEvent::Warning {
+                message: format!("could not log a metric: {error}"),
+            });
+        }
+    }
+
+    /// Validates, logs, checkpoints and applies the stopping rules at the end of an epoch.
+    fn finish_epoch(
+        &mut self,
+        epoch: usize,
+        train_loss: f64,
+        train_accuracy: Option<f64>,
+        learning_rate: f64,
+        samples_per_sec: f64,
+        session_start: Instant,
+    ) -> Option<Ending> {
+        let task = self.data.schema.task();
+        let valid_model = self.model.valid();
+        let predictor = Predictor {
+            model: &valid_model,
+            device: &self.device,
+        };
+        let outputs = match predictor.outputs(&self.data.valid.inputs, self.data.valid.width) {
+            Ok(outputs) => outputs,
+            Err(message) => return Some(Ending::Failed(message)),
+        };
+        let (valid_loss, valid_accuracy, valid_rmse) = score(
+            &outputs,
+            &self.data.valid,
+            task,
+            self.data.output_width(),
+            self.data.preprocessor.target_std,
+        );
+        let session_secs = session_start.elapsed().as_secs_f64();
+        let metrics = EpochMetrics {
+            epoch,
+            step: self.step,
+            train_loss,
+            valid_loss,
+            train_accuracy,
+            valid_accuracy,
+            valid_rmse,
+            learning_rate,
+            samples_per_sec,
+            wall_secs: self.wall_offset_secs + session_secs,
+        };
+        let mut values = vec![
+            (SplitName::Train, "loss", train_loss),
+            (SplitName::Valid, "loss", valid_loss),
+        ];
+        values.extend(train_accuracy.map(|v| (SplitName::Train, "accuracy", v)));
+        values.extend(valid_accuracy.map(|v| (SplitName::Valid, "accuracy", v)));
+        values.extend(valid_rmse.map(|v| (SplitName::Valid, "rmse", v)));
+        for (split, metric, value) in &values {
+            self.log(epoch, *split, metric, *value, session_secs);
+        }
+        self.emitter.send(TrainEvent::Epoch(metrics));
+
+        if !train_loss.is_finite() || !valid_loss.is_finite() {
+            self.record.train_secs = self.wall_offset_secs + session_secs;
+            return Some(Ending::Diverged(format!(
+                "the loss became {} at epoch {epoch}; try a lower learning rate (the last good checkpoint is kept)",
+                if train_loss.is_nan() || valid_loss.is_nan() {
+                    "NaN"
+                } else {
+                    "infinite"
+                }
+            )));
+        }
+
+        let mut checkpoint_metrics = BTreeMap::new();
+        for (split, metric, value) in &values {
+            checkpoint_metrics.insert(format!("{}_{metric}", split.name()), *value);
+        }
+        let entry = CheckpointEntry {
+            epoch,
+            step: self.step,
+            model_file: format!("model-{epoch:04}.bpk"),
+            optimizer_file: format!("optim-{epoch:04}.bpk"),
+            metrics: checkpoint_metrics,
+            best: false,
+            wall_secs: self.wall_offset_secs + session_secs,
+        };
+        let model_bytes = match self.model.to_burnpack() {
+            Ok(bytes) => bytes,
+            Err(message) => return Some(Ending::Failed(format!("saving the model: {message}"))),
+        };
+        let optimizer_bytes = match self.optimizer.into_bytes() {
+            Ok(bytes) => bytes.to_vec(),
+            Err(error) => return Some(Ending::Failed(format!("saving the optimizer: {error:?}"))),
+        };
+        let keep_last = self.record.train.keep_last_checkpoints;
+        let index = match self
+            .dir
+            .save_checkpoint(entry, &model_bytes, &optimizer_bytes, keep_last)
+        {
+            Ok(index) => index,
+            // A full disk or a vanished folder: stop cleanly with the earlier checkpoints intact.
+            Err(error) => {
+                return Some(Ending::Failed(format!(
+                    "saving checkpoint {epoch}: {error}"
+                )));
+            }
+        };
+        let best_entry = index.best();
+        self.best = best_entry.and_then(|b| Some((b.epoch, b.valid_loss()?)));
+        self.record.epochs_completed = epoch;
+        self.record.steps_completed = self.step;
+        self.record.train_secs = self.wall_offset_secs + session_secs;
+        self.record.best = best_entry.and_then(|b| {
+            Some(BestSummary {
+                epoch: b.epoch,
+                valid_loss: b.valid_loss()?,
+                valid_accuracy: b.metrics.get("valid_accuracy").copied(),
+            })
+        });
+        self.record.updated = chrono::Utc::now().to_rfc3339();
+        if let Err(error) = self.dir.write_record(self.record) {
+            return Some(Ending::Failed(format!("updating run.json: {error}")));
+        }
+        self.emitter.send(TrainEvent::Checkpoint {
+            epoch,
+            best_epoch: self.best.map(|(epoch, _)| epoch),
+        });
+
+        if let (Some(patience), Some((best_epoch, best_loss))) =
+            (self.record.train.early_stopping_patience, self.best)
+            && epoch - best_epoch >= patience
+        {
+            return Some(Ending::EarlyStopped(format!(
+                "stopped early at epoch {epoch}: no better validation loss than {best_loss:.4} (epoch {best_epoch}) for {patience} epochs"
+            )));
+        }
+        None
+    }
+}
+
+fn make_optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    match config.optimizer {
+        OptimizerConfig::Sgd { momentum } => {
+            let momentum = (momentum > 0.0).then(|| MomentumConfig::new().with_momentum(momentum));
+            SgdConfig::new().with_momentum(momentum).init()
+        }
+        OptimizerConfig::Adam => AdamConfig::new().init(),
+        OptimizerConfig::AdamW { weight_decay } => AdamWConfig::new()
+            .with_weight_decay(weight_decay as f32)
+            .init(),
+    }
+}
+
+/// `ModuleOptimizer::step` takes the model by value; this stands in for the instant it is moved.
+fn placeholder(model: &Mlp) -> Mlp {
+    Mlp {
+        layers: Vec::new(),
+        activation: model.activation,
+        dropout: model.dropout,
+    }
+}

@@ -1,0 +1,18 @@
+//! The training engine: device choice and a training loop on a worker thread, driven by a
+//! handle (stop) and reporting through a channel of [`TrainEvent`]s.
+
+mod config;
+mod device;
+mod engine;
+mod events;
+mod fit;
+mod tensors;
+
+pub use config::{LrSchedule, OptimizerConfig, TrainConfig, TrainConfigError};
+pub use device::{
+    AdapterSummary, DeviceChoice, DeviceError, DeviceInfo, ResolvedDevice, hardware_gpu, resolve,
+    wgpu_adapters,
+};
+pub use engine::{EngineError, ResumeRequest, TrainHandle, TrainRequest, resume, start};
+pub use events::{EpochMetrics, Outcome, TrainEvent};
+pub use tensors::{DeviceData, Predictor, argmax, softmax};

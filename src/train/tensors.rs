@@ -1,0 +1,133 @@
+//! Moving encoded data onto a device, and running a model over many rows.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::data::{EncodedMatrix, Task};
+use crate::model::Mlp;
+
+/// Rows per forward pass when evaluating or predicting; bounds device memory for large sets.
+const EVAL_CHUNK_ROWS: usize = 4096;
+
+pub(crate) fn matrix(values: &[f32], rows: usize, width: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [rows, width]), device)
+}
+
+/// The training split on the (autodiff) training device: inputs and targets, uploaded once.
+pub struct DeviceData {
+    pub inputs: Tensor<2>,
+    pub labels: Option<Tensor<1, Int>>,
+    /// `[rows, 1]` standardised regression targets.
+    pub values: Option<Tensor<2>>,
+    pub rows: usize,
+}
+
+impl DeviceData {
+    pub fn upload(data: &EncodedMatrix, task: Task, device: &Device) -> Self {
+        let inputs = matrix(&data.inputs, data.rows, data.width, device);
+        let (labels, values) = match task {
+            Task::Classification => (
+                Some(Tensor::from_data(
+                    TensorData::new(data.labels.clone(), [data.rows]),
+                    device,
+                )),
+                None,
+            ),
+            Task::Regression => (None, Some(matrix(&data.values, data.rows, 1, device))),
+        };
+        Self {
+            inputs,
+            labels,
+            values,
+            rows: data.rows,
+        }
+    }
+}
+
+/// Inference with a trained model: rows in, raw outputs (logits or standardised values) out.
+pub struct Predictor<'a> {
+    pub model: &'a Mlp,
+    pub device: &'a Device,
+}
+
+impl Predictor<'_> {
+    /// Raw outputs, row-major `[rows, outputs]`.
+    pub fn outputs(&self, inputs: &[f32], width: usize) -> Result<Vec<f32>, String> {
+        let rows = if width == 0 { 0 } else { inputs.len() / width };
+        let mut outputs = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + EVAL_CHUNK_ROWS).min(rows);
+            let x = matrix(
+                &inputs[start * width..end * width],
+                end - start,
+                width,
+                self.device,
+            );
+            let y = self.model.forward(x, false);
+            let data = y.into_data();
+            let values = data
+                .try_to_vec::<f32>()
+                .map_err(|error| format!("reading outputs back from the device: {error:?}"))?;
+            outputs.extend(values);
+            start = end;
+        }
+        Ok(outputs)
+    }
+}
+
+/// Softmax probabilities of one row of logits (numerically stable).
+pub fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// Loss and quality of raw outputs against encoded targets: (loss, accuracy, rmse-in-units).
+pub(crate) fn score(
+    outputs: &[f32],
+    data: &EncodedMatrix,
+    task: Task,
+    classes: usize,
+    target_std: f64,
+) -> (f64, Option<f64>, Option<f64>) {
+    if data.rows == 0 {
+        return (f64::NAN, None, None);
+    }
+    match task {
+        Task::Classification => {
+            let mut loss = 0.0;
+            let mut correct = 0usize;
+            for (row, &label) in data.labels.iter().enumerate() {
+                let logits = &outputs[row * classes..(row + 1) * classes];
+                let probabilities = softmax(logits);
+                loss -= probabilities[label as usize].max(f64::MIN_POSITIVE).ln();
+                let predicted = argmax(logits);
+                if predicted == label as usize {
+                    correct += 1;
+                }
+            }
+            let n = data.rows as f64;
+            (loss / n, Some(correct as f64 / n), None)
+        }
+        Task::Regression => {
+            let mse = outputs
+                .iter()
+                .zip(&data.values)
+                .map(|(&o, &t)| (o as f64 - t as f64).powi(2))
+                .sum::<f64>()
+                / data.rows as f64;
+            (mse, None, Some(mse.sqrt() * target_std))
+        }
+    }
+}
+
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (index, value) in values.iter().enumerate() {
+        if *value > values[best] || values[best].is_nan() {
+            best = index;
+        }
+    }
+    best
+}

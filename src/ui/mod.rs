@@ -1,0 +1,30 @@
+//! The desktop app: a thin eframe shell over the engine and the run store.
+
+mod app;
+mod cache;
+pub mod dialogs;
+mod panels;
+mod plot;
+mod promise;
+mod settings;
+
+pub use app::{AppOptions, KilnApp};
+pub use plot::{XAxis, debiased_ema};
+pub use settings::Settings;
+
+/// Opens the main window; returns when it is closed.
+pub fn run_app(options: AppOptions) -> eframe::Result {
+    let native_options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Kiln")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([900.0, 560.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Kiln",
+        native_options,
+        Box::new(move |creation| Ok(Box::new(KilnApp::new(creation, options)))),
+    )
+}

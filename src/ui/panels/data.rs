@@ -1,0 +1,286 @@
+//! The dataset: loading in the background, the preview table, schema and fingerprint.
+
+use egui_extras::{Column, TableBuilder};
+
+use crate::data::{ColumnKind, DataSpec, PreparedData, Task, prepare};
+use crate::ui::app::{Command, KilnApp};
+use crate::ui::dialogs::DialogKind;
+use crate::ui::promise::Task as Background;
+
+/// Rows shown in the preview table.
+const PREVIEW_ROWS: usize = 50;
+
+#[derive(Default)]
+pub struct DataState {
+    pub loaded: Option<(DataSpec, PreparedData)>,
+    pub error: Option<String>,
+    loading: Background<(DataSpec, Result<PreparedData, String>)>,
+}
+
+impl DataState {
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_pending()
+    }
+}
+
+impl KilnApp {
+    pub(crate) fn data_spec(&self) -> DataSpec {
+        let settings = &self.settings;
+        DataSpec {
+            path: settings.data_path.trim().into(),
+            target: settings.target.clone(),
+            task: settings.task,
+            valid_fraction: settings.valid_fraction,
+            split_seed: settings.split_seed,
+            impute_missing: settings.impute_missing,
+        }
+    }
+
+    pub(crate) fn load_data(&mut self, ctx: &egui::Context) {
+        let spec = self.data_spec();
+        if spec.path.as_os_str().is_empty() {
+            self.data.error = Some("Choose a CSV file.".to_string());
+            return;
+        }
+        self.data.loading.start(ctx, move || {
+            (spec.clone(), prepare(&spec).map_err(|e| e.to_string()))
+        });
+    }
+
+    pub(crate) fn poll_data(&mut self) {
+        if let Some((spec, result)) = self.data.loading.take() {
+            match result {
+                Ok(prepared) => {
+                    // A target that the file does not have came from an earlier dataset.
+                    if self
+                        .settings
+                        .target
+                        .as_deref()
+                        .is_some_and(|t| prepared.table.column_index(t).is_none())
+                    {
+                        self.settings.target = None;
+                    }
+                    self.data.loaded = Some((spec, prepared));
+                    self.data.error = None;
+                }
+                Err(error) => {
+                    self.data.loaded = None;
+                    self.data.error = Some(error);
+                }
+            }
+        }
+    }
+}
+
+/// The dataset part of the setup column.
+pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.label("CSV");
+        let edit = ui.add(
+            egui::TextEdit::singleline(&mut app.settings.data_path)
+                .hint_text("path/to/data.csv")
+                .desired_width(190.0),
+        );
+        if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+            app.push(Command::LoadData);
+        }
+        if ui.button("Load").clicked() {
+            app.push(Command::LoadData);
+        }
+        if ui
+            .button("Browse…")
+            .on_hover_text("Open a file dialog (or drop a CSV on the window)")
+            .clicked()
+        {
+            app.push(Command::Dialog(DialogKind::OpenCsv));
+        }
+    });
+    if app.data.is_loading() {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("Loading…");
+        });
+    }
+    if let Some(error) = &app.data.error {
+        ui.colored_label(ui.visuals().error_fg_color, error);
+    }
+    let Some((_, prepared)) = &app.data.loaded else {
+        return;
+    };
+    let header = prepared.table.header.clone();
+    let current_target = prepared.schema.target.name.clone();
+    let mut reload = false;
+    egui::Grid::new("data_grid")
+        .num_columns(2)
+        .spacing([8.0, 4.0])
+        .show(ui, |ui| {
+            ui.label("Target");
+            egui::ComboBox::from_id_salt("target")
+                .selected_text(&current_target)
+                .show_ui(ui, |ui| {
+                    for column in &header {
+                        if ui
+                            .selectable_label(*column == current_target, column)
+                            .clicked()
+                        {
+                            app.settings.target = Some(column.clone());
+                            reload = true;
+                        }
+                    }
+                });
+            ui.end_row();
+            ui.label("Task");
+            ui.horizontal(|ui| {
+                use crate::data::TaskOverride;
+                for (value, label) in [
+                    (TaskOverride::Auto, "auto"),
+                    (TaskOverride::Classification, "classify"),
+                    (TaskOverride::Regression, "regress"),
+                ] {
+                    reload |= ui
+                        .selectable_value(&mut app.settings.task, value, label)
+                        .changed();
+                }
+            });
+            ui.end_row();
+            ui.label("Detected");
+            ui.label(format!(
+                "{} ({} rows)",
+                prepared.schema.task(),
+                prepared.fingerprint.rows
+            ));
+            ui.end_row();
+            ui.label("Validation");
+            ui.horizontal(|ui| {
+                let mut percent = app.settings.valid_fraction * 100.0;
+                if ui
+                    .add(
+                        egui::DragValue::new(&mut percent)
+                            .range(5.0..=50.0)
+                            .suffix(" %")
+                            .speed(0.5),
+                    )
+                    .changed()
+                {
+                    app.settings.valid_fraction = percent / 100.0;
+                    reload = true;
+                }
+                ui.label("seed");
+                reload |= ui
+                    .add(egui::DragValue::new(&mut app.settings.split_seed))
+                    .changed();
+            });
+            ui.end_row();
+            ui.label("Split");
+            ui.label(format!(
+                "{} train / {} validation",
+                prepared.train.rows, prepared.valid.rows
+            ));
+            ui.end_row();
+            ui.label("Fingerprint");
+            ui.monospace(prepared.fingerprint.short_id())
+                .on_hover_text(format!(
+                    "content SHA-256 {}",
+                    prepared.fingerprint.content_sha256
+                ));
+            ui.end_row();
+        });
+    reload |= ui
+        .checkbox(
+            &mut app.settings.impute_missing,
+            "Fill missing cells (mean / most frequent)",
+        )
+        .changed();
+    if !prepared.fingerprint.class_counts.is_empty() {
+        class_balance_ui(ui, prepared);
+    }
+    if reload {
+        app.push(Command::LoadData);
+    }
+}
+
+fn class_balance_ui(ui: &mut egui::Ui, prepared: &PreparedData) {
+    let counts = &prepared.fingerprint.class_counts;
+    let max = counts.values().copied().max().unwrap_or(1).max(1) as f32;
+    ui.label("Class balance");
+    for (class, count) in counts {
+        ui.horizontal(|ui| {
+            ui.add_sized([90.0, 14.0], egui::Label::new(class).truncate());
+            ui.add(
+                egui::ProgressBar::new(*count as f32 / max)
+                    .desired_width(150.0)
+                    .text(count.to_string()),
+            );
+        });
+    }
+}
+
+/// The preview tab: first rows, column types.
+pub fn data_preview_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
+    let Some((_, prepared)) = &app.data.loaded else {
+        ui.label(app.data.error.as_deref().unwrap_or("No dataset loaded."));
+        return;
+    };
+    let table = &prepared.table;
+    let kinds: Vec<String> = table
+        .header
+        .iter()
+        .map(|name| {
+            if *name == prepared.schema.target.name {
+                return match prepared.schema.task() {
+                    Task::Classification => {
+                        format!("target · {} classes", prepared.schema.target.classes.len())
+                    }
+                    Task::Regression => "target · numeric".to_string(),
+                };
+            }
+            match prepared
+                .schema
+                .features
+                .iter()
+                .find(|c| &c.name == name)
+                .map(|c| &c.kind)
+            {
+                Some(ColumnKind::Numeric) => "numeric".to_string(),
+                Some(ColumnKind::Categorical { categories }) => {
+                    format!("one-hot · {}", categories.len())
+                }
+                None => String::new(),
+            }
+        })
+        .collect();
+    ui.label(format!(
+        "{} — first {} of {} rows",
+        prepared.fingerprint.file_name,
+        PREVIEW_ROWS.min(table.rows.len()),
+        table.rows.len()
+    ));
+    egui::ScrollArea::horizontal().show(ui, |ui| {
+        TableBuilder::new(ui)
+            .striped(true)
+            .columns(
+                Column::auto().at_least(70.0).resizable(true),
+                table.header.len(),
+            )
+            .header(38.0, |mut header| {
+                for (name, kind) in table.header.iter().zip(&kinds) {
+                    header.col(|ui| {
+                        ui.vertical(|ui| {
+                            ui.strong(name);
+                            ui.weak(kind);
+                        });
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(18.0, PREVIEW_ROWS.min(table.rows.len()), |mut row| {
+                    let index = row.index();
+                    for cell in &table.rows[index] {
+                        row.col(|ui| {
+                            ui.label(cell);
+                        });
+                    }
+                });
+            });
+    });
+}

@@ -1,0 +1,199 @@
+//! The selected checkpoint: its metrics, and exporting it as a model bundle.
+
+use std::path::PathBuf;
+
+use crate::export::{BundlePaths, ExportError, ExportOptions, export_checkpoint};
+use crate::runs::RunListing;
+use crate::ui::app::{Command, KilnApp};
+use crate::ui::dialogs::DialogKind;
+use crate::ui::promise::Task;
+
+#[derive(Default)]
+pub struct ExportState {
+    pub path: String,
+    pub confirm_overwrite: Option<PathBuf>,
+    pub last: Option<BundlePaths>,
+    task: Task<(PathBuf, Result<BundlePaths, ExportFailure>)>,
+}
+
+pub enum ExportFailure {
+    Exists,
+    Other(String),
+}
+
+impl ExportState {
+    pub fn is_pending(&self) -> bool {
+        self.task.is_pending()
+    }
+}
+
+impl KilnApp {
+    pub(crate) fn export_selected(&mut self, ctx: &egui::Context, path: PathBuf, force: bool) {
+        let Some((run, epoch)) = self.selected_checkpoint.clone() else {
+            self.error("Select a checkpoint first (click a marker on the plot).");
+            return;
+        };
+        let runs_dir = self.cache.runs_dir.clone();
+        self.export.path = path.display().to_string();
+        self.export.task.start(ctx, move || {
+            let options = ExportOptions {
+                force,
+                ..ExportOptions::default()
+            };
+            let result = export_checkpoint(&runs_dir, &format!("{run}@{epoch}"), &path, &options)
+                .map_err(|error| match error {
+                    ExportError::Exists(_) => ExportFailure::Exists,
+                    other => ExportFailure::Other(other.to_string()),
+                });
+            (path, result)
+        });
+    }
+
+    pub(crate) fn poll_export(&mut self) {
+        if let Some((path, result)) = self.export.task.take() {
+            match result {
+                Ok(paths) => {
+                    self.info(format!(
+                        "Exported to {}",
+                        paths.card.parent().unwrap_or(&paths.card).display()
+                    ));
+                    self.export.last = Some(paths);
+                }
+                Err(ExportFailure::Exists) => self.export.confirm_overwrite = Some(path),
+                Err(ExportFailure::Other(message)) => {
+                    self.error(format!("Export failed: {message}"))
+                }
+            }
+        }
+    }
+}
+
+pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
+    let Some((run, epoch)) = app.selected_checkpoint.clone() else {
+        ui.label(
+            "Click a checkpoint marker on the plot (● per epoch, ◆ the best) to select it here.",
+        );
+        best_shortcuts_ui(app, ui);
+        return;
+    };
+    let curves = app.cache.curves(&run);
+    let entry = curves.and_then(|c| c.index.at_epoch(epoch)).cloned();
+    let name = match app.cache.listing(&run) {
+        Some(RunListing::Run { record, .. }) => record.name.clone(),
+        _ => run.clone(),
+    };
+    ui.heading(format!("{name} · epoch {epoch}"));
+    match &entry {
+        Some(entry) => {
+            if entry.best {
+                ui.label("◆ The best checkpoint of this run (lowest validation loss).");
+            }
+            egui::Grid::new("checkpoint_metrics")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    for (metric, value) in &entry.metrics {
+                        ui.label(metric);
+                        ui.monospace(format!("{value:.5}"));
+                        ui.end_row();
+                    }
+                    ui.label("step");
+                    ui.monospace(entry.step.to_string());
+                    ui.end_row();
+                });
+        }
+        None => {
+            ui.label("This checkpoint is no longer kept (only the best and the latest ones are).");
+            return;
+        }
+    }
+    ui.separator();
+    if app.export.path.is_empty() {
+        let base = dirs::document_dir()
+            .or_else(dirs::home_dir)
+            .unwrap_or_else(|| PathBuf::from("."));
+        app.export.path = base
+            .join("kiln-models")
+            .join(format!("{}-epoch{epoch}.bpk", sanitize(&name)))
+            .display()
+            .to_string();
+    }
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(!app.export.is_pending(), egui::Button::new("Export…"))
+            .on_hover_text("Choose where in a file dialog")
+            .clicked()
+        {
+            app.push(Command::Dialog(DialogKind::SaveBundle));
+        }
+        ui.label("or to");
+        ui.add(egui::TextEdit::singleline(&mut app.export.path).desired_width(360.0));
+        if ui
+            .add_enabled(!app.export.is_pending(), egui::Button::new("Export"))
+            .clicked()
+        {
+            let path = PathBuf::from(app.export.path.trim());
+            app.push(Command::Export { path, force: false });
+        }
+        if app.export.is_pending() {
+            ui.spinner();
+        }
+    });
+    ui.weak("Writes the weights (.bpk for Kiln, .safetensors for Python) and a .card.json model card with golden vectors.");
+    if let Some(paths) = &app.export.last {
+        ui.label(format!("Last export: {}", paths.card.display()));
+        if ui.button("Open this model").clicked() {
+            app.push(Command::OpenModel(paths.card.clone()));
+        }
+    }
+    if let Some(path) = app.export.confirm_overwrite.clone() {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!("{} exists already.", path.display()),
+        );
+        ui.horizontal(|ui| {
+            if ui.button("Overwrite").clicked() {
+                app.export.confirm_overwrite = None;
+                app.push(Command::Export {
+                    path: path.clone(),
+                    force: true,
+                });
+            }
+            if ui.button("Cancel").clicked() {
+                app.export.confirm_overwrite = None;
+            }
+        });
+    }
+}
+
+/// Quick selection of each shown run's best checkpoint.
+fn best_shortcuts_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
+    let mut choices = Vec::new();
+    for id in &app.settings.selected_runs {
+        if let Some(best) = app.cache.curves(id).and_then(|c| c.index.best()) {
+            choices.push((id.clone(), best.epoch));
+        }
+    }
+    for (id, epoch) in choices {
+        if ui
+            .button(format!(
+                "Select the best checkpoint of {} (epoch {epoch})",
+                crate::ui::app::short_id(&id)
+            ))
+            .clicked()
+        {
+            app.push(Command::SelectCheckpoint { run: id, epoch });
+        }
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}

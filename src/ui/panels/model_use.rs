@@ -1,0 +1,278 @@
+//! Using an exported model: open a bundle, read its card, predict on a CSV or on a typed row.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use egui_extras::{Column, TableBuilder};
+
+use crate::data::ColumnTransform;
+use crate::export::{LoadedModel, Prediction, PredictionReport, predict_csv};
+use crate::ui::app::{Command, KilnApp};
+use crate::ui::dialogs::DialogKind;
+use crate::ui::promise::Task;
+
+/// Prediction rows shown in the table.
+const SHOWN_PREDICTIONS: usize = 200;
+
+#[derive(Default)]
+pub struct ModelUseState {
+    pub path: String,
+    pub csv_path: String,
+    pub model: Option<Arc<LoadedModel>>,
+    pub report: Option<PredictionReport>,
+    pub row: BTreeMap<String, String>,
+    pub row_result: Option<Result<Prediction, String>>,
+    opening: Task<Result<LoadedModel, String>>,
+    predicting: Task<Result<PredictionReport, String>>,
+}
+
+impl ModelUseState {
+    pub fn is_pending(&self) -> bool {
+        self.opening.is_pending() || self.predicting.is_pending()
+    }
+}
+
+impl KilnApp {
+    pub(crate) fn open_model(&mut self, ctx: &egui::Context, path: PathBuf) {
+        self.model_use.path = path.display().to_string();
+        self.settings.bottom_tab = crate::ui::settings::BottomTab::Model;
+        self.model_use.opening.start(ctx, move || {
+            LoadedModel::open(&path).map_err(|e| e.to_string())
+        });
+    }
+
+    pub(crate) fn predict_file(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let Some(model) = self.model_use.model.clone() else {
+            self.error("Open a model first.");
+            return;
+        };
+        self.model_use.csv_path = path.display().to_string();
+        self.model_use.predicting.start(ctx, move || {
+            predict_csv(&model, &path).map_err(|e| e.to_string())
+        });
+    }
+
+    pub(crate) fn predict_typed_row(&mut self) {
+        let Some(model) = &self.model_use.model else {
+            return;
+        };
+        let cells: Vec<(String, String)> = model
+            .card
+            .preprocessor
+            .columns
+            .iter()
+            .map(|column| {
+                let name = column.name().to_string();
+                let value = self.model_use.row.get(&name).cloned().unwrap_or_default();
+                (name, value)
+            })
+            .collect();
+        self.model_use.row_result = Some(model.predict_row(&cells).map_err(|e| e.to_string()));
+    }
+
+    pub(crate) fn poll_model_use(&mut self) {
+        if let Some(result) = self.model_use.opening.take() {
+            match result {
+                Ok(model) => {
+                    self.info(format!("Opened {}", model.card_path.display()));
+                    self.model_use.row = first_golden_row(&model);
+                    self.model_use.model = Some(Arc::new(model));
+                    self.model_use.report = None;
+                    self.model_use.row_result = None;
+                }
+                Err(error) => self.error(format!("Cannot open the model: {error}")),
+            }
+        }
+        if let Some(result) = self.model_use.predicting.take() {
+            match result {
+                Ok(report) => {
+                    self.info(format!("Predicted {} rows", report.predictions.len()));
+                    self.model_use.report = Some(report);
+                }
+                Err(error) => self.error(format!("Cannot predict: {error}")),
+            }
+        }
+    }
+}
+
+/// Pre-fills the row form with a real row from the card, so Predict works at once.
+fn first_golden_row(model: &LoadedModel) -> BTreeMap<String, String> {
+    model.card.golden.raw.first().cloned().unwrap_or_default()
+}
+
+pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        if ui.button("Open model…").clicked() {
+            app.push(Command::Dialog(DialogKind::OpenModel));
+        }
+        ui.label("or");
+        ui.add(
+            egui::TextEdit::singleline(&mut app.model_use.path)
+                .hint_text("bundle folder, .card.json or .bpk")
+                .desired_width(360.0),
+        );
+        if ui.button("Open").clicked() {
+            let path = PathBuf::from(app.model_use.path.trim());
+            app.push(Command::OpenModel(path));
+        }
+        if app.model_use.is_pending() {
+            ui.spinner();
+        }
+    });
+    let Some(model) = app.model_use.model.clone() else {
+        ui.label("Open an exported model to see its card and predict with it.");
+        return;
+    };
+    let card = &model.card;
+    ui.separator();
+    ui.label(
+        egui::RichText::new(format!("{} · epoch {}", card.source_run_name, card.epoch)).strong(),
+    );
+    ui.label(format!(
+        "{} · {} parameters · {} → {}",
+        card.description,
+        card.parameters,
+        card.input_names.len(),
+        match card.output_kind.as_str() {
+            "probabilities" =>
+                format!("probabilities of {}", card.schema.target.classes.join(", ")),
+            _ => format!("{} (value)", card.schema.target.name),
+        }
+    ));
+    ui.weak(format!(
+        "trained on {} (fingerprint {}), run {}",
+        card.dataset.file_name,
+        card.dataset.short_id(),
+        card.source_run_id
+    ));
+    ui.separator();
+    ui.horizontal(|ui| {
+        ui.label("Predict on a CSV:");
+        ui.add(egui::TextEdit::singleline(&mut app.model_use.csv_path).desired_width(300.0));
+        if ui.button("Predict").clicked() {
+            let path = PathBuf::from(app.model_use.csv_path.trim());
+            app.push(Command::PredictCsv(path));
+        }
+        if ui.button("Browse…").clicked() {
+            app.push(Command::Dialog(DialogKind::PredictCsv));
+        }
+    });
+    ui.collapsing("Predict one row", |ui| {
+        egui::Grid::new("row_form").num_columns(2).show(ui, |ui| {
+            for column in &card.preprocessor.columns {
+                let value = app
+                    .model_use
+                    .row
+                    .entry(column.name().to_string())
+                    .or_default();
+                ui.label(column.name());
+                match column {
+                    ColumnTransform::OneHot { categories, .. } => {
+                        egui::ComboBox::from_id_salt(column.name())
+                            .selected_text(value.as_str())
+                            .show_ui(ui, |ui| {
+                                for category in categories {
+                                    ui.selectable_value(value, category.clone(), category);
+                                }
+                            });
+                    }
+                    ColumnTransform::Standardize { mean, .. } => {
+                        ui.add(
+                            egui::TextEdit::singleline(value)
+                                .hint_text(format!("{mean:.3}"))
+                                .desired_width(120.0),
+                        );
+                    }
+                }
+                ui.end_row();
+            }
+        });
+        if ui.button("Predict row").clicked() {
+            app.push(Command::PredictRow);
+        }
+        match &app.model_use.row_result {
+            Some(Ok(prediction)) => {
+                ui.label(egui::RichText::new(describe(prediction)).strong());
+            }
+            Some(Err(error)) => {
+                ui.colored_label(ui.visuals().error_fg_color, error);
+            }
+            None => {}
+        }
+    });
+    if let Some(report) = &app.model_use.report {
+        for warning in &report.drift {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ drift: {warning}"));
+        }
+        predictions_table(ui, card, report);
+    }
+}
+
+fn describe(prediction: &Prediction) -> String {
+    match (&prediction.class, prediction.value) {
+        (Some(class), _) => {
+            let confidence = prediction.probabilities.iter().copied().fold(0.0, f64::max);
+            format!("{class} ({:.1}%)", confidence * 100.0)
+        }
+        (None, Some(value)) => format!("{value:.4}"),
+        _ => "—".to_string(),
+    }
+}
+
+fn predictions_table(
+    ui: &mut egui::Ui,
+    card: &crate::export::ModelCard,
+    report: &PredictionReport,
+) {
+    let classes = &card.schema.target.classes;
+    ui.label(format!(
+        "{} predictions{}",
+        report.predictions.len(),
+        if report.predictions.len() > SHOWN_PREDICTIONS {
+            format!(" (first {SHOWN_PREDICTIONS} shown)")
+        } else {
+            String::new()
+        }
+    ));
+    TableBuilder::new(ui)
+        .id_salt("predictions")
+        .striped(true)
+        .column(Column::auto().at_least(40.0))
+        .column(Column::auto().at_least(100.0))
+        .columns(Column::auto().at_least(70.0), classes.len())
+        .header(20.0, |mut header| {
+            header.col(|ui| {
+                ui.strong("row");
+            });
+            header.col(|ui| {
+                ui.strong("prediction");
+            });
+            for class in classes {
+                header.col(|ui| {
+                    ui.strong(format!("p({class})"));
+                });
+            }
+        })
+        .body(|body| {
+            body.rows(
+                18.0,
+                report.predictions.len().min(SHOWN_PREDICTIONS),
+                |mut row| {
+                    let index = row.index();
+                    let prediction = &report.predictions[index];
+                    row.col(|ui| {
+                        ui.label((index + 1).to_string());
+                    });
+                    row.col(|ui| {
+                        ui.label(describe(prediction));
+                    });
+                    for p in &prediction.probabilities {
+                        row.col(|ui| {
+                            ui.monospace(format!("{p:.4}"));
+                        });
+                    }
+                },
+            );
+        });
+}

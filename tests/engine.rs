@@ -1,0 +1,344 @@
+//! The engine on the CPU: real training, checkpoints, stop and resume, divergence, export.
+
+use std::path::{Path, PathBuf};
+
+use kiln::data::DataSpec;
+use kiln::export::{ExportOptions, LoadedModel, export_checkpoint, predict_csv, verify_bundle};
+use kiln::model::{MlpConfig, ModelConfig};
+use kiln::runs::{RunStatus, RunStore, SplitName};
+use kiln::train::{
+    DeviceChoice, Outcome, ResumeRequest, TrainConfig, TrainEvent, TrainRequest, resume, start,
+};
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join(name)
+}
+
+fn request(data: &str, runs_dir: &Path, epochs: usize) -> TrainRequest {
+    TrainRequest {
+        data: DataSpec::new(sample(data)),
+        model: ModelConfig::Mlp(MlpConfig::default()),
+        train: TrainConfig {
+            epochs,
+            batch_size: 16,
+            learning_rate: 0.01,
+            ..TrainConfig::default()
+        },
+        device: DeviceChoice::Cpu,
+        name: None,
+        runs_dir: runs_dir.to_path_buf(),
+    }
+}
+
+fn finished(events: &[TrainEvent]) -> (Outcome, String) {
+    events
+        .iter()
+        .find_map(|event| match event {
+            TrainEvent::Finished {
+                outcome, message, ..
+            } => Some((*outcome, message.clone())),
+            _ => None,
+        })
+        .expect("a Finished event")
+}
+
+fn epochs(events: &[TrainEvent]) -> Vec<kiln::train::EpochMetrics> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            TrainEvent::Epoch(metrics) => Some(metrics.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn iris_reaches_ninety_percent_and_exports_a_model_that_predicts_the_same() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let handle = start(request("iris.csv", store_dir.path(), 60), None).expect("starts");
+    let run_id = handle.run_id.clone();
+    let events = handle.wait();
+    let (outcome, message) = finished(&events);
+    assert_eq!(outcome, Outcome::Completed, "{message}");
+    let metrics = epochs(&events);
+    assert_eq!(metrics.len(), 60);
+    let best_accuracy = metrics
+        .iter()
+        .filter_map(|m| m.valid_accuracy)
+        .fold(0.0, f64::max);
+    assert!(
+        best_accuracy >= 0.9,
+        "best validation accuracy {best_accuracy}"
+    );
+
+    let store = RunStore::open(store_dir.path()).unwrap();
+    let dir = store.find(&run_id).unwrap();
+    let record = dir.read_record().unwrap();
+    assert_eq!(record.status, RunStatus::Completed);
+    assert_eq!(record.epochs_completed, 60);
+    assert_eq!(record.device.backend, "cpu");
+    let index = dir.read_index().unwrap();
+    assert!(index.best().is_some());
+    assert!(index.checkpoints.len() <= 4, "best + last 3 kept");
+    let log = dir.read_metrics().unwrap();
+    assert_eq!(log.series(SplitName::Valid, "accuracy").count(), 60);
+
+    // Export the best checkpoint, load it back and compare with the card's golden outputs
+    // (computed from the checkpoint before export).
+    let out = tempfile::tempdir().unwrap();
+    let paths = export_checkpoint(
+        store_dir.path(),
+        &format!("{run_id}@best"),
+        out.path(),
+        &ExportOptions::default(),
+    )
+    .expect("exports");
+    assert!(paths.burnpack.is_file() && paths.safetensors.is_file() && paths.card.is_file());
+    let model = LoadedModel::open(out.path()).expect("loads");
+    assert_eq!(model.card.golden.inputs.len(), 5);
+    let flat: Vec<f32> = model.card.golden.inputs.iter().flatten().copied().collect();
+    let predictions = model.predict_encoded(&flat).unwrap();
+    for (prediction, golden) in predictions.iter().zip(&model.card.golden.outputs) {
+        for (a, b) in prediction.probabilities.iter().zip(golden) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+    let report = verify_bundle(out.path()).unwrap();
+    assert!(report.ok(), "{report:?}");
+
+    // Predicting on the CSV itself works and is mostly right.
+    let report = predict_csv(&model, &sample("iris.csv")).unwrap();
+    assert_eq!(report.predictions.len(), 150);
+    let table = kiln::data::load_csv(&sample("iris.csv")).unwrap();
+    let correct = report
+        .predictions
+        .iter()
+        .zip(&table.rows)
+        .filter(|(p, row)| p.class.as_deref() == Some(row[4].as_str()))
+        .count();
+    assert!(correct >= 135, "{correct}/150 correct");
+
+    // Exporting again to the same place is refused without force.
+    let again = export_checkpoint(
+        store_dir.path(),
+        &run_id,
+        out.path(),
+        &ExportOptions::default(),
+    );
+    assert!(again.unwrap_err().to_string().contains("exists already"));
+}
+
+#[test]
+fn diabetes_validation_loss_falls() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let handle = start(request("diabetes.csv", store_dir.path(), 30), None).unwrap();
+    let events = handle.wait();
+    assert_eq!(finished(&events).0, Outcome::Completed);
+    let metrics = epochs(&events);
+    let first = metrics.first().unwrap().valid_loss;
+    let best = metrics
+        .iter()
+        .map(|m| m.valid_loss)
+        .fold(f64::INFINITY, f64::min);
+    assert!(best < 0.85 * first, "valid loss {first} → best {best}");
+    assert!(
+        metrics
+            .iter()
+            .all(|m| m.valid_rmse.is_some() && m.valid_accuracy.is_none())
+    );
+}
+
+#[test]
+fn stop_mid_epoch_then_resume_gives_one_continuous_curve() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let mut req = request("diabetes.csv", store_dir.path(), 12);
+    req.train.batch_size = 4;
+    let handle = start(req, None).unwrap();
+    // Stop once epoch 4 is under way (events lag the worker a little, so it may be further on).
+    let mut seen = Vec::new();
+    for event in handle.events().iter() {
+        let in_epoch_four =
+            matches!(event, TrainEvent::Batch { epoch, batch, .. } if epoch >= 4 && batch > 1);
+        seen.push(event);
+        if in_epoch_four {
+            handle.stop();
+            break;
+        }
+    }
+    let run_id = handle.run_id.clone();
+    seen.extend(handle.wait());
+    let (outcome, _) = finished(&seen);
+    assert_eq!(outcome, Outcome::Stopped);
+    let done = epochs(&seen).last().map_or(0, |m| m.epoch);
+    assert!(
+        (3..12).contains(&done),
+        "stopped mid-run, after epoch {done}"
+    );
+    let store = RunStore::open(store_dir.path()).unwrap();
+    let dir = store.find(&run_id).unwrap();
+    let record = dir.read_record().unwrap();
+    assert_eq!(record.status, RunStatus::Stopped);
+    assert_eq!(record.epochs_completed, done);
+
+    let resumed = resume(
+        ResumeRequest {
+            runs_dir: store_dir.path().to_path_buf(),
+            run: run_id.clone(),
+            extra_epochs: None,
+            device: None,
+        },
+        None,
+    )
+    .expect("resumes");
+    let events = resumed.wait();
+    assert_eq!(finished(&events).0, Outcome::Completed);
+    let resumed_epochs: Vec<usize> = epochs(&events).iter().map(|m| m.epoch).collect();
+    assert_eq!(resumed_epochs, (done + 1..=12).collect::<Vec<_>>());
+
+    let log = dir.read_metrics().unwrap();
+    let curve: Vec<(usize, u64)> = log
+        .series(SplitName::Valid, "loss")
+        .map(|p| (p.epoch, p.step))
+        .collect();
+    assert_eq!(
+        curve.iter().map(|c| c.0).collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>()
+    );
+    assert!(
+        curve.windows(2).all(|w| w[0].1 < w[1].1),
+        "steps increase: {curve:?}"
+    );
+    let wall: Vec<f64> = log
+        .series(SplitName::Valid, "loss")
+        .map(|p| p.wall_secs)
+        .collect();
+    assert!(
+        wall.windows(2).all(|w| w[0] <= w[1]),
+        "wall time continues: {wall:?}"
+    );
+    let record = dir.read_record().unwrap();
+    assert_eq!(record.epochs_completed, 12);
+    assert_eq!(record.status, RunStatus::Completed);
+
+    // A finished run can be extended, and its curve continues.
+    let extended = resume(
+        ResumeRequest {
+            runs_dir: store_dir.path().to_path_buf(),
+            run: run_id.clone(),
+            extra_epochs: Some(3),
+            device: None,
+        },
+        None,
+    )
+    .unwrap();
+    let events = extended.wait();
+    assert_eq!(
+        epochs(&events).iter().map(|m| m.epoch).collect::<Vec<_>>(),
+        vec![13, 14, 15]
+    );
+    let log = dir.read_metrics().unwrap();
+    assert_eq!(log.series(SplitName::Valid, "loss").count(), 15);
+
+    // Without more epochs, a finished run is not resumable and says why.
+    let error = resume(
+        ResumeRequest {
+            runs_dir: store_dir.path().to_path_buf(),
+            run: run_id,
+            extra_epochs: None,
+            device: None,
+        },
+        None,
+    )
+    .err()
+    .expect("refused");
+    assert!(error.to_string().contains("more epochs"), "{error}");
+}
+
+#[test]
+fn a_huge_learning_rate_diverges_and_is_reported_not_panicked() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let mut req = request("diabetes.csv", store_dir.path(), 20);
+    req.train.optimizer = kiln::train::OptimizerConfig::Sgd { momentum: 0.9 };
+    req.train.learning_rate = 1.0e3;
+    req.model = ModelConfig::Mlp(MlpConfig {
+        hidden: vec![256, 256],
+        ..MlpConfig::default()
+    });
+    let handle = start(req, None).unwrap();
+    let run_id = handle.run_id.clone();
+    let events = handle.wait();
+    let (outcome, message) = finished(&events);
+    assert_eq!(outcome, Outcome::Diverged, "{message}");
+    assert!(
+        message.contains("NaN") || message.contains("infinite"),
+        "{message}"
+    );
+    let dir = RunStore::open(store_dir.path())
+        .unwrap()
+        .find(&run_id)
+        .unwrap();
+    assert_eq!(dir.read_record().unwrap().status, RunStatus::Diverged);
+    // The non-finite point is kept in the log (the UI marks it), not dropped.
+    let log = dir.read_metrics().unwrap();
+    assert!(
+        log.series(SplitName::Train, "loss")
+            .any(|p| !p.value.is_finite())
+    );
+}
+
+#[test]
+fn early_stopping_ends_the_run_with_patience() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let mut req = request("iris.csv", store_dir.path(), 400);
+    req.train.early_stopping_patience = Some(5);
+    req.train.learning_rate = 0.05;
+    let events = start(req, None).unwrap().wait();
+    let (outcome, message) = finished(&events);
+    assert_eq!(outcome, Outcome::EarlyStopped, "{message}");
+    assert!(epochs(&events).len() < 400);
+}
+
+#[test]
+fn bad_requests_fail_before_training() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let mut req = request("iris.csv", store_dir.path(), 5);
+    req.train.learning_rate = -1.0;
+    let error = start(req, None).err().expect("refused");
+    assert!(error.to_string().contains("learning rate"), "{error}");
+    let mut req = request("iris.csv", store_dir.path(), 5);
+    req.model = ModelConfig::Mlp(MlpConfig {
+        hidden: vec![0],
+        ..MlpConfig::default()
+    });
+    let error = start(req, None).err().expect("refused");
+    assert!(error.to_string().contains("width 0"), "{error}");
+    let mut req = request("iris.csv", store_dir.path(), 5);
+    req.data = DataSpec::new("/no/such/file.csv");
+    assert!(
+        start(req, None)
+            .err()
+            .expect("refused")
+            .to_string()
+            .contains("/no/such/file.csv")
+    );
+}
+
+#[test]
+fn same_seed_gives_the_same_run() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let a = epochs(
+        &start(request("iris.csv", store_dir.path(), 3), None)
+            .unwrap()
+            .wait(),
+    );
+    let b = epochs(
+        &start(request("iris.csv", store_dir.path(), 3), None)
+            .unwrap()
+            .wait(),
+    );
+    let losses =
+        |m: &[kiln::train::EpochMetrics]| m.iter().map(|m| m.valid_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&a), losses(&b));
+}

@@ -1,0 +1,226 @@
+//! The real app driven through egui_kittest: train, compare, export, open and predict.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use kiln::data::DataSpec;
+use kiln::model::{MlpConfig, ModelConfig};
+use kiln::runs::{RunListing, RunStore};
+use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
+use kiln::ui::dialogs::{DialogKind, ScriptedDialogs};
+use kiln::ui::{AppOptions, KilnApp};
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join(name)
+}
+
+fn app(runs_dir: &Path, dialogs: ScriptedDialogs) -> Harness<'static, KilnApp> {
+    let runs_dir = runs_dir.to_path_buf();
+    Harness::builder()
+        .with_size([1280.0, 860.0])
+        .build_eframe(move |cc| {
+            let mut app = KilnApp::new(
+                cc,
+                AppOptions {
+                    runs_dir,
+                    initial_data: Some(sample("iris.csv")),
+                    dialogs: Arc::new(dialogs),
+                    persist: false,
+                },
+            );
+            app.settings_mut().device = DeviceChoice::Cpu;
+            app
+        })
+}
+
+/// Steps frames (letting background threads work) until `done` holds.
+fn step_until(
+    harness: &mut Harness<'static, KilnApp>,
+    what: &str,
+    done: impl Fn(&KilnApp) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "timed out waiting for {what}"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    harness.step();
+}
+
+fn train_run(runs_dir: &Path, name: &str, learning_rate: f64) -> String {
+    let handle = start(
+        TrainRequest {
+            data: DataSpec::new(sample("iris.csv")),
+            model: ModelConfig::Mlp(MlpConfig::default()),
+            train: TrainConfig {
+                epochs: 8,
+                learning_rate,
+                batch_size: 16,
+                ..TrainConfig::default()
+            },
+            device: DeviceChoice::Cpu,
+            name: Some(name.to_string()),
+            runs_dir: runs_dir.to_path_buf(),
+        },
+        None,
+    )
+    .expect("starts");
+    let id = handle.run_id.clone();
+    handle.wait();
+    id
+}
+
+#[test]
+fn click_train_and_watch_the_run_finish_with_curves() {
+    let store = tempfile::tempdir().unwrap();
+    let mut harness = app(store.path(), ScriptedDialogs::default());
+    step_until(&mut harness, "the dataset", KilnApp::dataset_loaded);
+    harness.state_mut().settings_mut().train.epochs = 30;
+    harness.step();
+    harness.get_by_label("▶ Train").click();
+    step_until(&mut harness, "training to finish", |app| {
+        app.last_finished().is_some()
+    });
+    let (run_id, message) = harness.state().last_finished().unwrap();
+    assert!(message.contains("trained 30 epochs"), "{message}");
+    step_until(&mut harness, "the curves", |app| {
+        app.last_plot().points_drawn >= 60
+    });
+
+    let runs = RunStore::open(store.path()).unwrap().list().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].id(), run_id);
+    let plot = harness.state().last_plot().clone();
+    assert!(
+        plot.points_drawn >= 60,
+        "train + valid loss for 30 epochs: {plot:?}"
+    );
+    assert!(plot.markers_drawn >= 1, "checkpoint markers: {plot:?}");
+    assert!(harness.state().selected_runs().contains(&run_id));
+}
+
+#[test]
+fn stop_button_stops_within_a_batch_and_the_run_is_resumable() {
+    let store = tempfile::tempdir().unwrap();
+    let mut harness = app(store.path(), ScriptedDialogs::default());
+    step_until(&mut harness, "the dataset", KilnApp::dataset_loaded);
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.train.epochs = 100_000;
+        settings.train.batch_size = 1;
+    }
+    harness.step();
+    harness.get_by_label("▶ Train").click();
+    step_until(&mut harness, "a few epochs", |app| {
+        app.run_listings()
+            .iter()
+            .any(|l| matches!(l, RunListing::Run { record, .. } if record.epochs_completed >= 2))
+    });
+    harness.get_by_label("■ Stop").click();
+    step_until(&mut harness, "the stop", |app| {
+        app.last_finished().is_some()
+    });
+    let (_, message) = harness.state().last_finished().unwrap();
+    assert!(message.contains("stopped after"), "{message}");
+    step_until(&mut harness, "the rescan", |app| {
+        app.run_listings()
+            .iter()
+            .any(|l| matches!(l, RunListing::Run { status, .. } if status.is_resumable()))
+    });
+    // The runs table offers Resume for it.
+    harness.get_by_label("Runs").click();
+    harness.step();
+    assert!(harness.query_by_label("Resume").is_some());
+}
+
+#[test]
+fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
+    let store = tempfile::tempdir().unwrap();
+    let fast = train_run(store.path(), "fast-lr", 0.05);
+    let slow = train_run(store.path(), "slow-lr", 0.001);
+    let dialogs = ScriptedDialogs::default();
+    let export_to = store.path().join("exports").join("iris-best.bpk");
+    dialogs.answer(DialogKind::SaveBundle, &export_to);
+    let mut harness = app(store.path(), dialogs);
+    step_until(&mut harness, "the run list", |app| {
+        app.run_listings().len() == 2
+    });
+
+    // Tick both runs: both series and their checkpoint markers are drawn.
+    harness.get_by_label("fast-lr").click();
+    harness.step();
+    harness.get_by_label("slow-lr").click();
+    step_until(&mut harness, "both runs' curves", |app| {
+        app.run_curves_loaded(&fast)
+            && app.run_curves_loaded(&slow)
+            && app.last_plot().points_drawn >= 32
+    });
+    assert_eq!(harness.state().selected_runs().len(), 2);
+    let plot = harness.state().last_plot().clone();
+    assert_eq!(
+        plot.points_drawn,
+        2 * 2 * 8,
+        "train+valid × 8 epochs × 2 runs: {plot:?}"
+    );
+    let kept: usize = [&fast, &slow]
+        .iter()
+        .map(|id| {
+            RunStore::open(store.path())
+                .unwrap()
+                .find(id)
+                .unwrap()
+                .read_index()
+                .unwrap()
+                .checkpoints
+                .len()
+        })
+        .sum();
+    assert_eq!(plot.markers_drawn, kept, "{plot:?}");
+
+    // What differs between them.
+    harness.get_by_label("Compare").click();
+    harness.step();
+    assert!(harness.query_by_label("train.learning_rate").is_some());
+    assert!(harness.query_by_label_contains("Same dataset").is_some());
+
+    // Export the best checkpoint of the first run through the (scripted) file dialog.
+    harness.get_by_label("Checkpoint & export").click();
+    harness.step();
+    harness
+        .get_by_label_contains(&format!("Select the best checkpoint of {}", &fast[..20]))
+        .click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Export…").click();
+    step_until(&mut harness, "the export", |app| {
+        !app.is_busy() && export_to.with_extension("card.json").exists()
+    });
+    let model = kiln::export::LoadedModel::open(&export_to).expect("the written bundle loads");
+    assert_eq!(model.card.source_run_id, fast);
+
+    // Open it in the app and predict on the sample.
+    step_until(&mut harness, "the export message", |app| {
+        app.messages().iter().any(|m| m.starts_with("Exported"))
+    });
+    harness.get_by_label("Open this model").click();
+    step_until(&mut harness, "the model", |app| {
+        app.opened_model().is_some()
+    });
+    harness.get_by_label("Predict one row").click();
+    harness.step();
+    harness.get_by_label("Predict row").click();
+    harness.step();
+    assert!(
+        harness.query_by_label_contains("%)").is_some(),
+        "a class with its probability is shown"
+    );
+}
