@@ -46,9 +46,13 @@ fn step_until(
 ) {
     let start = Instant::now();
     while !done(harness.state()) {
+        let app = harness.state();
         assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "timed out waiting for {what}"
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}: selected {:?}, plot {:?}, messages {:?}",
+            app.selected_runs(),
+            app.last_plot(),
+            app.messages()
         );
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
@@ -137,7 +141,7 @@ fn stop_button_stops_within_a_batch_and_the_run_is_resumable() {
             .any(|l| matches!(l, RunListing::Run { status, .. } if status.is_resumable()))
     });
     // The runs table offers Resume for it.
-    harness.get_by_label("Runs").click();
+    harness.get_by_label("Runs").click_accesskit();
     harness.step();
     assert!(harness.query_by_label("Resume").is_some());
 }
@@ -154,11 +158,15 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
     step_until(&mut harness, "the run list", |app| {
         app.run_listings().len() == 2
     });
+    // The table sizes its columns in its first frame; interact after that.
+    harness.run_steps(3);
 
     // Tick both runs: both series and their checkpoint markers are drawn.
-    harness.get_by_label("fast-lr").click();
+    harness.get_by_label("fast-lr").click_accesskit();
     harness.step();
-    harness.get_by_label("slow-lr").click();
+    harness.step();
+    assert_eq!(harness.state().selected_runs(), [fast.clone()]);
+    harness.get_by_label("slow-lr").click_accesskit();
     step_until(&mut harness, "both runs' curves", |app| {
         app.run_curves_loaded(&fast)
             && app.run_curves_loaded(&slow)
@@ -187,20 +195,22 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
     assert_eq!(plot.markers_drawn, kept, "{plot:?}");
 
     // What differs between them.
-    harness.get_by_label("Compare").click();
+    harness.get_by_label("Compare").click_accesskit();
     harness.step();
     assert!(harness.query_by_label("train.learning_rate").is_some());
     assert!(harness.query_by_label_contains("Same dataset").is_some());
 
     // Export the best checkpoint of the first run through the (scripted) file dialog.
-    harness.get_by_label("Checkpoint & export").click();
+    harness
+        .get_by_label("Checkpoint & export")
+        .click_accesskit();
     harness.step();
     harness
         .get_by_label_contains(&format!("Select the best checkpoint of {}", &fast[..20]))
-        .click();
+        .click_accesskit();
     harness.step();
     harness.step();
-    harness.get_by_label("Export…").click();
+    harness.get_by_label("Export…").click_accesskit();
     step_until(&mut harness, "the export", |app| {
         !app.is_busy() && export_to.with_extension("card.json").exists()
     });
@@ -211,14 +221,14 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
     step_until(&mut harness, "the export message", |app| {
         app.messages().iter().any(|m| m.starts_with("Exported"))
     });
-    harness.get_by_label("Open this model").click();
+    harness.get_by_label("Open this model").click_accesskit();
     step_until(&mut harness, "the model", |app| {
         app.opened_model().is_some()
     });
-    harness.get_by_label("Predict one row").click();
-    harness.step();
-    harness.get_by_label("Predict row").click();
-    harness.step();
+    harness.get_by_label("Predict one row").click_accesskit();
+    harness.run_steps(3);
+    harness.get_by_label("Predict row").click_accesskit();
+    harness.run_steps(3);
     assert!(
         harness.query_by_label_contains("%)").is_some(),
         "a class with its probability is shown"

@@ -119,6 +119,7 @@ impl KilnApp {
             settings.data_path = path.display().to_string();
         }
         let ctx = &creation.egui_ctx;
+        install_fonts(ctx);
         let mut app = Self {
             cache: StoreCache::new(options.runs_dir),
             persist: options.persist,
@@ -379,6 +380,15 @@ impl KilnApp {
     }
 }
 
+/// Symbols such as → ● ◆ are in the bundled monospace font only; let proportional text use it too.
+fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if let Some(proportional) = fonts.families.get_mut(&egui::FontFamily::Proportional) {
+        proportional.push("Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
+}
+
 pub(crate) fn short_id(id: &str) -> String {
     id.chars().take(24).collect()
 }
@@ -396,7 +406,7 @@ impl eframe::App for KilnApp {
                 ui.weak("train · compare · export");
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     if ui
-                        .button("⟳ Rescan")
+                        .button("Rescan")
                         .on_hover_text("Re-read the run store")
                         .clicked()
                     {

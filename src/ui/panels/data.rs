@@ -75,12 +75,14 @@ impl KilnApp {
 /// The dataset part of the setup column.
 pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
-        ui.label("CSV");
-        let edit = ui.add(
-            egui::TextEdit::singleline(&mut app.settings.data_path)
-                .hint_text("path/to/data.csv")
-                .desired_width(190.0),
-        );
+        let label = ui.label("CSV");
+        let edit = ui
+            .add(
+                egui::TextEdit::singleline(&mut app.settings.data_path)
+                    .hint_text("path/to/data.csv")
+                    .desired_width(190.0),
+            )
+            .labelled_by(label.id);
         if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
             app.push(Command::LoadData);
         }
@@ -114,7 +116,7 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         .num_columns(2)
         .spacing([8.0, 4.0])
         .show(ui, |ui| {
-            ui.label("Target");
+            let label = ui.label("Target");
             egui::ComboBox::from_id_salt("target")
                 .selected_text(&current_target)
                 .show_ui(ui, |ui| {
@@ -127,7 +129,9 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                             reload = true;
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
             ui.end_row();
             ui.label("Task");
             ui.horizontal(|ui| {
@@ -150,7 +154,7 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 prepared.fingerprint.rows
             ));
             ui.end_row();
-            ui.label("Validation");
+            let label = ui.label("Validation");
             ui.horizontal(|ui| {
                 let mut percent = app.settings.valid_fraction * 100.0;
                 if ui
@@ -160,14 +164,16 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                             .suffix(" %")
                             .speed(0.5),
                     )
+                    .labelled_by(label.id)
                     .changed()
                 {
                     app.settings.valid_fraction = percent / 100.0;
                     reload = true;
                 }
-                ui.label("seed");
+                let seed = ui.label("seed");
                 reload |= ui
                     .add(egui::DragValue::new(&mut app.settings.split_seed))
+                    .labelled_by(seed.id)
                     .changed();
             });
             ui.end_row();

@@ -125,8 +125,9 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         {
             app.push(Command::Dialog(DialogKind::SaveBundle));
         }
-        ui.label("or to");
-        ui.add(egui::TextEdit::singleline(&mut app.export.path).desired_width(360.0));
+        let label = ui.label("or to");
+        ui.add(egui::TextEdit::singleline(&mut app.export.path).desired_width(360.0))
+            .labelled_by(label.id);
         if ui
             .add_enabled(!app.export.is_pending(), egui::Button::new("Export"))
             .clicked()

@@ -44,8 +44,9 @@ pub fn plot_controls_ui(ui: &mut egui::Ui, settings: &mut PlotSettings) {
         }
         ui.separator();
         ui.checkbox(&mut settings.log_y, "log y");
-        ui.label("Smoothing");
-        ui.add(egui::Slider::new(&mut settings.smoothing, 0.0..=0.99).fixed_decimals(2));
+        let label = ui.label("Smoothing");
+        ui.add(egui::Slider::new(&mut settings.smoothing, 0.0..=0.99).fixed_decimals(2))
+            .labelled_by(label.id);
     });
 }
 

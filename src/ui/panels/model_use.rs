@@ -106,12 +106,13 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         if ui.button("Open model…").clicked() {
             app.push(Command::Dialog(DialogKind::OpenModel));
         }
-        ui.label("or");
+        let label = ui.label("or open");
         ui.add(
             egui::TextEdit::singleline(&mut app.model_use.path)
                 .hint_text("bundle folder, .card.json or .bpk")
                 .desired_width(360.0),
-        );
+        )
+        .labelled_by(label.id);
         if ui.button("Open").clicked() {
             let path = PathBuf::from(app.model_use.path.trim());
             app.push(Command::OpenModel(path));
@@ -148,8 +149,9 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     ));
     ui.separator();
     ui.horizontal(|ui| {
-        ui.label("Predict on a CSV:");
-        ui.add(egui::TextEdit::singleline(&mut app.model_use.csv_path).desired_width(300.0));
+        let label = ui.label("Predict on a CSV:");
+        ui.add(egui::TextEdit::singleline(&mut app.model_use.csv_path).desired_width(300.0))
+            .labelled_by(label.id);
         if ui.button("Predict").clicked() {
             let path = PathBuf::from(app.model_use.csv_path.trim());
             app.push(Command::PredictCsv(path));
@@ -166,7 +168,7 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                     .row
                     .entry(column.name().to_string())
                     .or_default();
-                ui.label(column.name());
+                let label = ui.label(column.name());
                 match column {
                     ColumnTransform::OneHot { categories, .. } => {
                         egui::ComboBox::from_id_salt(column.name())
@@ -175,14 +177,17 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                                 for category in categories {
                                     ui.selectable_value(value, category.clone(), category);
                                 }
-                            });
+                            })
+                            .response
+                            .labelled_by(label.id);
                     }
                     ColumnTransform::Standardize { mean, .. } => {
                         ui.add(
                             egui::TextEdit::singleline(value)
                                 .hint_text(format!("{mean:.3}"))
                                 .desired_width(120.0),
-                        );
+                        )
+                        .labelled_by(label.id);
                     }
                 }
                 ui.end_row();

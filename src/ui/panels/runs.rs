@@ -89,7 +89,9 @@ pub fn runs_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                             let editing = app.runs.renaming.as_ref().is_some_and(|(r, _)| *r == id);
                             if editing {
                                 if let Some((_, name)) = &mut app.runs.renaming {
-                                    let response = ui.text_edit_singleline(name);
+                                    let response = ui
+                                        .text_edit_singleline(name)
+                                        .on_hover_text("New name (Enter to keep)");
                                     if response.lost_focus() {
                                         let name = name.clone();
                                         app.runs.renaming = None;

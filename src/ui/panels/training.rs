@@ -203,13 +203,14 @@ pub fn model_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         .num_columns(2)
         .spacing([8.0, 4.0])
         .show(ui, |ui| {
-            ui.label("Hidden layers");
+            let label = ui.label("Hidden layers");
             ui.horizontal_wrapped(|ui| {
                 let mut remove = None;
                 for (index, width) in model.hidden.iter_mut().enumerate() {
-                    ui.add(egui::DragValue::new(width).range(1..=4096).speed(1.0));
+                    ui.add(egui::DragValue::new(width).range(1..=4096).speed(1.0))
+                        .labelled_by(label.id);
                     if ui
-                        .small_button("✕")
+                        .small_button("×")
                         .on_hover_text("Remove this layer")
                         .clicked()
                     {
@@ -233,8 +234,9 @@ pub fn model_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 }
             });
             ui.end_row();
-            ui.label("Dropout");
-            ui.add(egui::Slider::new(&mut model.dropout, 0.0..=0.9).step_by(0.05));
+            let label = ui.label("Dropout");
+            ui.add(egui::Slider::new(&mut model.dropout, 0.0..=0.9).step_by(0.05))
+                .labelled_by(label.id);
             ui.end_row();
         });
     if let Some((_, prepared)) = &app.data.loaded {
@@ -270,32 +272,35 @@ pub fn training_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             ui.end_row();
             match &mut train.optimizer {
                 OptimizerConfig::Sgd { momentum } => {
-                    ui.label("Momentum");
+                    let label = ui.label("Momentum");
                     ui.add(
                         egui::DragValue::new(momentum)
                             .range(0.0..=0.999)
                             .speed(0.01),
-                    );
+                    )
+                    .labelled_by(label.id);
                     ui.end_row();
                 }
                 OptimizerConfig::AdamW { weight_decay } => {
-                    ui.label("Weight decay");
+                    let label = ui.label("Weight decay");
                     ui.add(
                         egui::DragValue::new(weight_decay)
                             .range(0.0..=1.0)
                             .speed(0.001),
-                    );
+                    )
+                    .labelled_by(label.id);
                     ui.end_row();
                 }
                 OptimizerConfig::Adam => {}
             }
-            ui.label("Learning rate");
+            let label = ui.label("Learning rate");
             ui.add(
                 egui::DragValue::new(&mut train.learning_rate)
                     .range(1e-6..=1.0)
                     .speed(0.0005)
                     .max_decimals(6),
-            );
+            )
+            .labelled_by(label.id);
             ui.end_row();
             ui.label("Schedule");
             ui.horizontal(|ui| {
@@ -329,24 +334,29 @@ pub fn training_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                             .range(1..=10_000)
                             .suffix(" epochs"),
                     );
-                    ui.label("×");
-                    ui.add(egui::DragValue::new(gamma).range(0.01..=1.0).speed(0.01));
+                    let label = ui.label("×");
+                    ui.add(egui::DragValue::new(gamma).range(0.01..=1.0).speed(0.01))
+                        .labelled_by(label.id);
                 });
                 ui.end_row();
             }
-            ui.label("Batch size");
-            ui.add(egui::DragValue::new(&mut train.batch_size).range(1..=65_536));
+            let label = ui.label("Batch size");
+            ui.add(egui::DragValue::new(&mut train.batch_size).range(1..=65_536))
+                .labelled_by(label.id);
             ui.end_row();
-            ui.label("Epochs");
-            ui.add(egui::DragValue::new(&mut train.epochs).range(1..=100_000));
+            let label = ui.label("Epochs");
+            ui.add(egui::DragValue::new(&mut train.epochs).range(1..=100_000))
+                .labelled_by(label.id);
             ui.end_row();
-            ui.label("Seed");
-            ui.add(egui::DragValue::new(&mut train.seed));
+            let label = ui.label("Seed");
+            ui.add(egui::DragValue::new(&mut train.seed))
+                .labelled_by(label.id);
             ui.end_row();
             ui.label("Early stopping");
             ui.horizontal(|ui| {
                 let mut enabled = train.early_stopping_patience.is_some();
-                if ui.checkbox(&mut enabled, "patience").changed() {
+                let toggle = ui.checkbox(&mut enabled, "patience");
+                if toggle.changed() {
                     train.early_stopping_patience = enabled.then_some(10);
                 }
                 if let Some(patience) = &mut train.early_stopping_patience {
@@ -354,7 +364,8 @@ pub fn training_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                         egui::DragValue::new(patience)
                             .range(1..=10_000)
                             .suffix(" epochs"),
-                    );
+                    )
+                    .labelled_by(toggle.id);
                 }
             });
             ui.end_row();
@@ -396,12 +407,13 @@ pub fn training_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
 /// Train / Stop and the live progress of this window's run.
 pub fn train_controls_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
-        ui.label("Run name");
+        let label = ui.label("Run name");
         ui.add(
             egui::TextEdit::singleline(&mut app.settings.run_name)
                 .hint_text("dataset name")
                 .desired_width(180.0),
-        );
+        )
+        .labelled_by(label.id);
     });
     let problems = form_problems(app);
     for problem in &problems {
