@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a new run on a CSV file.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// List the runs in the store.
     Runs {
         #[arg(long)]
@@ -163,7 +163,7 @@ pub fn run(cli: Cli) -> Result<()> {
         bail!("no command given (see kiln --help)");
     };
     match command {
-        Command::Train(args) => train(args, &runs_dir),
+        Command::Train(args) => train(*args, &runs_dir),
         Command::Runs { json } => list_runs(&runs_dir, json),
         Command::Show { run, json } => show_run(&runs_dir, &run, json),
         Command::Resume {

@@ -165,7 +165,7 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
     harness.get_by_label("fast-lr").click_accesskit();
     harness.step();
     harness.step();
-    assert_eq!(harness.state().selected_runs(), [fast.clone()]);
+    assert_eq!(harness.state().selected_runs(), std::slice::from_ref(&fast));
     harness.get_by_label("slow-lr").click_accesskit();
     step_until(&mut harness, "both runs' curves", |app| {
         app.run_curves_loaded(&fast)

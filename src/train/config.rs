@@ -151,7 +151,9 @@ impl TrainConfig {
             OptimizerConfig::Sgd { momentum } if !(0.0..1.0).contains(&momentum) => {
                 return Err(TrainConfigError::Momentum(momentum));
             }
-            OptimizerConfig::AdamW { weight_decay } if !(weight_decay >= 0.0) => {
+            OptimizerConfig::AdamW { weight_decay }
+                if weight_decay.is_nan() || weight_decay < 0.0 =>
+            {
                 return Err(TrainConfigError::WeightDecay(weight_decay));
             }
             _ => {}

@@ -171,11 +171,12 @@ pub fn resolve(choice: DeviceChoice) -> Result<ResolvedDevice, DeviceError> {
                 ))),
             },
             None => {
-                let software: Vec<&str> = wgpu_adapters()
+                let mut software: Vec<&str> = wgpu_adapters()
                     .iter()
                     .filter(|adapter| adapter.software)
                     .map(|adapter| adapter.name.as_str())
                     .collect();
+                software.dedup();
                 Ok(cpu(if software.is_empty() {
                     "auto: no GPU adapter found; using the CPU".to_string()
                 } else {

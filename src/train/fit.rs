@@ -223,7 +223,7 @@ impl<'a> Trainer<'a> {
                 let lr = config
                     .schedule
                     .rate(config.learning_rate, progress, config.epochs);
-                let indices = order.clone().slice([start..end]);
+                let indices = order.clone().slice(start..end);
                 let (loss, correct) = self.batch_step(indices, lr);
                 let weighted = loss.clone().inner().mul_scalar((end - start) as f32);
                 loss_sum = Some(match loss_sum.take() {

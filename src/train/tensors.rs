@@ -52,7 +52,7 @@ pub struct Predictor<'a> {
 impl Predictor<'_> {
     /// Raw outputs, row-major `[rows, outputs]`.
     pub fn outputs(&self, inputs: &[f32], width: usize) -> Result<Vec<f32>, String> {
-        let rows = if width == 0 { 0 } else { inputs.len() / width };
+        let rows = inputs.len().checked_div(width).unwrap_or(0);
         let mut outputs = Vec::new();
         let mut start = 0;
         while start < rows {

@@ -99,7 +99,7 @@ pub struct KilnApp {
     pub(crate) detected_adapters: Option<Vec<AdapterSummary>>,
     commands: Vec<Command>,
     last_plot: PlotOutcome,
-    frames: u64,
+    auto_selected: bool,
 }
 
 impl KilnApp {
@@ -136,7 +136,7 @@ impl KilnApp {
             detected_adapters: None,
             commands: vec![Command::LoadData, Command::Rescan],
             last_plot: PlotOutcome::default(),
-            frames: 0,
+            auto_selected: false,
             settings,
         };
         app.adapters
@@ -282,6 +282,28 @@ impl KilnApp {
             wanted.push(training.run_id.clone());
         }
         self.cache.update(ctx, &wanted);
+        // On a first launch with runs in the store, show the newest one instead of an empty plot.
+        if !self.auto_selected && !self.cache.listings.is_empty() {
+            self.auto_selected = true;
+            if self.settings.selected_runs.is_empty()
+                && let Some(RunListing::Run { dir, .. }) = self
+                    .cache
+                    .listings
+                    .iter()
+                    .rev()
+                    .find(|listing| matches!(listing, RunListing::Run { .. }))
+            {
+                self.settings.selected_runs.push(dir.id.clone());
+            }
+        }
+        // Runs deleted elsewhere drop out of the selection.
+        if !self.cache.is_scanning() && self.cache.scan_error.is_none() && self.auto_selected {
+            let known: Vec<&str> = self.cache.listings.iter().map(RunListing::id).collect();
+            let live = self.training.as_ref().map(|t| t.run_id.as_str());
+            self.settings
+                .selected_runs
+                .retain(|id| known.contains(&id.as_str()) || Some(id.as_str()) == live);
+        }
     }
 
     fn handle_commands(&mut self, ctx: &egui::Context) {
@@ -396,7 +418,6 @@ pub(crate) fn short_id(id: &str) -> String {
 impl eframe::App for KilnApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        self.frames += 1;
         self.poll_background(&ctx);
 
         egui::Panel::top("kiln_top").show(ui, |ui| {
@@ -421,6 +442,11 @@ impl eframe::App for KilnApp {
             .resizable(true)
             .default_size(330.0)
             .show(ui, |ui| {
+                // Train and Stop stay in view however long the form gets.
+                egui::Panel::bottom("kiln_train_controls").show(ui, |ui| {
+                    ui.add_space(4.0);
+                    panels::train_controls_ui(self, ui);
+                });
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     panels::setup_ui(self, ui);
                 });

@@ -269,29 +269,23 @@ pub fn curves_ui(
                     point: PlotPoint::new(x, y),
                 });
                 let is_selected = selected == Some((run.id, entry.epoch));
+                // Markers share the validation curve's name: one legend entry shows or hides both.
+                let series_name = format!("{} · {}", run.name, SplitName::Valid.name());
                 if entry.best || is_selected {
-                    let label = if entry.best {
-                        "best checkpoint"
-                    } else {
-                        "selected checkpoint"
-                    };
                     plot_ui.points(
-                        Points::new(
-                            format!("{} · {label}", run.name),
-                            PlotPoints::new(vec![[x, y]]),
-                        )
-                        .shape(if entry.best {
-                            MarkerShape::Diamond
-                        } else {
-                            MarkerShape::Circle
-                        })
-                        .radius(if is_selected { 9.0 } else { 7.0 })
-                        .filled(!is_selected)
-                        .color(if is_selected {
-                            Color32::WHITE
-                        } else {
-                            run.color
-                        }),
+                        Points::new(series_name, PlotPoints::new(vec![[x, y]]))
+                            .shape(if entry.best {
+                                MarkerShape::Diamond
+                            } else {
+                                MarkerShape::Circle
+                            })
+                            .radius(if is_selected { 9.0 } else { 7.0 })
+                            .filled(!is_selected)
+                            .color(if is_selected {
+                                Color32::WHITE
+                            } else {
+                                run.color
+                            }),
                     );
                 } else {
                     normal.push([x, y]);
@@ -301,7 +295,7 @@ pub fn curves_ui(
             if !normal.is_empty() {
                 plot_ui.points(
                     Points::new(
-                        format!("{} · checkpoints", run.name),
+                        format!("{} · {}", run.name, SplitName::Valid.name()),
                         PlotPoints::new(normal),
                     )
                     .shape(MarkerShape::Circle)

@@ -1,6 +1,6 @@
 //! Background work with a result to pick up later, without blocking a frame.
 
-use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, channel};
 
 /// A value being computed on another thread. Poll it once per frame with [`Promise::poll`].
 pub struct Promise<T> {
@@ -21,10 +21,7 @@ impl<T: Send + 'static> Promise<T> {
 
     /// The result once ready (`Some` exactly once); a panicked worker yields `None` forever.
     pub fn poll(&self) -> Option<T> {
-        match self.receiver.try_recv() {
-            Ok(value) => Some(value),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.receiver.try_recv().ok()
     }
 }
 

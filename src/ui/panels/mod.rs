@@ -27,9 +27,9 @@ pub fn setup_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     egui::CollapsingHeader::new(egui::RichText::new("Training").heading())
         .default_open(true)
         .show(ui, |ui| training::training_form_ui(app, ui));
-    ui.separator();
-    training::train_controls_ui(app, ui);
 }
+
+pub use training::train_controls_ui;
 
 pub fn plot_controls_ui(ui: &mut egui::Ui, settings: &mut PlotSettings) {
     ui.horizontal_wrapped(|ui| {

@@ -190,6 +190,10 @@ fn best_text(record: &RunRecord) -> String {
 }
 
 fn actions_ui(app: &mut KilnApp, ui: &mut egui::Ui, id: &str, status: RunStatus, busy: bool) {
+    ui.horizontal(|ui| actions_row_ui(app, ui, id, status, busy));
+}
+
+fn actions_row_ui(app: &mut KilnApp, ui: &mut egui::Ui, id: &str, status: RunStatus, busy: bool) {
     let running = status == RunStatus::Running;
     if status.is_resumable()
         && ui
