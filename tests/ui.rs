@@ -161,10 +161,14 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
     // The table sizes its columns in its first frame; interact after that.
     harness.run_steps(3);
 
+    // The newest run is shown at launch; unticking and ticking toggles a run in the plot.
+    assert_eq!(harness.state().selected_runs(), std::slice::from_ref(&slow));
+    harness.get_by_label("slow-lr").click_accesskit();
+    harness.run_steps(2);
+    assert!(harness.state().selected_runs().is_empty());
     // Tick both runs: both series and their checkpoint markers are drawn.
     harness.get_by_label("fast-lr").click_accesskit();
-    harness.step();
-    harness.step();
+    harness.run_steps(2);
     assert_eq!(harness.state().selected_runs(), std::slice::from_ref(&fast));
     harness.get_by_label("slow-lr").click_accesskit();
     step_until(&mut harness, "both runs' curves", |app| {
