@@ -463,6 +463,7 @@ impl eframe::App for KilnApp {
                 ui.separator();
                 egui::ScrollArea::vertical()
                     .id_salt("details_scroll")
+                    .auto_shrink([false, false])
                     .show(ui, |ui| match self.settings.bottom_tab {
                         BottomTab::Runs => panels::runs_ui(self, ui),
                         BottomTab::Data => panels::data_preview_ui(self, ui),
