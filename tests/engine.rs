@@ -342,3 +342,75 @@ fn same_seed_gives_the_same_run() {
         |m: &[kiln::train::EpochMetrics]| m.iter().map(|m| m.valid_loss).collect::<Vec<_>>();
     assert_eq!(losses(&a), losses(&b));
 }
+
+#[test]
+fn a_running_run_whose_process_died_is_interrupted_and_resumable() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let handle = start(request("iris.csv", store_dir.path(), 6), None).unwrap();
+    let run_id = handle.run_id.clone();
+    handle.wait();
+    let store = RunStore::open(store_dir.path()).unwrap();
+    let dir = store.find(&run_id).unwrap();
+    // Simulate a crash after epoch 6 of 10: the file still says running, the process is gone.
+    let mut record = dir.read_record().unwrap();
+    record.status = RunStatus::Running;
+    record.train.epochs = 10;
+    record.pid = Some(u32::MAX - 7);
+    dir.write_record(&record).unwrap();
+    let listing = store.list().unwrap();
+    assert!(matches!(
+        &listing[0],
+        kiln::runs::RunListing::Run {
+            status: RunStatus::Interrupted,
+            ..
+        }
+    ));
+    let events = resume(
+        ResumeRequest {
+            runs_dir: store_dir.path().to_path_buf(),
+            run: run_id.clone(),
+            extra_epochs: None,
+            device: None,
+        },
+        None,
+    )
+    .expect("an interrupted run resumes")
+    .wait();
+    assert_eq!(
+        epochs(&events).iter().map(|m| m.epoch).collect::<Vec<_>>(),
+        vec![7, 8, 9, 10]
+    );
+    assert_eq!(dir.read_record().unwrap().status, RunStatus::Completed);
+}
+
+#[test]
+fn a_changed_dataset_refuses_to_resume() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let data = store_dir.path().join("iris-copy.csv");
+    std::fs::copy(sample("iris.csv"), &data).unwrap();
+    let mut req = request("iris.csv", store_dir.path(), 3);
+    req.data = DataSpec::new(&data);
+    let handle = start(req, None).unwrap();
+    let run_id = handle.run_id.clone();
+    handle.wait();
+    let mut text = std::fs::read_to_string(&data).unwrap();
+    text.push_str("5.0,3.0,1.5,0.2,setosa\n");
+    std::fs::write(&data, text).unwrap();
+    let error = resume(
+        ResumeRequest {
+            runs_dir: store_dir.path().to_path_buf(),
+            run: run_id,
+            extra_epochs: Some(2),
+            device: None,
+        },
+        None,
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("changed since the run was trained"),
+        "{error}"
+    );
+}

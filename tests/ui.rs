@@ -238,3 +238,15 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
         "a class with its probability is shown"
     );
 }
+
+#[test]
+fn a_run_started_elsewhere_appears_in_the_browser() {
+    let store = tempfile::tempdir().unwrap();
+    let mut harness = app(store.path(), ScriptedDialogs::default());
+    step_until(&mut harness, "the first scan", |app| !app.is_busy());
+    assert!(harness.state().run_listings().is_empty());
+    let id = train_run(store.path(), "from-the-cli", 0.01);
+    step_until(&mut harness, "the rescan", |app| {
+        app.run_listings().iter().any(|listing| listing.id() == id)
+    });
+}
