@@ -70,6 +70,9 @@ pub enum Command {
         /// Skip the safetensors file.
         #[arg(long)]
         no_safetensors: bool,
+        /// Skip the ONNX file.
+        #[arg(long)]
+        no_onnx: bool,
     },
     /// Predict with an exported model on a CSV file; prints CSV.
     Predict {
@@ -187,10 +190,12 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             force,
             no_safetensors,
+            no_onnx,
         } => {
             let options = ExportOptions {
                 burnpack: true,
                 safetensors: !no_safetensors,
+                onnx: !no_onnx,
                 force,
             };
             let paths = export_checkpoint(&runs_dir, &run, &out, &options)?;
@@ -198,6 +203,9 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("burnpack:    {}", paths.burnpack.display());
             if options.safetensors {
                 println!("safetensors: {}", paths.safetensors.display());
+            }
+            if options.onnx {
+                println!("onnx:        {}", paths.onnx.display());
             }
             Ok(())
         }

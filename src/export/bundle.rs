@@ -19,6 +19,7 @@ use crate::train::Predictor;
 pub struct ExportOptions {
     pub burnpack: bool,
     pub safetensors: bool,
+    pub onnx: bool,
     /// Replace existing files.
     pub force: bool,
 }
@@ -28,6 +29,7 @@ impl Default for ExportOptions {
         Self {
             burnpack: true,
             safetensors: true,
+            onnx: true,
             force: false,
         }
     }
@@ -40,6 +42,7 @@ pub struct BundlePaths {
     pub card: PathBuf,
     pub burnpack: PathBuf,
     pub safetensors: PathBuf,
+    pub onnx: PathBuf,
 }
 
 impl BundlePaths {
@@ -59,6 +62,7 @@ impl BundlePaths {
             card: dir.join(format!("{stem}.card.json")),
             burnpack: dir.join(format!("{stem}.bpk")),
             safetensors: dir.join(format!("{stem}.safetensors")),
+            onnx: dir.join(format!("{stem}.onnx")),
         }
     }
 }
@@ -84,6 +88,9 @@ pub fn export_checkpoint(
     }
     if options.safetensors {
         targets.push(&paths.safetensors);
+    }
+    if options.onnx {
+        targets.push(&paths.onnx);
     }
     if !options.force
         && let Some(existing) = targets.iter().find(|path| path.exists())
@@ -123,6 +130,23 @@ pub fn export_checkpoint(
             "safetensors".to_string(),
             digest(&paths.safetensors, &bytes),
         );
+    }
+
+    if options.onnx {
+        let bytes = super::onnx::onnx_bytes(
+            &model,
+            record.schema.task(),
+            &record.preprocessor,
+            inputs,
+            &device,
+        )
+        .map_err(|error| {
+            ExportError::Model(format!(
+                "ONNX export: {error} (export without ONNX to write the other formats)"
+            ))
+        })?;
+        write_atomic(&paths.onnx, &bytes).map_err(io_error(&paths.onnx))?;
+        files.insert("onnx".to_string(), digest(&paths.onnx, &bytes));
     }
 
     let golden_inputs: Vec<Vec<f32>> = record

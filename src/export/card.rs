@@ -68,7 +68,8 @@ pub struct ModelCard {
     /// `probabilities` (softmax over `schema.target.classes`) or `value`.
     pub output_kind: String,
     pub dataset: DatasetFingerprint,
-    /// Weight files of the bundle, by format (`burnpack`, `safetensors`).
+    /// Weight files of the bundle, by format (`burnpack`, `safetensors`, `onnx`). The ONNX graph
+    /// takes the encoded inputs (`input_names`, dynamic batch axis) and returns the card's outputs.
     pub files: BTreeMap<String, FileDigest>,
     pub golden: GoldenVectors,
 }

@@ -1,7 +1,7 @@
 //! The training loop.
 //!
-//! Hand-written rather than burn-train's `Learner`: the whole dataset lives on the device and
-//! batches are gathered by index (no per-item batcher), the loss is read back once an epoch
+//! Hand-written rather than burn-train's `Learner`: the whole dataset lives on the device, is
+//! shuffled there once an epoch and cut into batches by slicing (no per-item batcher), the loss is read back once an epoch
 //! (and at most once a second for the live curve) instead of every batch, and checkpoints,
 //! resume and metrics go straight into Kiln's run store with its supersede semantics.
 
@@ -210,7 +210,7 @@ impl<'a> Trainer<'a> {
         let mut last_live_loss = 0.0;
         for epoch in start_epoch + 1..=config.epochs {
             let epoch_start = Instant::now();
-            let order = self.epoch_order(epoch, &config);
+            let epoch_data = self.train.permuted(self.epoch_order(epoch, &config));
             let mut loss_sum: Option<Tensor<1>> = None;
             let mut correct_sum: Option<Tensor<1>> = None;
             for batch in 0..batches {
@@ -223,8 +223,7 @@ impl<'a> Trainer<'a> {
                 let lr = config
                     .schedule
                     .rate(config.learning_rate, progress, config.epochs);
-                let indices = order.clone().slice(start..end);
-                let (loss, correct) = self.batch_step(indices, lr);
+                let (loss, correct) = self.batch_step(epoch_data.rows(start, end), lr);
                 let weighted = loss.clone().inner().mul_scalar((end - start) as f32);
                 loss_sum = Some(match loss_sum.take() {
                     Some(sum) => sum + weighted,
@@ -295,12 +294,10 @@ impl<'a> Trainer<'a> {
 
     /// One optimisation step; returns the batch loss and (classification) the count of correct
     /// predictions, both still on the device.
-    fn batch_step(&mut self, indices: Tensor<1, Int>, lr: f64) -> (Tensor<1>, Option<Tensor<1>>) {
-        let inputs = self.train.inputs.clone().select(0, indices.clone());
-        let outputs = self.model.forward(inputs, true);
-        let (loss, correct) = match (&self.train.labels, &self.train.values) {
-            (Some(labels), _) => {
-                let targets = labels.clone().select(0, indices);
+    fn batch_step(&mut self, batch: DeviceData, lr: f64) -> (Tensor<1>, Option<Tensor<1>>) {
+        let outputs = self.model.forward(batch.inputs, true);
+        let (loss, correct) = match (batch.labels, batch.values) {
+            (Some(targets), _) => {
                 let loss = CrossEntropyLossConfig::new()
                     .init(&self.train_device)
                     .forward(outputs.clone(), targets.clone());
@@ -308,13 +305,10 @@ impl<'a> Trainer<'a> {
                 let correct = predicted.equal(targets.inner()).float().sum();
                 (loss, Some(correct))
             }
-            (None, Some(values)) => {
-                let targets = values.clone().select(0, indices);
-                (
-                    MseLoss::new().forward(outputs, targets, Reduction::Mean),
-                    None,
-                )
-            }
+            (None, Some(targets)) => (
+                MseLoss::new().forward(outputs, targets, Reduction::Mean),
+                None,
+            ),
             (None, None) => unreachable!("uploaded data always has labels or values"),
         };
         let gradients = GradientsParams::from_grads(loss.backward(), &self.model);

@@ -43,6 +43,34 @@ impl DeviceData {
     }
 }
 
+impl DeviceData {
+    /// A copy with its rows in `order`: one gather an epoch, so batches are contiguous slices.
+    pub fn permuted(&self, order: Tensor<1, Int>) -> Self {
+        Self {
+            inputs: self.inputs.clone().select(0, order.clone()),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| l.clone().select(0, order.clone())),
+            values: self
+                .values
+                .as_ref()
+                .map(|v| v.clone().select(0, order.clone())),
+            rows: self.rows,
+        }
+    }
+
+    /// Rows `start..end`.
+    pub fn rows(&self, start: usize, end: usize) -> Self {
+        Self {
+            inputs: self.inputs.clone().slice(start..end),
+            labels: self.labels.as_ref().map(|l| l.clone().slice(start..end)),
+            values: self.values.as_ref().map(|v| v.clone().slice(start..end)),
+            rows: end - start,
+        }
+    }
+}
+
 /// Inference with a trained model: rows in, raw outputs (logits or standardised values) out.
 pub struct Predictor<'a> {
     pub model: &'a Mlp,

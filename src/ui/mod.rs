@@ -9,7 +9,8 @@ mod promise;
 mod settings;
 
 pub use app::{AppOptions, KilnApp};
-pub use plot::{XAxis, debiased_ema};
+pub use cache::RunCurves;
+pub use plot::{PlotOutcome, PlotRun, PlotSettings, XAxis, curves_ui, debiased_ema, run_color};
 pub use settings::Settings;
 
 /// Opens the main window; returns when it is closed.

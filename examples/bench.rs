@@ -1,0 +1,557 @@
+//! Kiln's benchmark suite: training throughput (Kiln's engine against a bare burn loop and,
+//! where installed, PyTorch), engine overhead, the UI at scale, store scans, memory, and the
+//! fraction of the machine's matmul peak the training loop reaches.
+//!
+//!     cargo run --release --example bench            # full suite, rewrites BENCHMARKS.md
+//!     cargo run --release --example bench -- --quick # a short smoke run, writes nothing
+//!
+//! PyTorch is measured when `KILN_TORCH_PYTHON` names a Python with torch installed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use kiln::data::DataSpec;
+use kiln::model::{MlpConfig, ModelConfig};
+use kiln::runs::{CheckpointEntry, CheckpointIndex, MetricPoint, MetricsLog, RunStore, SplitName};
+use kiln::train::{DeviceChoice, TrainConfig, TrainEvent, TrainRequest, start};
+use kiln::ui::{PlotRun, PlotSettings, RunCurves, curves_ui};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+
+const FEATURES: usize = 64;
+const CLASSES: usize = 10;
+const HIDDEN: [usize; 2] = [256, 256];
+const BATCH: usize = 256;
+
+struct Options {
+    quick: bool,
+}
+
+struct Row {
+    group: &'static str,
+    name: String,
+    value: String,
+    note: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = Options {
+        quick: std::env::args().any(|a| a == "--quick"),
+    };
+    let work = tempfile::tempdir()?;
+    let mut rows = Vec::new();
+    let rows_in_data = if options.quick { 4096 } else { 32_768 };
+    let data = write_dataset(work.path(), rows_in_data)?;
+    let epochs = if options.quick { 2 } else { 6 };
+
+    // 1 + 2: throughput and overhead on the CPU backend.
+    let bare_cpu = bare_burn_samples_per_sec(&Device::flex(), rows_in_data, epochs);
+    let kiln_cpu = kiln_samples_per_sec(work.path(), &data, DeviceChoice::Cpu, epochs)?;
+    let torch = torch_samples_per_sec(rows_in_data, epochs);
+    let flops_per_sample = training_flops_per_sample();
+    rows.push(row(
+        "training",
+        "bare burn loop, CPU (flex)",
+        format!("{bare_cpu:.0} samples/s"),
+        "same model, data on device, loss read once an epoch",
+    ));
+    rows.push(row(
+        "training",
+        "Kiln engine, CPU (flex)",
+        format!("{kiln_cpu:.0} samples/s"),
+        "events, metrics log, checkpoint every epoch",
+    ));
+    rows.push(row(
+        "training",
+        "Kiln / bare burn (CPU)",
+        format!("{:.3}×", kiln_cpu / bare_cpu),
+        format!(
+            "overhead {:+.1} % (goal ≤ 3 %)",
+            (bare_cpu / kiln_cpu - 1.0) * 100.0
+        ),
+    ));
+    match torch {
+        Some(torch) => {
+            rows.push(row(
+                "training",
+                "PyTorch, CPU",
+                format!("{torch:.0} samples/s"),
+                "benches/torch_mlp.py, same model and batch",
+            ));
+            rows.push(row(
+                "training",
+                "Kiln / PyTorch (CPU)",
+                format!("{:.3}×", kiln_cpu / torch),
+                "",
+            ));
+        }
+        None => rows.push(row(
+            "training",
+            "PyTorch, CPU",
+            "not measured".into(),
+            "set KILN_TORCH_PYTHON to a Python with torch",
+        )),
+    }
+    if !options.quick {
+        match kiln::train::resolve(DeviceChoice::Wgpu) {
+            Ok(resolved) => {
+                let wgpu_rows = 4096;
+                let bare = bare_burn_samples_per_sec(&resolved.device, wgpu_rows, 2);
+                let small = write_dataset(work.path(), wgpu_rows)?;
+                let kiln = kiln_samples_per_sec(work.path(), &small, DeviceChoice::Wgpu, 2)?;
+                rows.push(row(
+                    "training",
+                    "bare burn loop, wgpu",
+                    format!("{bare:.0} samples/s"),
+                    resolved.info.adapter.clone(),
+                ));
+                rows.push(row(
+                    "training",
+                    "Kiln engine, wgpu",
+                    format!("{kiln:.0} samples/s"),
+                    format!("Kiln / bare {:.3}×", kiln / bare),
+                ));
+            }
+            Err(error) => rows.push(row(
+                "training",
+                "wgpu",
+                "not measured".into(),
+                error.to_string(),
+            )),
+        }
+    }
+
+    // 5: the limit.
+    let peak = matmul_gflops(&Device::flex(), if options.quick { 512 } else { 1024 });
+    let achieved = kiln_cpu * flops_per_sample / 1e9;
+    rows.push(row(
+        "limit",
+        "FLOPs per training sample",
+        format!("{:.2} MFLOP", flops_per_sample / 1e6),
+        "forward + backward (3× forward matmuls)",
+    ));
+    rows.push(row(
+        "limit",
+        "CPU matmul peak (flex)",
+        format!("{peak:.1} GFLOP/s"),
+        "square f32 matmul",
+    ));
+    rows.push(row(
+        "limit",
+        "Kiln training, CPU",
+        format!("{achieved:.1} GFLOP/s"),
+        format!("{:.0} % of the matmul peak", achieved / peak * 100.0),
+    ));
+
+    // 3: the UI at scale.
+    let point_counts: &[usize] = if options.quick {
+        &[10_000]
+    } else {
+        &[10_000, 100_000]
+    };
+    let run_counts: &[usize] = if options.quick {
+        &[1, 10]
+    } else {
+        &[1, 10, 100]
+    };
+    for &points in point_counts {
+        for &runs in run_counts {
+            for hover in [false, true] {
+                let ms = frame_ms(runs, points, hover, if options.quick { 3 } else { 5 });
+                rows.push(row(
+                    "ui",
+                    format!(
+                        "compare view, {runs} run(s) × {points} points{}",
+                        if hover { ", hovering" } else { "" }
+                    ),
+                    format!("{ms:.1} ms/frame"),
+                    "UI pass + tessellation; goal < 16 ms",
+                ));
+            }
+        }
+    }
+    let scan_runs = if options.quick { 100 } else { 1000 };
+    let scan = store_scan_ms(work.path(), scan_runs)?;
+    rows.push(row(
+        "ui",
+        format!("scan a store of {scan_runs} runs"),
+        format!("{scan:.0} ms"),
+        "list + read every run.json",
+    ));
+
+    // 4: memory.
+    let peak_rss = peak_rss_mib();
+    rows.push(row(
+        "memory",
+        "peak resident memory of this process",
+        format!("{peak_rss:.0} MiB"),
+        "after all of the above",
+    ));
+    let (first, last) = memory_across_epochs(work.path(), if options.quick { 5 } else { 50 })?;
+    rows.push(row(
+        "memory",
+        "resident memory, epoch 1 → last (iris, CPU)",
+        format!("{first:.0} → {last:.0} MiB"),
+        "flat means no leak",
+    ));
+
+    let table = render(&rows);
+    println!("{table}");
+    if !options.quick {
+        let document = format!(
+            "# Kiln benchmarks\n\nMeasured {} on {} ({} cores), burn {}, by `cargo run --release --example bench`.\n\
+             MLP {FEATURES}→{}→{}→{CLASSES}, batch {BATCH}, Adam, synthetic data; medians of epochs after a warm-up epoch.\n\n{table}\n",
+            chrono::Utc::now().format("%Y-%m-%d"),
+            cpu_model(),
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kiln::BURN_VERSION,
+            HIDDEN[0],
+            HIDDEN[1],
+        );
+        std::fs::write("BENCHMARKS.md", document)?;
+        println!("wrote BENCHMARKS.md");
+    }
+    Ok(())
+}
+
+fn row(
+    group: &'static str,
+    name: impl Into<String>,
+    value: String,
+    note: impl Into<String>,
+) -> Row {
+    Row {
+        group,
+        name: name.into(),
+        value,
+        note: note.into(),
+    }
+}
+
+fn render(rows: &[Row]) -> String {
+    let mut out = String::from("| group | measurement | value | note |\n|---|---|---|---|\n");
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            row.group, row.name, row.value, row.note
+        ));
+    }
+    out
+}
+
+fn write_dataset(dir: &Path, rows: usize) -> anyhow::Result<PathBuf> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut text = (0..FEATURES)
+        .map(|i| format!("f{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",label\n";
+    for _ in 0..rows {
+        let values: Vec<f32> = (0..FEATURES)
+            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+            .collect();
+        let label = (values[0] * 2.5 + values[1] * 2.5 + 5.0).clamp(0.0, 9.0) as usize;
+        for value in &values {
+            text.push_str(&format!("{value:.4},"));
+        }
+        text.push_str(&format!("c{label}\n"));
+    }
+    let path = dir.join(format!("synthetic-{rows}.csv"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn kiln_samples_per_sec(
+    dir: &Path,
+    data: &Path,
+    device: DeviceChoice,
+    epochs: usize,
+) -> anyhow::Result<f64> {
+    let handle = start(
+        TrainRequest {
+            data: DataSpec::new(data),
+            model: ModelConfig::Mlp(MlpConfig {
+                hidden: HIDDEN.to_vec(),
+                ..MlpConfig::default()
+            }),
+            train: TrainConfig {
+                epochs,
+                batch_size: BATCH,
+                learning_rate: 0.001,
+                ..TrainConfig::default()
+            },
+            device,
+            name: Some("bench".into()),
+            runs_dir: dir.join("bench-runs"),
+        },
+        None,
+    )?;
+    let rates: Vec<f64> = handle
+        .wait()
+        .into_iter()
+        .filter_map(|event| match event {
+            TrainEvent::Epoch(m) if m.epoch > 1 => Some(m.samples_per_sec),
+            _ => None,
+        })
+        .collect();
+    Ok(median(rates))
+}
+
+/// The same model and optimiser as Kiln's engine, without events, logs or checkpoints.
+fn bare_burn_samples_per_sec(device: &Device, rows: usize, epochs: usize) -> f64 {
+    let train_device = device.clone().autodiff();
+    let mut rng = StdRng::seed_from_u64(1);
+    let inputs: Vec<f32> = (0..rows * FEATURES).map(|_| rng.random::<f32>()).collect();
+    let labels: Vec<i64> = (0..rows)
+        .map(|_| rng.random_range(0..CLASSES as i64))
+        .collect();
+    let x = Tensor::<2>::from_data(TensorData::new(inputs, [rows, FEATURES]), &train_device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [rows]), &train_device);
+    let config = MlpConfig {
+        hidden: HIDDEN.to_vec(),
+        ..MlpConfig::default()
+    };
+    let mut model = kiln::model::Mlp::new(&config, FEATURES, CLASSES, &train_device);
+    let mut optimizer = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
+    let mut rates = Vec::new();
+    for epoch in 0..epochs {
+        let started = Instant::now();
+        let mut sum: Option<Tensor<1>> = None;
+        for start in (0..rows).step_by(BATCH) {
+            let end = (start + BATCH).min(rows);
+            let idx = Tensor::<1, Int>::arange(start as i64..end as i64, &train_device);
+            let output = model.forward(x.clone().select(0, idx.clone()), true);
+            let loss = loss_fn.forward(output, y.clone().select(0, idx));
+            let detached = loss.clone().inner();
+            sum = Some(match sum.take() {
+                Some(s) => s + detached,
+                None => detached,
+            });
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(0.001, model, grads);
+        }
+        let _ = sum.map(|s| s.into_scalar::<f32>());
+        if epoch > 0 {
+            rates.push(rows as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    let _ = model.num_params();
+    median(rates)
+}
+
+fn torch_samples_per_sec(rows: usize, epochs: usize) -> Option<f64> {
+    let python = std::env::var_os("KILN_TORCH_PYTHON")?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/torch_mlp.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args([rows.to_string(), epochs.to_string(), BATCH.to_string()])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+fn training_flops_per_sample() -> f64 {
+    let widths = [FEATURES, HIDDEN[0], HIDDEN[1], CLASSES];
+    let forward: f64 = widths.windows(2).map(|w| 2.0 * (w[0] * w[1]) as f64).sum();
+    3.0 * forward
+}
+
+fn matmul_gflops(device: &Device, n: usize) -> f64 {
+    let a = Tensor::<2>::ones([n, n], device);
+    let b = Tensor::<2>::ones([n, n], device);
+    let _ = a.clone().matmul(b.clone()).sum().into_scalar::<f32>();
+    let repeats = 5;
+    let started = Instant::now();
+    for _ in 0..repeats {
+        let _ = a.clone().matmul(b.clone()).sum().into_scalar::<f32>();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    2.0 * (n * n * n) as f64 * repeats as f64 / secs / 1e9
+}
+
+fn synthetic_curves(points: usize, seed: u64) -> RunCurves {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut log = MetricsLog::default();
+    for i in 0..points {
+        let split = if i % 2 == 0 {
+            SplitName::Train
+        } else {
+            SplitName::Valid
+        };
+        log.points.push(MetricPoint {
+            epoch: i / 2 + 1,
+            step: i as u64,
+            split,
+            metric: "loss".into(),
+            value: 1.0 / (1.0 + i as f64 * 0.01) + rng.random::<f64>() * 0.05,
+            wall_secs: i as f64 * 0.01,
+        });
+    }
+    let mut index = CheckpointIndex::default();
+    for epoch in (points / 2).saturating_sub(3)..=points / 2 {
+        index.insert(
+            CheckpointEntry {
+                epoch,
+                step: epoch as u64 * 2,
+                model_file: String::new(),
+                optimizer_file: String::new(),
+                metrics: [("valid_loss".to_string(), 0.1)].into(),
+                best: false,
+                wall_secs: 0.0,
+            },
+            3,
+        );
+    }
+    RunCurves { log, index }
+}
+
+/// Median time of a UI pass plus tessellation for the compare view.
+fn frame_ms(runs: usize, points: usize, hover: bool, frames: usize) -> f64 {
+    let ctx = egui::Context::default();
+    let curves: Vec<RunCurves> = (0..runs)
+        .map(|i| synthetic_curves(points, i as u64))
+        .collect();
+    let names: Vec<String> = (0..runs).map(|i| format!("run {i}")).collect();
+    let settings = PlotSettings::default();
+    let mut times = Vec::new();
+    for frame in 0..frames + 1 {
+        let mut input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(1280.0, 800.0),
+            )),
+            ..Default::default()
+        };
+        if hover {
+            input
+                .events
+                .push(egui::Event::PointerMoved(egui::pos2(640.0, 400.0)));
+        }
+        let started = Instant::now();
+        let output = ctx.run_ui(input, |ui| {
+            let plot_runs: Vec<PlotRun<'_>> = curves
+                .iter()
+                .enumerate()
+                .map(|(i, c)| PlotRun {
+                    id: &names[i],
+                    name: &names[i],
+                    color: kiln::ui::run_color(i),
+                    curves: c,
+                })
+                .collect();
+            curves_ui(ui, &settings, &plot_runs, None);
+        });
+        let _ = ctx.tessellate(output.shapes, output.pixels_per_point);
+        if frame > 0 {
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    median(times)
+}
+
+fn store_scan_ms(dir: &Path, runs: usize) -> anyhow::Result<f64> {
+    // A real run.json to copy, from a tiny training run.
+    let source_dir = dir.join("scan-source");
+    let iris = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/iris.csv");
+    let handle = start(
+        TrainRequest {
+            data: DataSpec::new(iris),
+            model: ModelConfig::default(),
+            train: TrainConfig {
+                epochs: 1,
+                ..TrainConfig::default()
+            },
+            device: DeviceChoice::Cpu,
+            name: Some("scan".into()),
+            runs_dir: source_dir.clone(),
+        },
+        None,
+    )?;
+    let id = handle.run_id.clone();
+    handle.wait();
+    let record = std::fs::read(source_dir.join(&id).join("run.json"))?;
+    let store_dir = dir.join("scan-store");
+    for i in 0..runs {
+        let run = store_dir.join(format!("20260101-000000-run-{i:05}"));
+        std::fs::create_dir_all(run.join("checkpoints"))?;
+        std::fs::write(run.join("run.json"), &record)?;
+    }
+    let store = RunStore::open(&store_dir)?;
+    let started = Instant::now();
+    let listed = store.list()?.len();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(listed == runs, "listed {listed} of {runs} runs");
+    Ok(ms)
+}
+
+fn status_field_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mib() -> f64 {
+    status_field_mib("VmHWM:")
+}
+
+/// Resident memory after the first and the last epoch of an iris run.
+fn memory_across_epochs(dir: &Path, epochs: usize) -> anyhow::Result<(f64, f64)> {
+    let iris = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/iris.csv");
+    let handle = start(
+        TrainRequest {
+            data: DataSpec::new(iris),
+            model: ModelConfig::default(),
+            train: TrainConfig {
+                epochs,
+                ..TrainConfig::default()
+            },
+            device: DeviceChoice::Cpu,
+            name: Some("memory".into()),
+            runs_dir: dir.join("memory-runs"),
+        },
+        None,
+    )?;
+    let mut first = f64::NAN;
+    let mut last = f64::NAN;
+    for event in handle.events().iter() {
+        if let TrainEvent::Epoch(m) = &event {
+            let rss = status_field_mib("VmRSS:");
+            if m.epoch == 1 {
+                first = rss;
+            }
+            last = rss;
+        }
+        if matches!(event, TrainEvent::Finished { .. }) {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(10));
+    Ok((first, last))
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
+}

@@ -1,0 +1,150 @@
+//! Using exported models: schema checks and drift warnings on new data.
+
+use std::path::{Path, PathBuf};
+
+use kiln::data::DataSpec;
+use kiln::export::{ExportOptions, LoadedModel, export_checkpoint, predict_csv};
+use kiln::model::{MlpConfig, ModelConfig};
+use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join(name)
+}
+
+/// Trains a small iris model and exports it (burnpack + safetensors) into `dir/bundle`.
+fn iris_bundle(dir: &Path) -> LoadedModel {
+    let runs = dir.join("runs");
+    let handle = start(
+        TrainRequest {
+            data: DataSpec::new(sample("iris.csv")),
+            model: ModelConfig::Mlp(MlpConfig::default()),
+            train: TrainConfig {
+                epochs: 10,
+                batch_size: 16,
+                ..TrainConfig::default()
+            },
+            device: DeviceChoice::Cpu,
+            name: None,
+            runs_dir: runs.clone(),
+        },
+        None,
+    )
+    .unwrap();
+    let run = handle.run_id.clone();
+    handle.wait();
+    let bundle = dir.join("bundle");
+    let options = ExportOptions {
+        onnx: false,
+        ..ExportOptions::default()
+    };
+    export_checkpoint(&runs, &run, &bundle, &options).unwrap();
+    LoadedModel::open(&bundle).unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn schema_mismatches_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = iris_bundle(dir.path());
+
+    let missing = write(
+        dir.path(),
+        "missing.csv",
+        "sepal_length,sepal_width,petal_length\n5.1,3.5,1.4\n",
+    );
+    let error = predict_csv(&model, &missing).unwrap_err().to_string();
+    assert!(error.contains("lacks the column(s) petal_width"), "{error}");
+
+    let extra = write(
+        dir.path(),
+        "extra.csv",
+        "sepal_length,sepal_width,petal_length,petal_width,colour\n5.1,3.5,1.4,0.2,red\n",
+    );
+    let error = predict_csv(&model, &extra).unwrap_err().to_string();
+    assert!(
+        error.contains("colour") && error.contains("does not know"),
+        "{error}"
+    );
+
+    let mistyped = write(
+        dir.path(),
+        "mistyped.csv",
+        "sepal_length,sepal_width,petal_length,petal_width\n5.1,wide,1.4,0.2\n",
+    );
+    let error = predict_csv(&model, &mistyped).unwrap_err().to_string();
+    assert!(
+        error.contains("'sepal_width'") && error.contains("'wide'") && error.contains("line 2"),
+        "{error}"
+    );
+
+    // The target column may be present (it is ignored), and columns may come in any order.
+    let reordered = write(
+        dir.path(),
+        "reordered.csv",
+        "species,petal_width,petal_length,sepal_width,sepal_length\nsetosa,0.2,1.4,3.5,5.1\n",
+    );
+    let report = predict_csv(&model, &reordered).unwrap();
+    assert_eq!(report.predictions[0].class.as_deref(), Some("setosa"));
+}
+
+#[test]
+fn drift_is_reported_per_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = iris_bundle(dir.path());
+    let report = predict_csv(&model, &sample("iris.csv")).unwrap();
+    assert!(
+        report.drift.is_empty(),
+        "the training data itself does not drift: {:?}",
+        report.drift
+    );
+
+    let table = kiln::data::load_csv(&sample("iris.csv")).unwrap();
+    let mut shifted = table.header.join(",") + "\n";
+    for row in &table.rows {
+        let sepal_length: f64 = row[0].parse().unwrap();
+        shifted.push_str(&format!(
+            "{},{},{},{},{}\n",
+            sepal_length + 3.0,
+            row[1],
+            row[2],
+            row[3],
+            row[4]
+        ));
+    }
+    let path = write(dir.path(), "shifted.csv", &shifted);
+    let report = predict_csv(&model, &path).unwrap();
+    let columns: Vec<&str> = report.drift.iter().map(|d| d.column.as_str()).collect();
+    assert_eq!(columns, vec!["sepal_length"]);
+    let message = report.drift[0].to_string();
+    assert!(
+        message.contains("sepal_length") && message.contains("training std"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_corrupt_weight_file_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    iris_bundle(dir.path());
+    let weights = dir.path().join("bundle/model.bpk");
+    std::fs::write(&weights, b"not a burnpack file").unwrap();
+    let error = LoadedModel::open(&dir.path().join("bundle"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("model.bpk"), "{error}");
+    let card = dir.path().join("bundle/model.card.json");
+    std::fs::write(&card, b"{").unwrap();
+    let error = LoadedModel::open(&dir.path().join("bundle"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("not a Kiln model card"), "{error}");
+}
