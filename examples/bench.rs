@@ -411,7 +411,11 @@ fn synthetic_curves(points: usize, seed: u64) -> RunCurves {
             3,
         );
     }
-    RunCurves { log, index }
+    RunCurves {
+        log,
+        index,
+        series: Default::default(),
+    }
 }
 
 /// Median time of a UI pass plus tessellation for the compare view.

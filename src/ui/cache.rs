@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::promise::Task;
+use super::series::SeriesCache;
 use crate::runs::{CheckpointIndex, MetricPoint, MetricsLog, RunListing, RunStore};
 
 /// How often the store is rescanned to pick up runs started elsewhere (e.g. the CLI).
@@ -16,6 +17,8 @@ const RESCAN_INTERVAL: Duration = Duration::from_secs(2);
 pub struct RunCurves {
     pub log: MetricsLog,
     pub index: CheckpointIndex,
+    /// Drawable series derived from `log`, kept between frames.
+    pub series: SeriesCache,
 }
 
 type CurvesResult = (String, Result<RunCurves, String>);
@@ -115,6 +118,7 @@ impl StoreCache {
                 Ok::<_, crate::runs::StoreError>(RunCurves {
                     log: dir.read_metrics()?,
                     index: dir.read_index()?,
+                    series: SeriesCache::default(),
                 })
             })()
             .map_err(|error| error.to_string());

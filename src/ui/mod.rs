@@ -6,11 +6,13 @@ pub mod dialogs;
 mod panels;
 mod plot;
 mod promise;
+mod series;
 mod settings;
 
 pub use app::{AppOptions, KilnApp};
 pub use cache::RunCurves;
 pub use plot::{PlotOutcome, PlotRun, PlotSettings, XAxis, curves_ui, debiased_ema, run_color};
+pub use series::{MAX_DRAWN_POINTS, decimate};
 pub use settings::Settings;
 
 /// Opens the main window; returns when it is closed.

@@ -5,9 +5,10 @@ use egui_plot::{Corner, Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, 
 use serde::{Deserialize, Serialize};
 
 use super::cache::RunCurves;
+use super::series::transform_y;
 use crate::runs::{MetricPoint, SplitName};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum XAxis {
     #[default]
     Epoch,
@@ -26,7 +27,7 @@ impl XAxis {
         }
     }
 
-    fn of_point(self, point: &MetricPoint) -> f64 {
+    pub(crate) fn of_point(self, point: &MetricPoint) -> f64 {
         match self {
             XAxis::Epoch => point.epoch as f64,
             XAxis::Step => point.step as f64,
@@ -105,17 +106,6 @@ pub fn run_color(index: usize) -> Color32 {
     PALETTE[index % PALETTE.len()]
 }
 
-fn transform_y(value: f64, log_y: bool) -> Option<f64> {
-    if !value.is_finite() {
-        return None;
-    }
-    if log_y {
-        (value > 0.0).then(|| value.log10())
-    } else {
-        Some(value)
-    }
-}
-
 /// What the plot reports back: a clicked checkpoint, and how many points it drew.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PlotOutcome {
@@ -186,9 +176,8 @@ pub fn curves_ui(
                 &[SplitName::Train, SplitName::Valid]
             };
             for &split in splits {
-                let series: Vec<&MetricPoint> =
-                    run.curves.log.series(split, &settings.metric).collect();
-                if series.is_empty() {
+                let prepared = run.curves.series.get(&run.curves.log, split, settings);
+                if prepared.count == 0 {
                     continue;
                 }
                 let name = format!("{} · {}", run.name, split.name());
@@ -197,55 +186,34 @@ pub fn curves_ui(
                 } else {
                     run.color
                 };
-                let xs: Vec<f64> = series.iter().map(|p| x_axis.of_point(p)).collect();
-                let ys: Vec<f64> = series.iter().map(|p| p.value).collect();
-                let smoothed =
-                    (settings.smoothing > 0.0).then(|| debiased_ema(&ys, settings.smoothing));
-                let raw_points: Vec<[f64; 2]> = xs
-                    .iter()
-                    .zip(&ys)
-                    .filter_map(|(&x, &y)| Some([x, transform_y(y, log_y)?]))
-                    .collect();
-                outcome.points_drawn += raw_points.len();
-                let raw_color = if smoothed.is_some() {
+                outcome.points_drawn += prepared.count;
+                let raw_color = if prepared.smoothed.is_some() {
                     color.gamma_multiply(0.3)
                 } else {
                     color
                 };
                 plot_ui.line(
-                    Line::new(name.clone(), PlotPoints::new(raw_points.clone()))
+                    Line::new(name.clone(), PlotPoints::new(prepared.raw.clone()))
                         .color(raw_color)
                         .width(if split == SplitName::Valid { 2.0 } else { 1.5 }),
                 );
-                if let Some(smoothed) = smoothed {
-                    let points: Vec<[f64; 2]> = xs
-                        .iter()
-                        .zip(&smoothed)
-                        .filter_map(|(&x, &y)| Some([x, transform_y(y, log_y)?]))
-                        .collect();
+                if let Some(smoothed) = &prepared.smoothed {
                     plot_ui.line(
-                        Line::new(name.clone(), PlotPoints::new(points))
+                        Line::new(name.clone(), PlotPoints::new(smoothed.clone()))
                             .color(color)
                             .width(2.0),
                     );
                 }
                 // Values that cannot be drawn on this scale are shown, not dropped.
-                let top = raw_points
-                    .iter()
-                    .map(|p| p[1])
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let bad: Vec<[f64; 2]> = xs
-                    .iter()
-                    .zip(&ys)
-                    .filter(|(_, y)| transform_y(**y, log_y).is_none())
-                    .map(|(&x, _)| [x, if top.is_finite() { top } else { 0.0 }])
-                    .collect();
-                if !bad.is_empty() {
+                if !prepared.bad.is_empty() {
                     plot_ui.points(
-                        Points::new(format!("{name} (NaN/Inf)"), PlotPoints::new(bad))
-                            .shape(MarkerShape::Cross)
-                            .radius(6.0)
-                            .color(Color32::from_rgb(0xe5, 0x3e, 0x3e)),
+                        Points::new(
+                            format!("{name} (NaN/Inf)"),
+                            PlotPoints::new(prepared.bad.clone()),
+                        )
+                        .shape(MarkerShape::Cross)
+                        .radius(6.0)
+                        .color(Color32::from_rgb(0xe5, 0x3e, 0x3e)),
                     );
                 }
             }
