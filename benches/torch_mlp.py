@@ -1,6 +1,7 @@
 """PyTorch CPU baseline for Kiln's benchmark: the same MLP, batch and optimiser.
 
-    python torch_mlp.py ROWS EPOCHS BATCH   # prints the median samples/s of epochs after the first
+    python torch_mlp.py ROWS EPOCHS BATCH
+    # prints: median samples/s of epochs after the first, torch version, threads
 """
 import statistics
 import sys
@@ -36,7 +37,7 @@ def main():
         total.item()
         if epoch > 0:
             rates.append(rows / (time.perf_counter() - started))
-    print(statistics.median(rates))
+    print(statistics.median(rates), torch.__version__, torch.get_num_threads())
 
 
 if __name__ == "__main__":

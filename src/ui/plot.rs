@@ -168,6 +168,7 @@ pub fn curves_ui(
             egui_plot::HoverPosition::Elsewhere { .. } => None,
         });
 
+    let limit = super::series::points_per_series(runs.len() * 2);
     let response = plot.show(ui, |plot_ui| {
         for run in runs {
             let splits: &[SplitName] = if settings.metric == "batch_loss" {
@@ -176,7 +177,10 @@ pub fn curves_ui(
                 &[SplitName::Train, SplitName::Valid]
             };
             for &split in splits {
-                let prepared = run.curves.series.get(&run.curves.log, split, settings);
+                let prepared = run
+                    .curves
+                    .series
+                    .get(&run.curves.log, split, settings, limit);
                 if prepared.count == 0 {
                     continue;
                 }

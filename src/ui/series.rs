@@ -10,6 +10,15 @@ use crate::runs::{MetricPoint, MetricsLog, SplitName};
 /// Series longer than this are drawn decimated: per bucket its first, lowest, highest and last
 /// point, so spikes survive while a 100k-point curve costs what a few thousand do.
 pub const MAX_DRAWN_POINTS: usize = 4000;
+/// Points drawn per frame over all series; with many runs each series gets a share of it.
+pub const DRAWN_POINTS_BUDGET: usize = 60_000;
+/// No series is cut below this, however many are shown.
+pub const MIN_DRAWN_POINTS: usize = 400;
+
+/// The decimation limit for one of `series_count` series shown together.
+pub fn points_per_series(series_count: usize) -> usize {
+    (DRAWN_POINTS_BUDGET / series_count.max(1)).clamp(MIN_DRAWN_POINTS, MAX_DRAWN_POINTS)
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct PreparedSeries {
@@ -29,6 +38,7 @@ struct SeriesKey {
     x_axis: XAxis,
     log_y: bool,
     smoothing_bits: u64,
+    limit: usize,
     /// The log only grows (or is replaced), so its length tells whether it changed.
     log_len: usize,
 }
@@ -51,6 +61,7 @@ impl SeriesCache {
         log: &MetricsLog,
         split: SplitName,
         settings: &PlotSettings,
+        limit: usize,
     ) -> Arc<PreparedSeries> {
         let key = SeriesKey {
             split,
@@ -58,12 +69,14 @@ impl SeriesCache {
             x_axis: settings.x_axis,
             log_y: settings.log_y,
             smoothing_bits: settings.smoothing.to_bits(),
+            limit,
             log_len: log.points.len(),
         };
         let Ok(mut entries) = self.entries.lock() else {
             return Arc::new(prepare(
                 log.series(split, &settings.metric).collect(),
                 settings,
+                limit,
             ));
         };
         if let Some(found) = entries.get(&key) {
@@ -74,6 +87,7 @@ impl SeriesCache {
         let prepared = Arc::new(prepare(
             log.series(split, &settings.metric).collect(),
             settings,
+            limit,
         ));
         entries.insert(key, prepared.clone());
         prepared
@@ -91,7 +105,7 @@ pub fn transform_y(value: f64, log_y: bool) -> Option<f64> {
     }
 }
 
-fn prepare(series: Vec<&MetricPoint>, settings: &PlotSettings) -> PreparedSeries {
+fn prepare(series: Vec<&MetricPoint>, settings: &PlotSettings, limit: usize) -> PreparedSeries {
     let log_y = settings.log_y;
     let xs: Vec<f64> = series.iter().map(|p| settings.x_axis.of_point(p)).collect();
     let ys: Vec<f64> = series.iter().map(|p| p.value).collect();
@@ -109,14 +123,10 @@ fn prepare(series: Vec<&MetricPoint>, settings: &PlotSettings) -> PreparedSeries
         .filter(|(_, y)| transform_y(**y, log_y).is_none())
         .map(|(&x, _)| [x, if top.is_finite() { top } else { 0.0 }])
         .collect();
-    let smoothed = (settings.smoothing > 0.0).then(|| {
-        decimate(
-            drawable(&debiased_ema(&ys, settings.smoothing)),
-            MAX_DRAWN_POINTS,
-        )
-    });
+    let smoothed = (settings.smoothing > 0.0)
+        .then(|| decimate(drawable(&debiased_ema(&ys, settings.smoothing)), limit));
     PreparedSeries {
-        raw: decimate(raw, MAX_DRAWN_POINTS),
+        raw: decimate(raw, limit),
         smoothed,
         bad,
         count: series.len(),
