@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::device::DeviceInfo;
 use crate::data::Task;
+use crate::runs::{MetricPoint, SplitName};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +31,37 @@ pub struct EpochMetrics {
     pub learning_rate: f64,
     pub samples_per_sec: f64,
     pub wall_secs: f64,
+}
+
+impl EpochMetrics {
+    /// The points this epoch adds to the metrics log: the engine writes them, the UI draws them
+    /// live before it re-reads the log.
+    pub fn points(&self) -> Vec<MetricPoint> {
+        let mut values = vec![
+            (SplitName::Train, "loss", self.train_loss),
+            (SplitName::Valid, "loss", self.valid_loss),
+        ];
+        values.extend(
+            self.train_accuracy
+                .map(|v| (SplitName::Train, "accuracy", v)),
+        );
+        values.extend(
+            self.valid_accuracy
+                .map(|v| (SplitName::Valid, "accuracy", v)),
+        );
+        values.extend(self.valid_rmse.map(|v| (SplitName::Valid, "rmse", v)));
+        values
+            .into_iter()
+            .map(|(split, metric, value)| MetricPoint {
+                epoch: self.epoch,
+                step: self.step,
+                split,
+                metric: metric.to_string(),
+                value,
+                wall_secs: self.wall_secs,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -319,15 +319,18 @@ impl<'a> Trainer<'a> {
     }
 
     fn log(&self, epoch: usize, split: SplitName, metric: &str, value: f64, session_secs: f64) {
-        let point = MetricPoint {
+        self.append(&MetricPoint {
             epoch,
             step: self.step,
             split,
             metric: metric.to_string(),
             value,
             wall_secs: self.wall_offset_secs + session_secs,
-        };
-        if let Err(error) = self.dir.append_metric(&point) {
+        });
+    }
+
+    fn append(&self, point: &MetricPoint) {
+        if let Err(error) = self.dir.append_metric(point) {
             self.emitter.send(TrainEvent::Warning {
                 message: format!("could not log a metric: {error}"),
             });
@@ -374,15 +377,9 @@ impl<'a> Trainer<'a> {
             samples_per_sec,
             wall_secs: self.wall_offset_secs + session_secs,
         };
-        let mut values = vec![
-            (SplitName::Train, "loss", train_loss),
-            (SplitName::Valid, "loss", valid_loss),
-        ];
-        values.extend(train_accuracy.map(|v| (SplitName::Train, "accuracy", v)));
-        values.extend(valid_accuracy.map(|v| (SplitName::Valid, "accuracy", v)));
-        values.extend(valid_rmse.map(|v| (SplitName::Valid, "rmse", v)));
-        for (split, metric, value) in &values {
-            self.log(epoch, *split, metric, *value, session_secs);
+        let points = metrics.points();
+        for point in &points {
+            self.append(point);
         }
         self.emitter.send(TrainEvent::Epoch(metrics));
 
@@ -398,10 +395,10 @@ impl<'a> Trainer<'a> {
             )));
         }
 
-        let mut checkpoint_metrics = BTreeMap::new();
-        for (split, metric, value) in &values {
-            checkpoint_metrics.insert(format!("{}_{metric}", split.name()), *value);
-        }
+        let checkpoint_metrics: BTreeMap<String, f64> = points
+            .iter()
+            .map(|p| (format!("{}_{}", p.split.name(), p.metric), p.value))
+            .collect();
         let entry = CheckpointEntry {
             epoch,
             step: self.step,

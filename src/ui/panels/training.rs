@@ -1,7 +1,6 @@
 //! Starting, following and stopping a run; the model and training form.
 
 use crate::model::{Activation, ModelConfig};
-use crate::runs::{MetricPoint, SplitName};
 use crate::train::{
     DeviceChoice, EpochMetrics, LrSchedule, OptimizerConfig, Outcome, ResumeRequest, TrainEvent,
     TrainHandle, TrainRequest, resume, start,
@@ -119,7 +118,7 @@ impl KilnApp {
                     ..
                 } => training.progress = Some((epoch, batch, batches, samples_per_sec, eta_secs)),
                 TrainEvent::Epoch(metrics) => {
-                    points.extend(epoch_points(&metrics));
+                    points.extend(metrics.points());
                     training.last_epoch = Some(metrics);
                 }
                 TrainEvent::Checkpoint { .. } => changed = true,
@@ -150,36 +149,6 @@ impl KilnApp {
             None => {}
         }
     }
-}
-
-/// The points an epoch event adds to the live curves (the same ones the engine logs).
-fn epoch_points(metrics: &EpochMetrics) -> Vec<MetricPoint> {
-    let mut values = vec![
-        (SplitName::Train, "loss", metrics.train_loss),
-        (SplitName::Valid, "loss", metrics.valid_loss),
-    ];
-    values.extend(
-        metrics
-            .train_accuracy
-            .map(|v| (SplitName::Train, "accuracy", v)),
-    );
-    values.extend(
-        metrics
-            .valid_accuracy
-            .map(|v| (SplitName::Valid, "accuracy", v)),
-    );
-    values.extend(metrics.valid_rmse.map(|v| (SplitName::Valid, "rmse", v)));
-    values
-        .into_iter()
-        .map(|(split, metric, value)| MetricPoint {
-            epoch: metrics.epoch,
-            step: metrics.step,
-            split,
-            metric: metric.to_string(),
-            value,
-            wall_secs: metrics.wall_secs,
-        })
-        .collect()
 }
 
 /// Problems with the form that would make Train fail, shown before it is pressed.
