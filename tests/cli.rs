@@ -182,3 +182,62 @@ fn errors_go_to_stderr_with_a_failing_exit_code() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("/no/model"));
 }
+
+#[test]
+fn ctrl_c_stops_training_cleanly_and_leaves_a_resumable_run() {
+    use std::io::{BufRead, BufReader};
+    let runs = tempfile::tempdir().unwrap();
+    let data = sample("diabetes.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "100000",
+            "--batch-size",
+            "1",
+            "--device",
+            "cpu",
+        ])
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("epoch    2") {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{rest:?}");
+    assert!(
+        rest.iter().any(|line| line.contains("kiln resume")),
+        "{rest:?}"
+    );
+    let run_id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let out = kiln(runs.path(), &["show", &run_id, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["status"], "stopped");
+    let done = shown["record"]["epochs_completed"].as_u64().unwrap();
+    assert!(done >= 2);
+    let out = kiln(runs.path(), &["resume", &run_id, "--epochs", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = kiln(runs.path(), &["show", &run_id, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        shown["record"]["epochs_completed"].as_u64().unwrap(),
+        done + 1
+    );
+    assert_eq!(shown["status"], "completed");
+}
