@@ -511,24 +511,25 @@ fn frame_ms(runs: usize, points: usize, hover: bool, frames: usize) -> f64 {
     median(times)
 }
 
+/// A default-model iris run on the CPU.
+fn iris_request(runs_dir: &Path, epochs: usize, name: &str) -> TrainRequest {
+    TrainRequest {
+        data: DataSpec::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/iris.csv")),
+        model: ModelConfig::default(),
+        train: TrainConfig {
+            epochs,
+            ..TrainConfig::default()
+        },
+        device: DeviceChoice::Cpu,
+        name: Some(name.into()),
+        runs_dir: runs_dir.to_path_buf(),
+    }
+}
+
 fn store_scan_ms(dir: &Path, runs: usize) -> anyhow::Result<f64> {
     // A real run.json to copy, from a tiny training run.
     let source_dir = dir.join("scan-source");
-    let iris = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/iris.csv");
-    let handle = start(
-        TrainRequest {
-            data: DataSpec::new(iris),
-            model: ModelConfig::default(),
-            train: TrainConfig {
-                epochs: 1,
-                ..TrainConfig::default()
-            },
-            device: DeviceChoice::Cpu,
-            name: Some("scan".into()),
-            runs_dir: source_dir.clone(),
-        },
-        None,
-    )?;
+    let handle = start(iris_request(&source_dir, 1, "scan"), None)?;
     let id = handle.run_id.clone();
     handle.wait();
     let record = std::fs::read(source_dir.join(&id).join("run.json"))?;
@@ -564,19 +565,8 @@ fn peak_rss_mib() -> f64 {
 
 /// Resident memory after the first and the last epoch of an iris run.
 fn memory_across_epochs(dir: &Path, epochs: usize) -> anyhow::Result<(f64, f64)> {
-    let iris = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/iris.csv");
     let handle = start(
-        TrainRequest {
-            data: DataSpec::new(iris),
-            model: ModelConfig::default(),
-            train: TrainConfig {
-                epochs,
-                ..TrainConfig::default()
-            },
-            device: DeviceChoice::Cpu,
-            name: Some("memory".into()),
-            runs_dir: dir.join("memory-runs"),
-        },
+        iris_request(&dir.join("memory-runs"), epochs, "memory"),
         None,
     )?;
     let mut first = f64::NAN;

@@ -32,6 +32,19 @@ fn request(data: &str, runs_dir: &Path, epochs: usize) -> TrainRequest {
     }
 }
 
+fn resume_request(
+    runs_dir: &Path,
+    run: impl Into<String>,
+    extra_epochs: Option<usize>,
+) -> ResumeRequest {
+    ResumeRequest {
+        runs_dir: runs_dir.to_path_buf(),
+        run: run.into(),
+        extra_epochs,
+        device: None,
+    }
+}
+
 fn finished(events: &[TrainEvent]) -> (Outcome, String) {
     events
         .iter()
@@ -182,16 +195,8 @@ fn stop_mid_epoch_then_resume_gives_one_continuous_curve() {
     assert_eq!(record.status, RunStatus::Stopped);
     assert_eq!(record.epochs_completed, done);
 
-    let resumed = resume(
-        ResumeRequest {
-            runs_dir: store_dir.path().to_path_buf(),
-            run: run_id.clone(),
-            extra_epochs: None,
-            device: None,
-        },
-        None,
-    )
-    .expect("resumes");
+    let resumed =
+        resume(resume_request(store_dir.path(), run_id.clone(), None), None).expect("resumes");
     let events = resumed.wait();
     assert_eq!(finished(&events).0, Outcome::Completed);
     let resumed_epochs: Vec<usize> = epochs(&events).iter().map(|m| m.epoch).collect();
@@ -224,12 +229,7 @@ fn stop_mid_epoch_then_resume_gives_one_continuous_curve() {
 
     // A finished run can be extended, and its curve continues.
     let extended = resume(
-        ResumeRequest {
-            runs_dir: store_dir.path().to_path_buf(),
-            run: run_id.clone(),
-            extra_epochs: Some(3),
-            device: None,
-        },
+        resume_request(store_dir.path(), run_id.clone(), Some(3)),
         None,
     )
     .unwrap();
@@ -242,17 +242,9 @@ fn stop_mid_epoch_then_resume_gives_one_continuous_curve() {
     assert_eq!(log.series(SplitName::Valid, "loss").count(), 15);
 
     // Without more epochs, a finished run is not resumable and says why.
-    let error = resume(
-        ResumeRequest {
-            runs_dir: store_dir.path().to_path_buf(),
-            run: run_id,
-            extra_epochs: None,
-            device: None,
-        },
-        None,
-    )
-    .err()
-    .expect("refused");
+    let error = resume(resume_request(store_dir.path(), run_id, None), None)
+        .err()
+        .expect("refused");
     assert!(error.to_string().contains("more epochs"), "{error}");
 }
 
@@ -365,17 +357,9 @@ fn a_running_run_whose_process_died_is_interrupted_and_resumable() {
             ..
         }
     ));
-    let events = resume(
-        ResumeRequest {
-            runs_dir: store_dir.path().to_path_buf(),
-            run: run_id.clone(),
-            extra_epochs: None,
-            device: None,
-        },
-        None,
-    )
-    .expect("an interrupted run resumes")
-    .wait();
+    let events = resume(resume_request(store_dir.path(), run_id.clone(), None), None)
+        .expect("an interrupted run resumes")
+        .wait();
     assert_eq!(
         epochs(&events).iter().map(|m| m.epoch).collect::<Vec<_>>(),
         vec![7, 8, 9, 10]
@@ -396,17 +380,9 @@ fn a_changed_dataset_refuses_to_resume() {
     let mut text = std::fs::read_to_string(&data).unwrap();
     text.push_str("5.0,3.0,1.5,0.2,setosa\n");
     std::fs::write(&data, text).unwrap();
-    let error = resume(
-        ResumeRequest {
-            runs_dir: store_dir.path().to_path_buf(),
-            run: run_id,
-            extra_epochs: Some(2),
-            device: None,
-        },
-        None,
-    )
-    .err()
-    .expect("refused");
+    let error = resume(resume_request(store_dir.path(), run_id, Some(2)), None)
+        .err()
+        .expect("refused");
     assert!(
         error
             .to_string()
