@@ -454,6 +454,7 @@ fn synthetic_curves(points: usize, seed: u64) -> RunCurves {
                 model_file: String::new(),
                 optimizer_file: String::new(),
                 metrics: [("valid_loss".to_string(), 0.1)].into(),
+                confusion: None,
                 best: false,
                 wall_secs: 0.0,
             },

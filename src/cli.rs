@@ -616,5 +616,28 @@ fn show_run(runs_dir: &Path, run: &str, json: bool) -> Result<()> {
             metrics.join("  ")
         );
     }
+    if let Some(best) = index.best()
+        && let Some(report) = best.class_report()
+    {
+        println!(
+            "best checkpoint (epoch {}), validation per class:",
+            best.epoch
+        );
+        let percent = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+        for metrics in report {
+            let class = record
+                .schema
+                .target
+                .classes
+                .get(metrics.class)
+                .map_or("?", String::as_str);
+            println!(
+                "  {class:<16} precision {:>7}  recall {:>7}  rows {}",
+                percent(metrics.precision),
+                percent(metrics.recall),
+                metrics.support
+            );
+        }
+    }
     Ok(())
 }

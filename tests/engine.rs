@@ -93,7 +93,18 @@ fn iris_reaches_ninety_percent_and_exports_a_model_that_predicts_the_same() {
     assert_eq!(record.epochs_completed, 60);
     assert_eq!(record.device.backend, "cpu");
     let index = dir.read_index().unwrap();
-    assert!(index.best().is_some());
+    let best = index.best().expect("a best checkpoint");
+    // The confusion matrix covers every validation row and agrees with the accuracy.
+    let confusion = best
+        .confusion
+        .as_ref()
+        .expect("classification checkpoints keep a confusion matrix");
+    let total: u64 = confusion.iter().flatten().sum();
+    let diagonal: u64 = (0..3).map(|c| confusion[c][c]).sum();
+    assert_eq!(total, 30);
+    assert!((diagonal as f64 / 30.0 - best.metrics["valid_accuracy"]).abs() < 1e-9);
+    let report = best.class_report().unwrap();
+    assert_eq!(report.iter().map(|m| m.support).sum::<u64>(), 30);
     assert!(index.checkpoints.len() <= 4, "best + last 3 kept");
     let log = dir.read_metrics().unwrap();
     assert_eq!(log.series(SplitName::Valid, "accuracy").count(), 60);

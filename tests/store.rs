@@ -13,6 +13,7 @@ fn entry(epoch: usize, valid_loss: f64) -> CheckpointEntry {
         model_file: format!("model-{epoch:04}.bpk"),
         optimizer_file: format!("optim-{epoch:04}.bpk"),
         metrics: BTreeMap::from([("valid_loss".to_string(), valid_loss)]),
+        confusion: None,
         best: false,
         wall_secs: epoch as f64,
     }
@@ -46,6 +47,18 @@ fn keeps_the_best_and_the_last_n_checkpoints() {
         Some(6)
     );
     assert!(CheckpointSelector::Epoch(4).pick(&index).is_none());
+}
+
+#[test]
+fn class_report_from_a_confusion_matrix() {
+    // rows: actual, columns: predicted
+    let report = kiln::runs::class_report(&[vec![8, 2, 0], vec![1, 9, 0], vec![0, 0, 0]]);
+    assert_eq!(report[0].precision, Some(8.0 / 9.0));
+    assert_eq!(report[0].recall, Some(0.8));
+    assert_eq!(report[1].precision, Some(9.0 / 11.0));
+    assert_eq!(report[1].support, 10);
+    assert_eq!(report[2].precision, None, "never predicted");
+    assert_eq!(report[2].recall, None, "no rows");
 }
 
 #[test]

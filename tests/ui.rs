@@ -214,6 +214,12 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
         .click_accesskit();
     harness.step();
     harness.step();
+    assert!(
+        harness
+            .query_by_label_contains("Confusion matrix")
+            .is_some()
+    );
+    assert!(harness.query_by_label("precision").is_some());
     harness.get_by_label("Export…").click_accesskit();
     step_until(&mut harness, "the export", |app| {
         !app.is_busy() && export_to.with_extension("card.json").exists()

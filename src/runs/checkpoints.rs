@@ -14,6 +14,9 @@ pub struct CheckpointEntry {
     /// Metrics at this epoch, e.g. `valid_loss`, `valid_accuracy`, `train_loss`.
     #[serde(with = "non_finite_map")]
     pub metrics: BTreeMap<String, f64>,
+    /// Validation `confusion[actual][predicted]` counts at this epoch (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Vec<Vec<u64>>>,
     #[serde(default)]
     pub best: bool,
     pub wall_secs: f64,
@@ -23,6 +26,42 @@ impl CheckpointEntry {
     pub fn valid_loss(&self) -> Option<f64> {
         self.metrics.get("valid_loss").copied()
     }
+
+    /// Per-class precision and recall on the validation split (classification checkpoints).
+    pub fn class_report(&self) -> Option<Vec<ClassMetrics>> {
+        self.confusion.as_deref().map(class_report)
+    }
+}
+
+/// Precision, recall and support of one class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassMetrics {
+    pub class: usize,
+    /// Of the rows predicted as this class, the share that are; `None` when none were.
+    pub precision: Option<f64>,
+    /// Of the rows of this class, the share predicted as it; `None` when there are none.
+    pub recall: Option<f64>,
+    pub support: u64,
+}
+
+/// Per-class metrics from `confusion[actual][predicted]`.
+pub fn class_report(confusion: &[Vec<u64>]) -> Vec<ClassMetrics> {
+    (0..confusion.len())
+        .map(|class| {
+            let hits = confusion[class].get(class).copied().unwrap_or(0);
+            let support: u64 = confusion[class].iter().sum();
+            let predicted: u64 = confusion
+                .iter()
+                .map(|row| row.get(class).copied().unwrap_or(0))
+                .sum();
+            ClassMetrics {
+                class,
+                precision: (predicted > 0).then(|| hits as f64 / predicted as f64),
+                recall: (support > 0).then(|| hits as f64 / support as f64),
+                support,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -31,6 +31,9 @@ pub struct EpochMetrics {
     pub learning_rate: f64,
     pub samples_per_sec: f64,
     pub wall_secs: f64,
+    /// Validation `confusion[actual][predicted]` counts (classification).
+    #[serde(default)]
+    pub confusion: Option<Vec<Vec<u64>>>,
 }
 
 impl EpochMetrics {

@@ -357,13 +357,15 @@ impl<'a> Trainer<'a> {
             Ok(outputs) => outputs,
             Err(message) => return Some(Ending::Failed(message)),
         };
-        let (valid_loss, valid_accuracy, valid_rmse) = score(
+        let valid_score = score(
             &outputs,
             &self.data.valid,
             task,
             self.data.output_width(),
             self.data.preprocessor.target_std,
         );
+        let (valid_loss, valid_accuracy, valid_rmse) =
+            (valid_score.loss, valid_score.accuracy, valid_score.rmse);
         let session_secs = session_start.elapsed().as_secs_f64();
         let metrics = EpochMetrics {
             epoch,
@@ -376,6 +378,7 @@ impl<'a> Trainer<'a> {
             learning_rate,
             samples_per_sec,
             wall_secs: self.wall_offset_secs + session_secs,
+            confusion: valid_score.confusion.clone(),
         };
         let points = metrics.points();
         for point in &points {
@@ -405,6 +408,7 @@ impl<'a> Trainer<'a> {
             model_file: format!("model-{epoch:04}.bpk"),
             optimizer_file: format!("optim-{epoch:04}.bpk"),
             metrics: checkpoint_metrics,
+            confusion: valid_score.confusion,
             best: false,
             wall_secs: self.wall_offset_secs + session_secs,
         };

@@ -111,32 +111,50 @@ pub fn softmax(logits: &[f32]) -> Vec<f64> {
     exps.into_iter().map(|e| e / sum).collect()
 }
 
-/// Loss and quality of raw outputs against encoded targets: (loss, accuracy, rmse-in-units).
+/// How well raw outputs match encoded targets.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Score {
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+    /// Root mean squared error in the target's units (regression).
+    pub rmse: Option<f64>,
+    /// `confusion[actual][predicted]` counts (classification).
+    pub confusion: Option<Vec<Vec<u64>>>,
+}
+
 pub(crate) fn score(
     outputs: &[f32],
     data: &EncodedMatrix,
     task: Task,
     classes: usize,
     target_std: f64,
-) -> (f64, Option<f64>, Option<f64>) {
+) -> Score {
     if data.rows == 0 {
-        return (f64::NAN, None, None);
+        return Score {
+            loss: f64::NAN,
+            accuracy: None,
+            rmse: None,
+            confusion: None,
+        };
     }
     match task {
         Task::Classification => {
             let mut loss = 0.0;
-            let mut correct = 0usize;
+            let mut confusion = vec![vec![0u64; classes]; classes];
             for (row, &label) in data.labels.iter().enumerate() {
                 let logits = &outputs[row * classes..(row + 1) * classes];
                 let probabilities = softmax(logits);
                 loss -= probabilities[label as usize].max(f64::MIN_POSITIVE).ln();
-                let predicted = argmax(logits);
-                if predicted == label as usize {
-                    correct += 1;
-                }
+                confusion[label as usize][argmax(logits)] += 1;
             }
             let n = data.rows as f64;
-            (loss / n, Some(correct as f64 / n), None)
+            let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
+            Score {
+                loss: loss / n,
+                accuracy: Some(correct as f64 / n),
+                rmse: None,
+                confusion: Some(confusion),
+            }
         }
         Task::Regression => {
             let mse = outputs
@@ -145,7 +163,12 @@ pub(crate) fn score(
                 .map(|(&o, &t)| (o as f64 - t as f64).powi(2))
                 .sum::<f64>()
                 / data.rows as f64;
-            (mse, None, Some(mse.sqrt() * target_std))
+            Score {
+                loss: mse,
+                accuracy: None,
+                rmse: Some(mse.sqrt() * target_std),
+                confusion: None,
+            }
         }
     }
 }

@@ -252,12 +252,10 @@ pub fn curves_ui(
                                 MarkerShape::Circle
                             })
                             .radius(if is_selected { 9.0 } else { 7.0 })
+                            // Selected: a larger hollow marker in the run's colour (which the
+                            // legend entry it shares also shows).
                             .filled(!is_selected)
-                            .color(if is_selected {
-                                Color32::WHITE
-                            } else {
-                                run.color
-                            }),
+                            .color(run.color),
                     );
                 } else {
                     normal.push([x, y]);

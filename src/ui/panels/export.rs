@@ -78,9 +78,11 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     };
     let curves = app.cache.curves(&run);
     let entry = curves.and_then(|c| c.index.at_epoch(epoch)).cloned();
-    let name = match app.cache.listing(&run) {
-        Some(RunListing::Run { record, .. }) => record.name.clone(),
-        _ => run.clone(),
+    let (name, classes) = match app.cache.listing(&run) {
+        Some(RunListing::Run { record, .. }) => {
+            (record.name.clone(), record.schema.target.classes.clone())
+        }
+        _ => (run.clone(), Vec::new()),
     };
     ui.heading(format!("{name} · epoch {epoch}"));
     match &entry {
@@ -105,6 +107,10 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             ui.label("This checkpoint is no longer kept (only the best and the latest ones are).");
             return;
         }
+    }
+    if let Some(confusion) = entry.as_ref().and_then(|e| e.confusion.as_ref()) {
+        ui.add_space(6.0);
+        super::confusion::confusion_ui(ui, &classes, confusion);
     }
     ui.separator();
     if app.export.path.is_empty() {

@@ -1,5 +1,6 @@
 //! The panels of the window, one file each; they read app state and push [`Command`]s.
 
+mod confusion;
 mod data;
 mod export;
 mod model_use;
