@@ -148,3 +148,45 @@ fn a_corrupt_weight_file_is_an_error_not_a_panic() {
         .to_string();
     assert!(error.contains("not a Kiln model card"), "{error}");
 }
+
+#[test]
+fn a_gelu_model_exports_without_onnx_and_says_why_onnx_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let handle = start(
+        TrainRequest {
+            data: DataSpec::new(sample("iris.csv")),
+            model: ModelConfig::Mlp(MlpConfig {
+                activation: kiln::model::Activation::Gelu,
+                ..MlpConfig::default()
+            }),
+            train: TrainConfig {
+                epochs: 2,
+                ..TrainConfig::default()
+            },
+            device: DeviceChoice::Cpu,
+            name: None,
+            runs_dir: runs.clone(),
+        },
+        None,
+    )
+    .unwrap();
+    let run = handle.run_id.clone();
+    handle.wait();
+    let error = export_checkpoint(
+        &runs,
+        &run,
+        &dir.path().join("a"),
+        &ExportOptions::default(),
+    )
+    .expect_err("refused")
+    .to_string();
+    assert!(error.contains("gelu"), "{error}");
+    assert!(!dir.path().join("a").exists(), "nothing half-written");
+    let options = ExportOptions {
+        onnx: false,
+        ..ExportOptions::default()
+    };
+    export_checkpoint(&runs, &run, &dir.path().join("b"), &options).unwrap();
+    assert!(LoadedModel::open(&dir.path().join("b")).is_ok());
+}

@@ -97,6 +97,12 @@ pub fn export_checkpoint(
     {
         return Err(ExportError::Exists((*existing).clone()));
     }
+    // Refuse before writing anything, so a refused export leaves no partial bundle.
+    if options.onnx {
+        super::onnx::onnx_support(&record.model).map_err(|reason| {
+            ExportError::Model(format!("ONNX export: {reason} (or export without ONNX)"))
+        })?;
+    }
     if let Some(parent) = paths.card.parent() {
         std::fs::create_dir_all(parent).map_err(io_error(parent))?;
     }

@@ -11,6 +11,21 @@ use crate::model::Mlp;
 /// The ONNX opset written.
 pub const ONNX_OPSET: u32 = 18;
 
+/// Whether burn-onnx can export this model; the reason when it cannot.
+pub fn onnx_support(model: &crate::model::ModelConfig) -> Result<(), String> {
+    match model {
+        crate::model::ModelConfig::Mlp(config)
+            if config.activation == crate::model::Activation::Gelu =>
+        {
+            Err(
+                "burn-onnx 0.22 cannot export gelu yet; use relu or tanh for an ONNX model"
+                    .to_string(),
+            )
+        }
+        crate::model::ModelConfig::Mlp(_) => Ok(()),
+    }
+}
+
 /// What the ONNX graph computes: the card's outputs (probabilities or values), not raw logits.
 #[derive(Module, Debug)]
 struct Deployed {

@@ -35,9 +35,22 @@ impl KilnApp {
         };
         let runs_dir = self.cache.runs_dir.clone();
         self.export.path = path.display().to_string();
+        let onnx = match self.cache.listing(&run) {
+            Some(RunListing::Run { record, .. }) => {
+                match crate::export::onnx_support(&record.model) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        self.info(format!("Exporting without ONNX: {reason}."));
+                        false
+                    }
+                }
+            }
+            _ => true,
+        };
         self.export.task.start(ctx, move || {
             let options = ExportOptions {
                 force,
+                onnx,
                 ..ExportOptions::default()
             };
             let result = export_checkpoint(&runs_dir, &format!("{run}@{epoch}"), &path, &options)
