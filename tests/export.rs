@@ -13,27 +13,33 @@ fn sample(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Trains a small iris model and exports it (burnpack + safetensors) into `dir/bundle`.
-fn iris_bundle(dir: &Path) -> LoadedModel {
-    let runs = dir.join("runs");
+/// Trains an iris MLP on the CPU and returns the run id.
+fn train_iris(runs: &Path, model: MlpConfig, epochs: usize) -> String {
     let handle = start(
         TrainRequest {
             data: DataSpec::new(sample("iris.csv")),
-            model: ModelConfig::Mlp(MlpConfig::default()),
+            model: ModelConfig::Mlp(model),
             train: TrainConfig {
-                epochs: 10,
+                epochs,
                 batch_size: 16,
                 ..TrainConfig::default()
             },
             device: DeviceChoice::Cpu,
             name: None,
-            runs_dir: runs.clone(),
+            runs_dir: runs.to_path_buf(),
         },
         None,
     )
     .unwrap();
     let run = handle.run_id.clone();
     handle.wait();
+    run
+}
+
+/// Trains a small iris model and exports it (burnpack + safetensors) into `dir/bundle`.
+fn iris_bundle(dir: &Path) -> LoadedModel {
+    let runs = dir.join("runs");
+    let run = train_iris(&runs, MlpConfig::default(), 10);
     let bundle = dir.join("bundle");
     let options = ExportOptions {
         onnx: false,
@@ -153,26 +159,11 @@ fn a_corrupt_weight_file_is_an_error_not_a_panic() {
 fn a_gelu_model_exports_without_onnx_and_says_why_onnx_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let handle = start(
-        TrainRequest {
-            data: DataSpec::new(sample("iris.csv")),
-            model: ModelConfig::Mlp(MlpConfig {
-                activation: kiln::model::Activation::Gelu,
-                ..MlpConfig::default()
-            }),
-            train: TrainConfig {
-                epochs: 2,
-                ..TrainConfig::default()
-            },
-            device: DeviceChoice::Cpu,
-            name: None,
-            runs_dir: runs.clone(),
-        },
-        None,
-    )
-    .unwrap();
-    let run = handle.run_id.clone();
-    handle.wait();
+    let gelu = MlpConfig {
+        activation: kiln::model::Activation::Gelu,
+        ..MlpConfig::default()
+    };
+    let run = train_iris(&runs, gelu, 2);
     let error = export_checkpoint(
         &runs,
         &run,
