@@ -143,7 +143,7 @@ pub fn export_checkpoint(
             &model,
             record.schema.task(),
             &record.preprocessor,
-            inputs,
+            (inputs, outputs),
             &device,
         )
         .map_err(|error| {

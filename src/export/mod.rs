@@ -8,7 +8,7 @@ mod predict;
 
 pub use bundle::{BundlePaths, ExportOptions, export_checkpoint};
 pub use card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
-pub use onnx::{ONNX_OPSET, onnx_support};
+pub use onnx::onnx_support;
 pub use predict::{
     DriftWarning, LoadedModel, Prediction, PredictionReport, VerifyReport, predict_csv,
     predictions_to_csv, verify_bundle,

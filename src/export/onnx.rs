@@ -8,9 +8,6 @@ use burn_onnx::export::{AxisSpec, InputSpec, OnnxExporter, Opset};
 use crate::data::{Preprocessor, Task};
 use crate::model::Mlp;
 
-/// The ONNX opset written.
-pub const ONNX_OPSET: u32 = 18;
-
 /// Whether burn-onnx can export this model; the reason when it cannot.
 pub fn onnx_support(model: &crate::model::ModelConfig) -> Result<(), String> {
     match model {
@@ -57,18 +54,14 @@ impl Deployed {
     }
 }
 
-/// The ONNX bytes of `model` (input `[batch, inputs]`, output `[batch, outputs]`).
+/// The ONNX bytes (opset 18) of `model`: input `[batch, inputs]`, output `[batch, outputs]`.
 pub fn onnx_bytes(
     model: &Mlp,
     task: Task,
     preprocessor: &Preprocessor,
-    inputs: usize,
+    (inputs, outputs): (usize, usize),
     device: &Device,
 ) -> Result<Vec<u8>, String> {
-    let outputs = model
-        .layers
-        .last()
-        .map_or(1, |layer| layer.weight.dims()[1]);
     let deployed = Deployed {
         mlp: model.clone(),
         row_sum: Param::from_tensor(Tensor::ones([outputs, outputs], device)),

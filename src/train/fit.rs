@@ -1,9 +1,10 @@
 //! The training loop.
 //!
 //! Hand-written rather than burn-train's `Learner`: the whole dataset lives on the device, is
-//! shuffled there once an epoch and cut into batches by slicing (no per-item batcher), the loss is read back once an epoch
-//! (and at most once a second for the live curve) instead of every batch, and checkpoints,
-//! resume and metrics go straight into Kiln's run store with its supersede semantics.
+//! shuffled there once an epoch and cut into batches by slicing (no per-item batcher), the loss
+//! is read back once an epoch (and at most once a second for the live curve) instead of every
+//! batch, and checkpoints, resume and metrics go straight into Kiln's run store with its
+//! supersede semantics.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

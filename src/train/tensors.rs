@@ -41,9 +41,7 @@ impl DeviceData {
             rows: data.rows,
         }
     }
-}
 
-impl DeviceData {
     /// A copy with its rows in `order`: one gather an epoch, so batches are contiguous slices.
     pub fn permuted(&self, order: Tensor<1, Int>) -> Self {
         Self {

@@ -283,7 +283,13 @@ impl KilnApp {
         {
             wanted.push(training.run_id.clone());
         }
-        self.cache.update(ctx, &wanted);
+        if self.cache.update(ctx, &wanted) {
+            self.on_rescan();
+        }
+    }
+
+    /// Keeps the plotted selection in step with a freshly read run list.
+    fn on_rescan(&mut self) {
         // On a first launch with runs in the store, show the newest one instead of an empty plot.
         if !self.auto_selected && !self.cache.listings.is_empty() {
             self.auto_selected = true;
@@ -299,7 +305,7 @@ impl KilnApp {
             }
         }
         // Runs deleted elsewhere drop out of the selection.
-        if !self.cache.is_scanning() && self.cache.scan_error.is_none() && self.auto_selected {
+        if self.auto_selected {
             let known: Vec<&str> = self.cache.listings.iter().map(RunListing::id).collect();
             let live = self.training.as_ref().map(|t| t.run_id.as_str());
             self.settings

@@ -68,12 +68,15 @@ impl StoreCache {
     }
 
     /// Picks up finished reads, rescans when due, and (re)loads curves for `wanted` runs.
-    pub fn update(&mut self, ctx: &egui::Context, wanted: &[String]) {
+    /// Returns whether a new run list arrived this frame.
+    pub fn update(&mut self, ctx: &egui::Context, wanted: &[String]) -> bool {
+        let mut rescanned = false;
         if let Some(result) = self.scan.take() {
             match result {
                 Ok(listings) => {
                     self.listings = listings;
                     self.scan_error = None;
+                    rescanned = true;
                 }
                 Err(error) => self.scan_error = Some(error),
             }
@@ -105,6 +108,7 @@ impl StoreCache {
                 self.load_curves(ctx, id.clone());
             }
         }
+        rescanned
     }
 
     fn load_curves(&mut self, ctx: &egui::Context, id: String) {
