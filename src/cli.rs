@@ -9,11 +9,12 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataSpec, TaskOverride};
+use crate::data::{Augmentation, ChannelMode, DataSpec, ImageOptions, TaskOverride};
 use crate::export::{
-    ExportOptions, LoadedModel, export_checkpoint, predict_csv, predictions_to_csv, verify_bundle,
+    ExportOptions, LoadedModel, export_checkpoint, predict_csv, predict_images, predictions_to_csv,
+    verify_bundle,
 };
-use crate::model::{Activation, MlpConfig, ModelConfig};
+use crate::model::{Activation, CnnConfig, ConvBlock, MlpConfig, ModelConfig};
 use crate::runs::{CheckpointSelector, RunListing, RunStore, default_runs_dir};
 use crate::train::{
     DeviceChoice, LrSchedule, OptimizerConfig, Outcome, ResumeRequest, TrainConfig, TrainEvent,
@@ -36,7 +37,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train a new run on a CSV file.
+    /// Train a new run on a CSV file or an image dataset (class folders or an IDX pair).
     Train(Box<TrainArgs>),
     /// List the runs in the store.
     Runs {
@@ -74,11 +75,13 @@ pub enum Command {
         #[arg(long)]
         no_onnx: bool,
     },
-    /// Predict with an exported model on a CSV file; prints CSV.
+    /// Predict with an exported model on a CSV file, or (image models) an image file or folder;
+    /// prints CSV.
     Predict {
         /// The bundle folder, its card, or its .bpk file.
         #[arg(long)]
         model: PathBuf,
+        /// A CSV file, or for image models an image or a folder of images.
         #[arg(long)]
         data: PathBuf,
         /// Write the predictions here instead of standard output.
@@ -100,8 +103,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
+    /// A CSV file, a folder with one sub-folder of images per class, or an IDX images file.
     #[arg(long)]
     pub data: PathBuf,
+    /// mlp or cnn (default: cnn for images, mlp for tables).
+    #[arg(long, value_enum)]
+    pub model: Option<ModelArg>,
     /// Column to predict (default: the last one).
     #[arg(long)]
     pub target: Option<String>,
@@ -143,6 +150,69 @@ pub struct TrainArgs {
     /// Fill missing cells instead of failing.
     #[arg(long)]
     pub impute: bool,
+    #[command(flatten)]
+    pub images: ImageArgs,
+}
+
+/// Image datasets and the CNN.
+#[derive(Debug, Default, Args)]
+pub struct ImageArgs {
+    /// Resize every image to WIDTHxHEIGHT, e.g. 28x28 (default: the images' own size).
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<[u32; 2]>,
+    /// auto, gray or rgb.
+    #[arg(long, value_enum)]
+    pub channels: Option<ChannelsArg>,
+    /// Randomly flip training images left-right.
+    #[arg(long)]
+    pub flip: bool,
+    /// Randomly flip training images upside down.
+    #[arg(long)]
+    pub vflip: bool,
+    /// Randomly shift training images by up to this many pixels.
+    #[arg(long)]
+    pub shift: Option<u32>,
+    /// Leave out unreadable images (and say how many) instead of stopping.
+    #[arg(long)]
+    pub skip_bad_images: bool,
+    /// CNN: output channels of each conv block, e.g. 16,32.
+    #[arg(long, value_delimiter = ',')]
+    pub conv: Option<Vec<usize>>,
+    /// CNN: kernel size of every conv block (odd).
+    #[arg(long)]
+    pub kernel: Option<usize>,
+    /// CNN: no 2×2 max-pool after the conv blocks.
+    #[arg(long)]
+    pub no_pool: bool,
+    /// CNN: no batch-norm in the conv blocks.
+    #[arg(long)]
+    pub no_batch_norm: bool,
+    /// CNN: hidden widths of the dense head, e.g. 64.
+    #[arg(long, value_delimiter = ',')]
+    pub dense: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelArg {
+    Mlp,
+    Cnn,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ChannelsArg {
+    Auto,
+    Gray,
+    Rgb,
+}
+
+fn parse_size(text: &str) -> Result<[u32; 2], String> {
+    let (width, height) = text.split_once(['x', 'X', '×']).unwrap_or((text, text));
+    let parse = |part: &str| {
+        part.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("'{text}' is not a size; write WIDTHxHEIGHT, e.g. 28x28"))
+    };
+    Ok([parse(width)?, parse(height)?])
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -211,11 +281,15 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Predict { model, data, out } => {
             let model = LoadedModel::open(&model)?;
-            let report = predict_csv(&model, &data)?;
-            for warning in &report.drift {
-                eprintln!("warning: drift: {warning}");
-            }
-            let csv = predictions_to_csv(&model.card, &report.predictions);
+            let csv = if model.takes_images() {
+                image_predictions(&model, &data)?
+            } else {
+                let report = predict_csv(&model, &data)?;
+                for warning in &report.drift {
+                    eprintln!("warning: drift: {warning}");
+                }
+                predictions_to_csv(&model.card, &report.predictions)
+            };
             match out {
                 Some(path) => crate::runs::atomic::write_atomic(&path, csv.as_bytes())
                     .with_context(|| format!("writing {}", path.display()))?,
@@ -265,6 +339,66 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Predicts images; CSV out (`file`, `actual` when folders name classes, `prediction`, one
+/// probability per class); unreadable files and the accuracy go to standard error.
+fn image_predictions(model: &LoadedModel, data: &Path) -> Result<String> {
+    let report = predict_images(model, data)?;
+    for warning in &report.drift {
+        eprintln!("warning: drift: {warning}");
+    }
+    let labelled = report.images.iter().any(|image| image.actual.is_some());
+    let mut csv = String::from("file");
+    if labelled {
+        csv.push_str(",actual");
+    }
+    csv.push_str(",prediction");
+    for class in &model.card.schema.target.classes {
+        csv.push_str(&format!(",p_{class}"));
+    }
+    csv.push('\n');
+    for image in &report.images {
+        match &image.result {
+            Ok(prediction) => {
+                csv.push_str(&csv_cell(&image.file.display().to_string()));
+                if labelled {
+                    csv.push_str(&format!(",{}", image.actual.as_deref().unwrap_or("")));
+                }
+                csv.push_str(&format!(",{}", prediction.class.as_deref().unwrap_or("")));
+                for p in &prediction.probabilities {
+                    csv.push_str(&format!(",{p:.6}"));
+                }
+                csv.push('\n');
+            }
+            Err(reason) => eprintln!("error: {}: {reason}", image.file.display()),
+        }
+    }
+    let unreadable = report.unreadable();
+    if unreadable == report.images.len() {
+        bail!("none of the {unreadable} image(s) could be read");
+    }
+    if unreadable > 0 {
+        eprintln!(
+            "warning: {unreadable} of {} image(s) could not be read",
+            report.images.len()
+        );
+    }
+    if let Some((accuracy, count)) = report.accuracy() {
+        eprintln!(
+            "accuracy on {count} image(s) in class-named folders: {:.2}%",
+            accuracy * 100.0
+        );
+    }
+    Ok(csv)
+}
+
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
 fn parse_activation(text: &str) -> Result<Activation> {
     Activation::ALL
         .into_iter()
@@ -283,16 +417,34 @@ pub fn train_request(args: &TrainArgs, runs_dir: &Path) -> Result<TrainRequest> 
         }
         None => ConfigFile::default(),
     };
-    let ModelConfig::Mlp(mut mlp) = file.model.unwrap_or(ModelConfig::Mlp(MlpConfig::default()));
-    if let Some(hidden) = &args.hidden {
-        mlp.hidden = hidden.clone();
-    }
-    if let Some(activation) = &args.activation {
-        mlp.activation = parse_activation(activation)?;
-    }
-    if let Some(dropout) = args.dropout {
-        mlp.dropout = dropout;
-    }
+    let mut data = DataSpec::new(&args.data);
+    let images = data.is_image_data();
+    let kind = match (args.model, &file.model) {
+        (Some(kind), _) => kind,
+        (None, Some(ModelConfig::Cnn(_))) => ModelArg::Cnn,
+        (None, Some(ModelConfig::Mlp(_))) => ModelArg::Mlp,
+        (None, None) if images => ModelArg::Cnn,
+        (None, None) => ModelArg::Mlp,
+    };
+    let model = match kind {
+        ModelArg::Mlp => {
+            let mut mlp = match file.model {
+                Some(ModelConfig::Mlp(mlp)) => mlp,
+                _ => MlpConfig::default(),
+            };
+            if let Some(hidden) = &args.hidden {
+                mlp.hidden = hidden.clone();
+            }
+            if let Some(activation) = &args.activation {
+                mlp.activation = parse_activation(activation)?;
+            }
+            if let Some(dropout) = args.dropout {
+                mlp.dropout = dropout;
+            }
+            ModelConfig::Mlp(mlp)
+        }
+        ModelArg::Cnn => ModelConfig::Cnn(cnn_config(args, file.model)?),
+    };
     let mut train = file.train.unwrap_or_default();
     if let Some(optimizer) = &args.optimizer {
         train.optimizer = match optimizer.as_str() {
@@ -320,7 +472,6 @@ pub fn train_request(args: &TrainArgs, runs_dir: &Path) -> Result<TrainRequest> 
     if args.patience.is_some() {
         train.early_stopping_patience = args.patience;
     }
-    let mut data = DataSpec::new(&args.data);
     data.target = args.target.clone();
     data.task = match args.task {
         None => TaskOverride::Auto,
@@ -331,14 +482,76 @@ pub fn train_request(args: &TrainArgs, runs_dir: &Path) -> Result<TrainRequest> 
         data.valid_fraction = fraction;
     }
     data.impute_missing = args.impute;
+    if images {
+        data.images = Some(image_options(&args.images));
+    }
     Ok(TrainRequest {
         data,
-        model: ModelConfig::Mlp(mlp),
+        model,
         train,
         device: args.device,
         name: args.name.clone(),
         runs_dir: runs_dir.to_path_buf(),
     })
+}
+
+fn cnn_config(args: &TrainArgs, from_file: Option<ModelConfig>) -> Result<CnnConfig> {
+    let mut cnn = match from_file {
+        Some(ModelConfig::Cnn(cnn)) => cnn,
+        _ => CnnConfig::default(),
+    };
+    let flags = &args.images;
+    if let Some(channels) = &flags.conv {
+        let kernel = cnn.blocks.first().map_or(3, |block| block.kernel_size);
+        cnn.blocks = channels
+            .iter()
+            .map(|&channels| ConvBlock {
+                channels,
+                kernel_size: kernel,
+                pool: true,
+            })
+            .collect();
+    }
+    for block in &mut cnn.blocks {
+        if let Some(kernel) = flags.kernel {
+            block.kernel_size = kernel;
+        }
+        if flags.no_pool {
+            block.pool = false;
+        }
+    }
+    if flags.no_batch_norm {
+        cnn.batch_norm = false;
+    }
+    if let Some(dense) = &flags.dense {
+        cnn.dense = dense.clone();
+    }
+    if let Some(dropout) = args.dropout {
+        cnn.dropout = dropout;
+    }
+    if args.hidden.is_some() || args.activation.is_some() {
+        bail!(
+            "--hidden and --activation are MLP options; for a CNN use --conv, --kernel and --dense"
+        );
+    }
+    Ok(cnn)
+}
+
+fn image_options(flags: &ImageArgs) -> ImageOptions {
+    ImageOptions {
+        size: flags.size,
+        channels: match flags.channels {
+            None | Some(ChannelsArg::Auto) => ChannelMode::Auto,
+            Some(ChannelsArg::Gray) => ChannelMode::Gray,
+            Some(ChannelsArg::Rgb) => ChannelMode::Rgb,
+        },
+        augment: Augmentation {
+            flip_horizontal: flags.flip,
+            flip_vertical: flags.vflip,
+            max_shift_px: flags.shift.unwrap_or(0),
+        },
+        skip_bad_files: flags.skip_bad_images,
+    }
 }
 
 fn train(args: TrainArgs, runs_dir: &Path) -> Result<()> {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::csv::RawTable;
+use super::images::ImageSet;
 use super::schema::{DataSpec, Schema};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +70,32 @@ pub fn fingerprint(
         rows: table.rows.len(),
         columns: table.header.len(),
         class_counts,
+    }
+}
+
+/// The fingerprint of an image dataset: every file's name and content, and the loading options.
+pub fn image_fingerprint(set: &ImageSet, spec: &DataSpec) -> DatasetFingerprint {
+    let options = serde_json::json!({
+        "images": spec.images.clone().unwrap_or_default(),
+        "shape": set.shape,
+        "valid_fraction": spec.valid_fraction,
+        "split_seed": spec.split_seed,
+    });
+    let mut hasher = Sha256::new();
+    hasher.update(set.content_sha256.as_bytes());
+    hasher.update(options.to_string().as_bytes());
+    let counts = set.class_counts();
+    DatasetFingerprint {
+        id: hex(&hasher.finalize()),
+        content_sha256: set.content_sha256.clone(),
+        file_name: spec
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        rows: set.items.len(),
+        columns: set.shape.pixels(),
+        class_counts: set.classes.iter().cloned().zip(counts).collect(),
     }
 }
 

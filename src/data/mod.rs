@@ -1,21 +1,30 @@
-//! Loading, validating, fingerprinting, splitting and normalising tabular datasets.
+//! Loading, validating, fingerprinting, splitting and normalising datasets: CSV tables, image
+//! folders and IDX files.
 //!
 //! Nothing here knows about models or training: the output is plain `f32` matrices plus the
 //! [`Preprocessor`] that produced them, which is stored with every run and every exported model.
 
 mod csv;
 mod fingerprint;
+mod idx;
+mod images;
 mod preprocess;
 mod schema;
 mod split;
 
 pub use self::csv::{RawTable, load_csv, parse_csv_bytes};
-pub use fingerprint::{DatasetFingerprint, fingerprint};
-pub use preprocess::{ColumnTransform, EncodedMatrix, Preprocessor};
-pub use schema::{
-    ColumnKind, ColumnSchema, DataSpec, Schema, TargetSchema, Task, TaskOverride, infer_schema,
+pub use fingerprint::{DatasetFingerprint, fingerprint, image_fingerprint};
+pub use idx::{find_idx_images, is_idx_images, load_idx, write_idx};
+pub use images::{
+    Augmentation, ChannelMode, IMAGE_EXTENSIONS, ImageItem, ImageOptions, ImageSet, ImageShape,
+    ImageTransform, augment_image, load_image_folder,
 };
-pub use split::{Split, split_indices};
+pub use preprocess::{ColumnTransform, EncodedMatrix, InputShape, Preprocessor};
+pub use schema::{
+    ColumnKind, ColumnSchema, DataSource, DataSpec, Schema, TargetSchema, Task, TaskOverride,
+    infer_schema,
+};
+pub use split::{Split, split_indices, stratified_split};
 
 use std::path::PathBuf;
 
@@ -108,6 +117,13 @@ pub enum DataError {
     SchemaMismatch(String),
 }
 
+/// The dataset as read, before encoding.
+#[derive(Debug, Clone)]
+pub enum LoadedData {
+    Table(RawTable),
+    Images(ImageSet),
+}
+
 /// A dataset loaded, checked and split, ready to become tensors.
 #[derive(Debug, Clone)]
 pub struct PreparedData {
@@ -116,8 +132,12 @@ pub struct PreparedData {
     pub preprocessor: Preprocessor,
     pub train: EncodedMatrix,
     pub valid: EncodedMatrix,
-    pub table: RawTable,
+    pub loaded: LoadedData,
     pub split: Split,
+    /// Training-time changes to image data (flips, shifts), if any.
+    pub augmentation: Option<Augmentation>,
+    /// What the user should know that did not stop loading (skipped files).
+    pub warnings: Vec<String>,
 }
 
 impl PreparedData {
@@ -129,20 +149,80 @@ impl PreparedData {
         self.schema.target.output_width()
     }
 
+    pub fn table(&self) -> Option<&RawTable> {
+        match &self.loaded {
+            LoadedData::Table(table) => Some(table),
+            LoadedData::Images(_) => None,
+        }
+    }
+
+    pub fn images(&self) -> Option<&ImageSet> {
+        match &self.loaded {
+            LoadedData::Images(set) => Some(set),
+            LoadedData::Table(_) => None,
+        }
+    }
+
+    /// The input shape of image data.
+    pub fn image_shape(&self) -> Option<ImageShape> {
+        self.images().map(|set| set.shape)
+    }
+
+    /// The training split with this epoch's random flips and shifts, when augmentation is on.
+    pub fn augmented_train(&self, seed: u64) -> Option<EncodedMatrix> {
+        use rand::SeedableRng;
+        let augment = self.augmentation.filter(Augmentation::is_active)?;
+        let set = self.images()?;
+        let transform = self.preprocessor.image.as_ref()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut inputs = Vec::with_capacity(self.train.inputs.len());
+        for &index in &self.split.train {
+            let changed = augment_image(set.image(index), set.shape, &augment, &mut rng);
+            transform.encode_into(&changed, &mut inputs);
+        }
+        Some(EncodedMatrix {
+            inputs,
+            ..self.train.clone()
+        })
+    }
+
     /// Up to `count` validation rows as in the file (by column name), with their encoded inputs.
     pub fn sample_valid_rows(&self, count: usize) -> Vec<SampleRow> {
+        let table = match &self.loaded {
+            LoadedData::Table(table) => table,
+            LoadedData::Images(set) => {
+                return self
+                    .split
+                    .valid
+                    .iter()
+                    .take(count)
+                    .enumerate()
+                    .map(|(position, &index)| SampleRow {
+                        raw: [
+                            ("file".to_string(), set.items[index].name.clone()),
+                            (
+                                "class".to_string(),
+                                set.classes[set.items[index].label].clone(),
+                            ),
+                        ]
+                        .into_iter()
+                        .collect(),
+                        inputs: self.valid.row(position).to_vec(),
+                    })
+                    .collect();
+            }
+        };
         self.split
             .valid
             .iter()
             .take(count)
             .enumerate()
             .map(|(position, &row)| SampleRow {
-                raw: self
-                    .table
+                raw: table
                     .header
                     .iter()
                     .cloned()
-                    .zip(self.table.rows[row].iter().cloned())
+                    .zip(table.rows[row].iter().cloned())
                     .collect(),
                 inputs: self.valid.row(position).to_vec(),
             })
@@ -157,13 +237,90 @@ pub struct SampleRow {
     pub inputs: Vec<f32>,
 }
 
-/// Loads a CSV file, infers its schema, splits it and fits preprocessing on the training rows.
+/// Loads a dataset (CSV, image folder or IDX), checks it, splits it and fits preprocessing on
+/// the training part.
 pub fn prepare(spec: &DataSpec) -> Result<PreparedData, DataError> {
-    let bytes = std::fs::read(&spec.path).map_err(|source| DataError::Io {
+    let options = spec.images.clone().unwrap_or_default();
+    match spec.source() {
+        DataSource::Csv(path) => {
+            let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            prepare_bytes(spec, &bytes)
+        }
+        DataSource::ImageFolder(dir) => prepare_images(spec, load_image_folder(&dir, &options)?),
+        DataSource::Idx(file) => prepare_images(spec, load_idx(&file, &options)?),
+    }
+}
+
+/// Splits an image set (stratified), fits the normalisation on the training images and encodes.
+pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, DataError> {
+    if spec.task == TaskOverride::Regression {
+        return Err(DataError::Invalid {
+            path: spec.path.clone(),
+            message:
+                "image datasets are classified by folder or label; regression needs a CSV file"
+                    .to_string(),
+        });
+    }
+    let invalid = |message: String| DataError::Invalid {
         path: spec.path.clone(),
-        source,
-    })?;
-    prepare_bytes(spec, &bytes)
+        message,
+    };
+    let split =
+        stratified_split(&set.labels(), spec.valid_fraction, spec.split_seed).map_err(invalid)?;
+    if split.train.is_empty() || split.valid.is_empty() {
+        return Err(DataError::TooFewRows {
+            path: spec.path.clone(),
+            rows: set.items.len(),
+        });
+    }
+    let transform = ImageTransform::fit(&set, &split.train);
+    let encode = |rows: &[usize]| {
+        let mut inputs = Vec::with_capacity(rows.len() * set.shape.pixels());
+        for &row in rows {
+            transform.encode_into(set.image(row), &mut inputs);
+        }
+        EncodedMatrix {
+            inputs,
+            rows: rows.len(),
+            width: set.shape.pixels(),
+            labels: rows
+                .iter()
+                .map(|&row| set.items[row].label as i64)
+                .collect(),
+            values: Vec::new(),
+        }
+    };
+    let (train, valid) = (encode(&split.train), encode(&split.valid));
+    let schema = Schema {
+        features: Vec::new(),
+        target: TargetSchema {
+            name: "class".to_string(),
+            task: Task::Classification,
+            classes: set.classes.clone(),
+            numeric_labels: false,
+        },
+    };
+    let warnings = match set.skipped.len() {
+        0 => Vec::new(),
+        count => vec![format!(
+            "skipped {count} unreadable image(s) as asked; first: {}",
+            set.skipped[0]
+        )],
+    };
+    Ok(PreparedData {
+        schema,
+        fingerprint: image_fingerprint(&set, spec),
+        preprocessor: Preprocessor::for_images(transform),
+        train,
+        valid,
+        loaded: LoadedData::Images(set),
+        split,
+        augmentation: spec.images.as_ref().map(|options| options.augment),
+        warnings,
+    })
 }
 
 /// As [`prepare`], on bytes already read (the fingerprint hashes exactly these bytes).
@@ -192,7 +349,9 @@ pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, Data
         preprocessor,
         train,
         valid,
-        table,
+        loaded: LoadedData::Table(table),
         split,
+        augmentation: None,
+        warnings: Vec::new(),
     })
 }

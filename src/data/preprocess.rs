@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DataError;
 use super::csv::{RawTable, is_missing, parse_number};
+use super::images::{ImageShape, ImageTransform};
 use super::schema::{ColumnKind, Schema, Task};
 
 /// How one input column becomes one or more model inputs.
@@ -46,10 +47,30 @@ pub struct Preprocessor {
     pub target_mean: f64,
     #[serde(default = "one")]
     pub target_std: f64,
+    /// Image models: the input shape and the per-channel normalisation (then `columns` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageTransform>,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+/// What a model takes: a flat row of features, or an image (still passed flat, channel-major).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputShape {
+    Flat(usize),
+    Image(ImageShape),
+}
+
+impl InputShape {
+    /// Inputs per row.
+    pub fn width(&self) -> usize {
+        match self {
+            InputShape::Flat(width) => *width,
+            InputShape::Image(shape) => shape.pixels(),
+        }
+    }
 }
 
 /// Encoded rows: inputs row-major, plus class labels or (standardised) regression values.
@@ -135,15 +156,50 @@ impl Preprocessor {
             columns,
             target_mean,
             target_std,
+            image: None,
+        }
+    }
+
+    /// The preprocessing of an image model.
+    pub fn for_images(transform: ImageTransform) -> Self {
+        Self {
+            columns: Vec::new(),
+            target_mean: 0.0,
+            target_std: 1.0,
+            image: Some(transform),
+        }
+    }
+
+    /// The shape of the model's input.
+    pub fn input_shape(&self) -> InputShape {
+        match &self.image {
+            Some(image) => InputShape::Image(image.shape),
+            None => InputShape::Flat(self.output_width()),
         }
     }
 
     pub fn output_width(&self) -> usize {
-        self.columns.iter().map(ColumnTransform::width).sum()
+        match &self.image {
+            Some(image) => image.shape.pixels(),
+            None => self.columns.iter().map(ColumnTransform::width).sum(),
+        }
     }
 
-    /// Names of the model's inputs, one per encoded column (`color=red` for one-hot inputs).
+    /// Names of the model's inputs, one per encoded column (`color=red` for one-hot inputs);
+    /// for images, one name per pixel, `c0_y3_x5`, in the model's channel-major order.
     pub fn input_names(&self) -> Vec<String> {
+        if let Some(image) = &self.image {
+            let shape = image.shape;
+            let mut names = Vec::with_capacity(shape.pixels());
+            for c in 0..shape.channels {
+                for y in 0..shape.height {
+                    for x in 0..shape.width {
+                        names.push(format!("c{c}_y{y}_x{x}"));
+                    }
+                }
+            }
+            return names;
+        }
         let mut names = Vec::with_capacity(self.output_width());
         for column in &self.columns {
             match column {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DataError;
 use super::csv::{RawTable, is_missing, parse_number};
+use super::images::ImageOptions;
 
 /// Categorical feature columns with more distinct values than this are rejected, not one-hot encoded.
 pub const MAX_ONE_HOT_CATEGORIES: usize = 32;
@@ -31,6 +32,18 @@ pub struct DataSpec {
     /// Fill missing feature cells (training mean / most frequent category) instead of failing.
     #[serde(default)]
     pub impute_missing: bool,
+    /// How to read image datasets (a folder of class folders, or IDX files); ignored for CSV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImageOptions>,
+}
+
+/// What kind of dataset a path holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    Csv(PathBuf),
+    ImageFolder(PathBuf),
+    /// The images file of an IDX pair.
+    Idx(PathBuf),
 }
 
 fn default_valid_fraction() -> f64 {
@@ -50,16 +63,50 @@ impl DataSpec {
             valid_fraction: default_valid_fraction(),
             split_seed: default_split_seed(),
             impute_missing: false,
+            images: None,
         }
+    }
+
+    /// A folder is an image dataset (its IDX pair if it holds one, else class folders); a file
+    /// named `*-images-idx3-ubyte[.gz]` is IDX; anything else is read as CSV.
+    pub fn source(&self) -> DataSource {
+        if self.path.is_dir() {
+            match super::idx::find_idx_images(&self.path) {
+                Some(images) if !has_sub_folders(&self.path) => DataSource::Idx(images),
+                _ => DataSource::ImageFolder(self.path.clone()),
+            }
+        } else if super::idx::is_idx_images(&self.path) {
+            DataSource::Idx(self.path.clone())
+        } else {
+            DataSource::Csv(self.path.clone())
+        }
+    }
+
+    pub fn is_image_data(&self) -> bool {
+        !matches!(self.source(), DataSource::Csv(_))
     }
 
     /// The dataset's short name, for run names and tables.
     pub fn dataset_name(&self) -> String {
-        self.path
-            .file_stem()
+        let path = if self.path.is_dir() {
+            self.path
+                .canonicalize()
+                .unwrap_or_else(|_| self.path.clone())
+        } else {
+            self.path.clone()
+        };
+        path.file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "data".to_string())
     }
+}
+
+fn has_sub_folders(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|entry| entry.path().is_dir())
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

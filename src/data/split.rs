@@ -24,12 +24,7 @@ pub fn split_indices(
     valid_fraction: f64,
     seed: u64,
 ) -> Result<Split, String> {
-    if !(valid_fraction > 0.0 && valid_fraction < 1.0) {
-        return Err(format!(
-            "the validation fraction must be between 0 and 1, not {valid_fraction}"
-        ));
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
+    check_fraction(valid_fraction)?;
     let groups: Vec<Vec<usize>> = match schema.target.task {
         Task::Regression => vec![(0..table.rows.len()).collect()],
         Task::Classification => {
@@ -47,6 +42,34 @@ pub fn split_indices(
             by_class.into_values().collect()
         }
     };
+    Ok(split_groups(groups, valid_fraction, seed))
+}
+
+/// Splits class labels (stratified), for datasets that are not tables.
+pub fn stratified_split(labels: &[usize], valid_fraction: f64, seed: u64) -> Result<Split, String> {
+    check_fraction(valid_fraction)?;
+    let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (index, &label) in labels.iter().enumerate() {
+        by_class.entry(label).or_default().push(index);
+    }
+    Ok(split_groups(
+        by_class.into_values().collect(),
+        valid_fraction,
+        seed,
+    ))
+}
+
+fn check_fraction(valid_fraction: f64) -> Result<(), String> {
+    if !(valid_fraction > 0.0 && valid_fraction < 1.0) {
+        return Err(format!(
+            "the validation fraction must be between 0 and 1, not {valid_fraction}"
+        ));
+    }
+    Ok(())
+}
+
+fn split_groups(groups: Vec<Vec<usize>>, valid_fraction: f64, seed: u64) -> Split {
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut split = Split {
         train: Vec::new(),
         valid: Vec::new(),
@@ -62,5 +85,5 @@ pub fn split_indices(
     }
     split.train.shuffle(&mut rng);
     split.valid.sort_unstable();
-    Ok(split)
+    split
 }

@@ -3,14 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::{BurnToPyTorchAdapter, SafetensorsStore};
 use burn::tensor::Device;
 
 use super::card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
 use super::predict::outputs_to_card_values;
 use super::{ExportError, io_error, sha256_hex};
+use crate::data::InputShape;
 use crate::data::Task;
-use crate::model::{Mlp, ModelConfig};
+use crate::model::{ModelConfig, Network};
 use crate::runs::atomic::{write_atomic, write_json_atomic};
 use crate::runs::{CheckpointSelector, RunStore};
 use crate::train::Predictor;
@@ -107,19 +108,18 @@ pub fn export_checkpoint(
         std::fs::create_dir_all(parent).map_err(io_error(parent))?;
     }
 
-    let ModelConfig::Mlp(mlp_config) = &record.model;
-    let (inputs, outputs) = (record.input_width(), record.output_width());
+    let input = record.preprocessor.input_shape();
+    let (inputs, outputs) = (input.width(), record.output_width());
     let device = Device::flex();
-    let model = Mlp::from_burnpack(mlp_config, inputs, outputs, model_bytes.clone(), &device)
-        .map_err(|error| ExportError::Model(format!("checkpoint {}: {error}", entry.epoch)))?;
+    let model =
+        Network::from_burnpack(&record.model, &input, outputs, model_bytes.clone(), &device)
+            .map_err(|error| ExportError::Model(format!("checkpoint {}: {error}", entry.epoch)))?;
 
-    let mut files = BTreeMap::new();
+    // Every file is produced in memory first, so a failure (an ONNX lowering error, say)
+    // leaves no partial bundle behind.
+    let mut outputs_to_write: Vec<(&str, &PathBuf, Vec<u8>)> = Vec::new();
     if options.burnpack {
-        write_atomic(&paths.burnpack, &model_bytes).map_err(io_error(&paths.burnpack))?;
-        files.insert(
-            "burnpack".to_string(),
-            digest(&paths.burnpack, &model_bytes),
-        );
+        outputs_to_write.push(("burnpack", &paths.burnpack, model_bytes.clone()));
     }
     if options.safetensors {
         let mut store = SafetensorsStore::from_bytes(None)
@@ -131,13 +131,8 @@ pub fn export_checkpoint(
         let bytes = store
             .get_bytes()
             .map_err(|error| ExportError::Model(format!("safetensors: {error}")))?;
-        write_atomic(&paths.safetensors, &bytes).map_err(io_error(&paths.safetensors))?;
-        files.insert(
-            "safetensors".to_string(),
-            digest(&paths.safetensors, &bytes),
-        );
+        outputs_to_write.push(("safetensors", &paths.safetensors, bytes.to_vec()));
     }
-
     if options.onnx {
         let bytes = super::onnx::onnx_bytes(
             &model,
@@ -151,8 +146,12 @@ pub fn export_checkpoint(
                 "ONNX export: {error} (export without ONNX to write the other formats)"
             ))
         })?;
-        write_atomic(&paths.onnx, &bytes).map_err(io_error(&paths.onnx))?;
-        files.insert("onnx".to_string(), digest(&paths.onnx, &bytes));
+        outputs_to_write.push(("onnx", &paths.onnx, bytes));
+    }
+    let mut files = BTreeMap::new();
+    for (format, path, bytes) in &outputs_to_write {
+        write_atomic(path, bytes).map_err(io_error(path))?;
+        files.insert(format.to_string(), digest(path, bytes));
     }
 
     let golden_inputs: Vec<Vec<f32>> = record
@@ -178,20 +177,7 @@ pub fn export_checkpoint(
         tolerance: 1e-4,
     };
 
-    let mut widths = vec![inputs];
-    widths.extend(&mlp_config.hidden);
-    widths.push(outputs);
-    let layers = widths
-        .windows(2)
-        .enumerate()
-        .map(|(index, pair)| ArchitectureLayer {
-            name: format!("layers.{index}"),
-            inputs: pair[0],
-            outputs: pair[1],
-            safetensors_weight_shape: [pair[1], pair[0]],
-            burnpack_weight_shape: [pair[0], pair[1]],
-        })
-        .collect();
+    let layers = architecture(&record.model, &input, outputs);
     let card = ModelCard {
         format: "kiln-model-card".to_string(),
         format_version: CARD_FORMAT_VERSION,
@@ -205,7 +191,7 @@ pub fn export_checkpoint(
         metrics: entry.metrics.clone(),
         model: record.model.clone(),
         description: record.model_summary(),
-        parameters: record.model.parameter_count(inputs, outputs),
+        parameters: record.model.parameter_count(&input, outputs),
         layers,
         schema: record.schema.clone(),
         preprocessor: record.preprocessor.clone(),
@@ -221,6 +207,68 @@ pub fn export_checkpoint(
     };
     write_json_atomic(&paths.card, &card).map_err(io_error(&paths.card))?;
     Ok(paths)
+}
+
+/// The card's layer list: every weight tensor's name prefix and shapes in both files.
+fn architecture(model: &ModelConfig, input: &InputShape, outputs: usize) -> Vec<ArchitectureLayer> {
+    let dense = |prefix: &str, widths: &[usize]| -> Vec<ArchitectureLayer> {
+        widths
+            .windows(2)
+            .enumerate()
+            .map(|(index, pair)| ArchitectureLayer {
+                name: format!("{prefix}.{index}"),
+                kind: "linear".to_string(),
+                inputs: pair[0],
+                outputs: pair[1],
+                safetensors_weight_shape: vec![pair[1], pair[0]],
+                burnpack_weight_shape: vec![pair[0], pair[1]],
+            })
+            .collect()
+    };
+    match (model, input) {
+        (ModelConfig::Mlp(config), _) => {
+            let mut widths = vec![input.width()];
+            widths.extend(&config.hidden);
+            widths.push(outputs);
+            dense("layers", &widths)
+        }
+        (ModelConfig::Cnn(config), InputShape::Image(image)) => {
+            let mut layers = Vec::new();
+            let mut channels = image.channels;
+            for (index, block) in config.blocks.iter().enumerate() {
+                let shape = vec![
+                    block.channels,
+                    channels,
+                    block.kernel_size,
+                    block.kernel_size,
+                ];
+                layers.push(ArchitectureLayer {
+                    name: format!("blocks.{index}.conv"),
+                    kind: format!(
+                        "conv2d padding {}{}{}",
+                        block.kernel_size / 2,
+                        if config.batch_norm {
+                            ", batch-norm"
+                        } else {
+                            ""
+                        },
+                        if block.pool { ", max-pool 2×2" } else { "" }
+                    ),
+                    inputs: channels,
+                    outputs: block.channels,
+                    safetensors_weight_shape: shape.clone(),
+                    burnpack_weight_shape: shape,
+                });
+                channels = block.channels;
+            }
+            let mut widths = vec![config.flattened_width(*image)];
+            widths.extend(&config.dense);
+            widths.push(outputs);
+            layers.extend(dense("head", &widths));
+            layers
+        }
+        (ModelConfig::Cnn(_), InputShape::Flat(_)) => Vec::new(),
+    }
 }
 
 fn digest(path: &Path, bytes: &[u8]) -> FileDigest {

@@ -13,14 +13,23 @@ pub const CARD_FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchitectureLayer {
-    /// Tensor name prefix in the weight files, e.g. `layers.0`.
+    /// Tensor name prefix in the weight files, e.g. `layers.0` or `blocks.0.conv`.
     pub name: String,
+    /// `linear`, or `conv2d …` with its padding, batch-norm and pooling.
+    #[serde(default = "linear")]
+    pub kind: String,
+    /// Input features (linear) or channels (conv).
     pub inputs: usize,
     pub outputs: usize,
-    /// Shape of `<name>.weight` in the safetensors file (PyTorch layout: `[outputs, inputs]`).
-    pub safetensors_weight_shape: [usize; 2],
+    /// Shape of `<name>.weight` in the safetensors file (PyTorch layout: `[outputs, inputs]`,
+    /// conv `[out, in, kh, kw]`).
+    pub safetensors_weight_shape: Vec<usize>,
     /// Shape of `<name>.weight` in the burnpack file (burn layout: `[inputs, outputs]`).
-    pub burnpack_weight_shape: [usize; 2],
+    pub burnpack_weight_shape: Vec<usize>,
+}
+
+fn linear() -> String {
+    "linear".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

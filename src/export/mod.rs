@@ -5,6 +5,7 @@ mod bundle;
 mod card;
 mod onnx;
 mod predict;
+mod predict_images;
 
 pub use bundle::{BundlePaths, ExportOptions, export_checkpoint};
 pub use card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
@@ -13,6 +14,7 @@ pub use predict::{
     DriftWarning, LoadedModel, Prediction, PredictionReport, VerifyReport, predict_csv,
     predictions_to_csv, verify_bundle,
 };
+pub use predict_images::{ImagePrediction, ImagePredictionReport, predict_images};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

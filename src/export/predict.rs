@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use super::card::ModelCard;
 use super::{ExportError, io_error, sha256_hex};
 use crate::data::{ColumnTransform, Preprocessor, Schema, Task, load_csv};
-use crate::model::{Mlp, ModelConfig};
+use crate::model::Network;
 use crate::train::{Predictor, argmax, softmax};
 
 /// Shift of a feature's mean, in training standard deviations, above which `predict` warns.
@@ -21,7 +21,7 @@ pub const DRIFT_MIN_ROWS: usize = 10;
 pub struct LoadedModel {
     pub card_path: PathBuf,
     pub card: ModelCard,
-    model: Mlp,
+    model: Network,
     device: Device,
 }
 
@@ -72,11 +72,10 @@ impl LoadedModel {
             })?;
         let weights_path = card_path.with_file_name(&burnpack.file);
         let bytes = std::fs::read(&weights_path).map_err(io_error(&weights_path))?;
-        let ModelConfig::Mlp(config) = &card.model;
         let device = Device::flex();
-        let model = Mlp::from_burnpack(
-            config,
-            card.preprocessor.output_width(),
+        let model = Network::from_burnpack(
+            &card.model,
+            &card.preprocessor.input_shape(),
             card.schema.target.output_width(),
             bytes,
             &device,
@@ -120,8 +119,24 @@ impl LoadedModel {
             .collect())
     }
 
+    /// Whether the model takes images (then predict on image files, not CSV rows).
+    pub fn takes_images(&self) -> bool {
+        self.card.preprocessor.image.is_some()
+    }
+
+    fn refuse_images(&self) -> Result<(), ExportError> {
+        if self.takes_images() {
+            return Err(ExportError::Model(
+                "this model takes images; predict on an image file or a folder of images"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Predicts one row given as `(column, cell)` pairs, e.g. typed into a form.
     pub fn predict_row(&self, cells: &[(String, String)]) -> Result<Prediction, ExportError> {
+        self.refuse_images()?;
         let table = crate::data::RawTable {
             path: PathBuf::from("(typed row)"),
             header: cells.iter().map(|(name, _)| name.clone()).collect(),
@@ -156,6 +171,7 @@ pub(crate) fn outputs_to_card_values(
 
 /// Checks a CSV against the model's input schema, predicts every row, and measures drift.
 pub fn predict_csv(model: &LoadedModel, data: &Path) -> Result<PredictionReport, ExportError> {
+    model.refuse_images()?;
     let table = load_csv(data)?;
     let preprocessor = &model.card.preprocessor;
     preprocessor.check_columns(&table, &[model.card.schema.target.name.as_str()])?;

@@ -57,38 +57,13 @@ impl Mlp {
     }
 }
 
-/// Saving and loading weights as burnpack bytes (written to disk by the caller, atomically).
 impl Mlp {
-    pub fn to_burnpack(&self) -> Result<Vec<u8>, String> {
-        use burn::store::{BurnpackStore, ModuleSnapshot};
-        let mut store = BurnpackStore::from_bytes(None);
-        self.save_into(&mut store)
-            .map_err(|error| error.to_string())?;
-        let bytes = store.get_bytes().map_err(|error| error.to_string())?;
-        Ok(bytes.to_vec())
-    }
-
-    /// Builds the model described by `config` and loads `bytes` into it; every tensor must match.
-    pub fn from_burnpack(
-        config: &MlpConfig,
-        inputs: usize,
-        outputs: usize,
-        bytes: Vec<u8>,
-        device: &Device,
-    ) -> Result<Self, String> {
-        use burn::store::{BurnpackStore, ModuleSnapshot};
-        use burn::tensor::Bytes;
-        let mut model = Self::new(config, inputs, outputs, device);
-        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
-        let result = model
-            .load_from(&mut store)
-            .map_err(|error| format!("the weights do not fit the model: {error}"))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
-            return Err(format!(
-                "the weights do not fit the model: errors {:?}, missing {:?}",
-                result.errors, result.missing
-            ));
+    /// An empty stand-in, for the instant the optimizer owns the model.
+    pub(crate) fn placeholder(&self) -> Self {
+        Self {
+            layers: Vec::new(),
+            activation: self.activation,
+            dropout: self.dropout,
         }
-        Ok(model)
     }
 }

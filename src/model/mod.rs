@@ -1,7 +1,11 @@
 //! Model configurations (serde) and the burn modules they build.
 
+mod cnn;
 mod config;
 mod mlp;
+mod network;
 
-pub use config::{Activation, MlpConfig, ModelConfig, ModelConfigError};
+pub use cnn::{Cnn, ConvLayer};
+pub use config::{Activation, CnnConfig, ConvBlock, MlpConfig, ModelConfig, ModelConfigError};
 pub use mlp::Mlp;
+pub use network::Network;

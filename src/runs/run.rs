@@ -104,6 +104,7 @@ impl RunRecord {
     }
 
     pub fn model_summary(&self) -> String {
-        self.model.describe(self.input_width(), self.output_width())
+        self.model
+            .describe(&self.preprocessor.input_shape(), self.output_width())
     }
 }

@@ -106,6 +106,9 @@ pub fn start(request: TrainRequest, notify: Option<Notify>) -> Result<TrainHandl
     request.model.validate()?;
     request.train.validate()?;
     let prepared = prepare(&request.data)?;
+    request
+        .model
+        .validate_for(&prepared.preprocessor.input_shape())?;
     let store = RunStore::open(&request.runs_dir)?;
     let name = request
         .name

@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -25,7 +24,7 @@ use super::engine::Emitter;
 use super::events::{EpochMetrics, Outcome, TrainEvent};
 use super::tensors::{DeviceData, Predictor, score};
 use crate::data::PreparedData;
-use crate::model::{Mlp, ModelConfig};
+use crate::model::Network;
 use crate::runs::{
     BestSummary, CheckpointEntry, MetricPoint, RunDir, RunRecord, RunStatus, SplitName,
 };
@@ -114,7 +113,7 @@ struct Trainer<'a> {
     emitter: &'a Emitter,
     device: Device,
     train_device: Device,
-    model: Mlp,
+    model: Network,
     optimizer: ModuleOptimizer,
     train: DeviceData,
     step: u64,
@@ -137,8 +136,7 @@ impl<'a> Trainer<'a> {
         let device = resolved.device;
         let train_device = device.clone().autodiff();
         let config = &record.train;
-        let ModelConfig::Mlp(mlp_config) = &record.model;
-        let (inputs, outputs) = (data.input_width(), data.output_width());
+        let (input, outputs) = (data.preprocessor.input_shape(), data.output_width());
         // The device RNG is shared by every run in the process; seeding and initialising under
         // one lock keeps a run's initial weights a function of its seed alone.
         let mut model = {
@@ -146,15 +144,16 @@ impl<'a> Trainer<'a> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             train_device.seed(config.seed);
-            Mlp::new(mlp_config, inputs, outputs, &train_device)
+            Network::new(&record.model, &input, outputs, &train_device)?
         };
         let mut optimizer = make_optimizer(config);
         if let Some(entry) = resume_from {
             let model_bytes = dir
                 .read_checkpoint_file(&entry.model_file)
                 .map_err(|error| error.to_string())?;
-            model = Mlp::from_burnpack(mlp_config, inputs, outputs, model_bytes, &train_device)
-                .map_err(|error| format!("checkpoint {}: {error}", entry.epoch))?;
+            model =
+                Network::from_burnpack(&record.model, &input, outputs, model_bytes, &train_device)
+                    .map_err(|error| format!("checkpoint {}: {error}", entry.epoch))?;
             let optimizer_bytes = dir
                 .read_checkpoint_file(&entry.optimizer_file)
                 .map_err(|error| error.to_string())?;
@@ -205,13 +204,28 @@ impl<'a> Trainer<'a> {
             train_rows: rows,
             valid_rows: self.data.valid.rows,
         });
+        for warning in &self.data.warnings {
+            self.emitter.send(TrainEvent::Warning {
+                message: warning.clone(),
+            });
+        }
         let session_start = Instant::now();
         let mut samples_done = 0usize;
         let mut last_event = f64::NEG_INFINITY;
         let mut last_live_loss = 0.0;
         for epoch in start_epoch + 1..=config.epochs {
             let epoch_start = Instant::now();
-            let epoch_data = self.train.permuted(self.epoch_order(epoch, &config));
+            let order = self.epoch_order(epoch, &config);
+            // Augmented images are drawn afresh each epoch from the seed and the epoch number,
+            // so a resumed run sees what it would have seen without the interruption.
+            let augment_seed = config.seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            let epoch_data = match self.data.augmented_train(augment_seed) {
+                Some(matrix) => {
+                    DeviceData::upload(&matrix, self.data.schema.task(), &self.train_device)
+                        .permuted(order)
+                }
+                None => self.train.permuted(order),
+            };
             let mut loss_sum: Option<Tensor<1>> = None;
             let mut correct_sum: Option<Tensor<1>> = None;
             for batch in 0..batches {
@@ -312,10 +326,7 @@ impl<'a> Trainer<'a> {
             ),
             (None, None) => unreachable!("uploaded data always has labels or values"),
         };
-        let gradients = GradientsParams::from_grads(loss.backward(), &self.model);
-        let stand_in = placeholder(&self.model);
-        let model = std::mem::replace(&mut self.model, stand_in);
-        self.model = self.optimizer.step(lr, model, gradients);
+        self.model.step(&mut self.optimizer, lr, loss.backward());
         (loss, correct)
     }
 
@@ -477,14 +488,5 @@ fn make_optimizer(config: &TrainConfig) -> ModuleOptimizer {
         OptimizerConfig::AdamW { weight_decay } => AdamWConfig::new()
             .with_weight_decay(weight_decay as f32)
             .init(),
-    }
-}
-
-/// `ModuleOptimizer::step` takes the model by value; this stands in for the instant it is moved.
-fn placeholder(model: &Mlp) -> Mlp {
-    Mlp {
-        layers: Vec::new(),
-        activation: model.activation,
-        dropout: model.dropout,
     }
 }

@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::{EncodedMatrix, Task};
-use crate::model::Mlp;
+use crate::model::Network;
 
 /// Rows per forward pass when evaluating or predicting; bounds device memory for large sets.
 const EVAL_CHUNK_ROWS: usize = 4096;
@@ -71,7 +71,7 @@ impl DeviceData {
 
 /// Inference with a trained model: rows in, raw outputs (logits or standardised values) out.
 pub struct Predictor<'a> {
-    pub model: &'a Mlp,
+    pub model: &'a Network,
     pub device: &'a Device,
 }
 

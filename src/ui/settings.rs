@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::TaskOverride;
-use crate::model::MlpConfig;
+use crate::data::{ImageOptions, TaskOverride};
+use crate::model::{CnnConfig, MlpConfig, ModelConfig};
 use crate::train::{DeviceChoice, TrainConfig};
 
 use super::plot::PlotSettings;
@@ -38,6 +38,13 @@ impl BottomTab {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ModelKind {
+    #[default]
+    Mlp,
+    Cnn,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -47,7 +54,11 @@ pub struct Settings {
     pub valid_fraction: f64,
     pub split_seed: u64,
     pub impute_missing: bool,
+    pub images: ImageOptions,
+    pub model_kind: ModelKind,
+    /// The MLP's settings (kept while the CNN is chosen, and the other way round).
     pub model: MlpConfig,
+    pub cnn: CnnConfig,
     pub train: TrainConfig,
     pub device: DeviceChoice,
     pub run_name: String,
@@ -65,7 +76,10 @@ impl Default for Settings {
             valid_fraction: 0.2,
             split_seed: 42,
             impute_missing: false,
+            images: ImageOptions::default(),
+            model_kind: ModelKind::Mlp,
             model: MlpConfig::default(),
+            cnn: CnnConfig::default(),
             train: TrainConfig {
                 epochs: 60,
                 batch_size: 16,
@@ -76,6 +90,16 @@ impl Default for Settings {
             selected_runs: Vec::new(),
             plot: PlotSettings::default(),
             bottom_tab: BottomTab::Runs,
+        }
+    }
+}
+
+impl Settings {
+    /// The model the form describes.
+    pub fn model_config(&self) -> ModelConfig {
+        match self.model_kind {
+            ModelKind::Mlp => ModelConfig::Mlp(self.model.clone()),
+            ModelKind::Cnn => ModelConfig::Cnn(self.cnn.clone()),
         }
     }
 }

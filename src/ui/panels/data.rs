@@ -26,14 +26,21 @@ impl DataState {
 impl KilnApp {
     pub(crate) fn data_spec(&self) -> DataSpec {
         let settings = &self.settings;
-        DataSpec {
+        let mut spec = DataSpec {
             path: settings.data_path.trim().into(),
             target: settings.target.clone(),
             task: settings.task,
             valid_fraction: settings.valid_fraction,
             split_seed: settings.split_seed,
             impute_missing: settings.impute_missing,
+            images: None,
+        };
+        if spec.is_image_data() {
+            spec.images = Some(settings.images.clone());
+            spec.target = None;
+            spec.task = crate::data::TaskOverride::Auto;
         }
+        spec
     }
 
     pub(crate) fn load_data(&mut self, ctx: &egui::Context) {
@@ -52,12 +59,11 @@ impl KilnApp {
             match result {
                 Ok(prepared) => {
                     // A target that the file does not have came from an earlier dataset.
-                    if self
-                        .settings
-                        .target
-                        .as_deref()
-                        .is_some_and(|t| prepared.table.column_index(t).is_none())
-                    {
+                    if self.settings.target.as_deref().is_some_and(|t| {
+                        prepared
+                            .table()
+                            .is_none_or(|table| table.column_index(t).is_none())
+                    }) {
                         self.settings.target = None;
                     }
                     self.data.loaded = Some((spec, prepared));
@@ -109,7 +115,10 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     let Some((_, prepared)) = &app.data.loaded else {
         return;
     };
-    let header = prepared.table.header.clone();
+    let header = prepared
+        .table()
+        .map(|table| table.header.clone())
+        .unwrap_or_default();
     let current_target = prepared.schema.target.name.clone();
     let mut reload = false;
     egui::Grid::new("data_grid")
@@ -227,7 +236,9 @@ pub fn data_preview_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         ui.label(app.data.error.as_deref().unwrap_or("No dataset loaded."));
         return;
     };
-    let table = &prepared.table;
+    let Some(table) = prepared.table() else {
+        return;
+    };
     let kinds: Vec<String> = table
         .header
         .iter()

@@ -1,6 +1,6 @@
 //! Starting, following and stopping a run; the model and training form.
 
-use crate::model::{Activation, ModelConfig};
+use crate::model::Activation;
 use crate::train::{
     DeviceChoice, EpochMetrics, LrSchedule, OptimizerConfig, Outcome, ResumeRequest, TrainEvent,
     TrainHandle, TrainRequest, resume, start,
@@ -28,7 +28,7 @@ impl KilnApp {
         }
         let request = TrainRequest {
             data: self.data_spec(),
-            model: ModelConfig::Mlp(self.settings.model.clone()),
+            model: self.settings.model_config(),
             train: self.settings.train.clone(),
             device: self.settings.device,
             name: Some(self.settings.run_name.clone()).filter(|n| !n.trim().is_empty()),
@@ -157,7 +157,16 @@ pub fn form_problems(app: &KilnApp) -> Vec<String> {
     if app.data.loaded.is_none() {
         problems.push("Load a dataset first.".to_string());
     }
-    if let Err(error) = ModelConfig::Mlp(app.settings.model.clone()).validate() {
+    let input = app
+        .data
+        .loaded
+        .as_ref()
+        .map(|(_, prepared)| prepared.preprocessor.input_shape());
+    let checked = match &input {
+        Some(input) => app.settings.model_config().validate_for(input),
+        None => app.settings.model_config().validate(),
+    };
+    if let Err(error) = checked {
         problems.push(error.to_string());
     }
     if let Err(error) = app.settings.train.validate() {
@@ -209,12 +218,12 @@ pub fn model_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             ui.end_row();
         });
     if let Some((_, prepared)) = &app.data.loaded {
-        let config = ModelConfig::Mlp(app.settings.model.clone());
-        let (inputs, outputs) = (prepared.input_width(), prepared.output_width());
+        let config = app.settings.model_config();
+        let (input, outputs) = (prepared.preprocessor.input_shape(), prepared.output_width());
         ui.weak(format!(
             "{} · {} parameters",
-            config.describe(inputs, outputs),
-            config.parameter_count(inputs, outputs)
+            config.describe(&input, outputs),
+            config.parameter_count(&input, outputs)
         ));
     }
 }

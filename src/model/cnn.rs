@@ -1,0 +1,135 @@
+//! The small CNN as a burn module: conv blocks (conv, optional batch-norm, ReLU, optional
+//! 2×2 max-pool), then a dense head. Inputs arrive flat (channel-major) and are reshaped here.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Distribution, Tensor};
+
+use super::config::CnnConfig;
+use crate::data::ImageShape;
+
+#[derive(Module, Debug)]
+pub struct ConvLayer {
+    pub conv: Conv2d,
+    pub norm: Option<BatchNorm>,
+    #[module(skip)]
+    pub pool: bool,
+}
+
+impl ConvLayer {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = self.conv.forward(x);
+        if let Some(norm) = &self.norm {
+            x = norm.forward(x);
+        }
+        x = relu(x);
+        if self.pool {
+            x = MaxPool2dConfig::new([2, 2]).init().forward(x);
+        }
+        x
+    }
+}
+
+/// Stored tensors: `blocks.N.conv.{weight,bias}`, `blocks.N.norm.{gamma,beta,running_mean,
+/// running_var}` and `head.N.{weight,bias}`.
+#[derive(Module, Debug)]
+pub struct Cnn {
+    pub blocks: Vec<ConvLayer>,
+    pub head: Vec<Linear>,
+    #[module(skip)]
+    pub channels: usize,
+    #[module(skip)]
+    pub height: usize,
+    #[module(skip)]
+    pub width: usize,
+    #[module(skip)]
+    pub dropout: f64,
+}
+
+impl Cnn {
+    pub fn new(config: &CnnConfig, input: ImageShape, outputs: usize, device: &Device) -> Self {
+        let mut channels = input.channels;
+        let blocks = config
+            .blocks
+            .iter()
+            .map(|block| {
+                let padding = block.kernel_size / 2;
+                let conv = Conv2dConfig::new(
+                    [channels, block.channels],
+                    [block.kernel_size, block.kernel_size],
+                )
+                .with_padding(PaddingConfig2d::Explicit(
+                    padding, padding, padding, padding,
+                ))
+                .init(device);
+                channels = block.channels;
+                ConvLayer {
+                    conv,
+                    norm: config
+                        .batch_norm
+                        .then(|| BatchNormConfig::new(block.channels).init(device)),
+                    pool: block.pool,
+                }
+            })
+            .collect();
+        let mut widths = vec![config.flattened_width(input)];
+        widths.extend(&config.dense);
+        widths.push(outputs);
+        let head = widths
+            .windows(2)
+            .map(|pair| LinearConfig::new(pair[0], pair[1]).init(device))
+            .collect();
+        Self {
+            blocks,
+            head,
+            channels: input.channels,
+            height: input.height,
+            width: input.width,
+            dropout: config.dropout,
+        }
+    }
+
+    /// Logits `[batch, outputs]` for flat channel-major images `[batch, channels·height·width]`.
+    pub fn forward(&self, input: Tensor<2>, training: bool) -> Tensor<2> {
+        let [batch, _] = input.dims();
+        let images = input.reshape([batch, self.channels, self.height, self.width]);
+        self.forward_images(images, training)
+    }
+
+    /// Logits `[batch, outputs]` for images `[batch, channels, height, width]`.
+    pub fn forward_images(&self, images: Tensor<4>, training: bool) -> Tensor<2> {
+        let mut x = images;
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let mut x: Tensor<2> = x.flatten(1, 3);
+        let last = self.head.len().saturating_sub(1);
+        for (index, layer) in self.head.iter().enumerate() {
+            if training && self.dropout > 0.0 {
+                let keep = 1.0 - self.dropout;
+                let mask = x.random_like(Distribution::Bernoulli(keep));
+                x = x * mask / keep;
+            }
+            x = layer.forward(x);
+            if index < last {
+                x = relu(x);
+            }
+        }
+        x
+    }
+
+    /// An empty stand-in, for the instant the optimizer owns the model.
+    pub(crate) fn placeholder(&self) -> Self {
+        Self {
+            blocks: Vec::new(),
+            head: Vec::new(),
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            dropout: self.dropout,
+        }
+    }
+}
