@@ -31,6 +31,9 @@ pub struct Cli {
     /// The run store (default: the platform data folder, e.g. ~/.local/share/kiln/runs).
     #[arg(long, global = true, env = "KILN_RUNS_DIR")]
     pub runs_dir: Option<PathBuf>,
+    /// The app only: a dataset (CSV, image folder or IDX file) to load when the window opens.
+    #[arg(long)]
+    pub open: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -6,6 +6,7 @@ fn main() -> std::process::ExitCode {
     if cli.command.is_none() {
         let options = kiln::ui::AppOptions {
             runs_dir: cli.runs_dir.unwrap_or_else(kiln::runs::default_runs_dir),
+            initial_data: cli.open,
             ..Default::default()
         };
         return match kiln::ui::run_app(options) {

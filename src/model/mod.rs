@@ -6,6 +6,8 @@ mod mlp;
 mod network;
 
 pub use cnn::{Cnn, ConvLayer};
-pub use config::{Activation, CnnConfig, ConvBlock, MlpConfig, ModelConfig, ModelConfigError};
+pub use config::{
+    Activation, CnnConfig, ConvBlock, MAX_KERNEL_SIZE, MlpConfig, ModelConfig, ModelConfigError,
+};
 pub use mlp::Mlp;
 pub use network::Network;

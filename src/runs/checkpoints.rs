@@ -64,6 +64,28 @@ pub fn class_report(confusion: &[Vec<u64>]) -> Vec<ClassMetrics> {
         .collect()
 }
 
+/// Macro-averaged precision and recall: the mean over classes (a class never predicted counts
+/// as precision 0; classes without rows are left out of recall).
+pub fn macro_precision_recall(confusion: &[Vec<u64>]) -> (f64, f64) {
+    let report = class_report(confusion);
+    let mean = |values: Vec<f64>| {
+        if values.is_empty() {
+            0.0
+        } else {
+            values.iter().sum::<f64>() / values.len() as f64
+        }
+    };
+    let precision = mean(
+        report
+            .iter()
+            .filter(|metrics| metrics.support > 0)
+            .map(|metrics| metrics.precision.unwrap_or(0.0))
+            .collect(),
+    );
+    let recall = mean(report.iter().filter_map(|metrics| metrics.recall).collect());
+    (precision, recall)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointIndex {
     pub checkpoints: Vec<CheckpointEntry>,

@@ -6,7 +6,9 @@ mod metrics_log;
 mod run;
 mod store;
 
-pub use checkpoints::{CheckpointEntry, CheckpointIndex, ClassMetrics, class_report};
+pub use checkpoints::{
+    CheckpointEntry, CheckpointIndex, ClassMetrics, class_report, macro_precision_recall,
+};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
 pub use run::{BestSummary, RUN_FORMAT_VERSION, RunRecord, RunStatus};
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};

@@ -53,6 +53,11 @@ impl EpochMetrics {
                 .map(|v| (SplitName::Valid, "accuracy", v)),
         );
         values.extend(self.valid_rmse.map(|v| (SplitName::Valid, "rmse", v)));
+        if let Some(confusion) = &self.confusion {
+            let (precision, recall) = crate::runs::macro_precision_recall(confusion);
+            values.push((SplitName::Valid, "precision", precision));
+            values.push((SplitName::Valid, "recall", recall));
+        }
         values
             .into_iter()
             .map(|(split, metric, value)| MetricPoint {

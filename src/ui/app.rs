@@ -71,7 +71,7 @@ pub enum Command {
         force: bool,
     },
     OpenModel(PathBuf),
-    PredictCsv(PathBuf),
+    PredictFile(PathBuf),
     PredictRow,
     Rescan,
 }
@@ -239,7 +239,7 @@ impl KilnApp {
                 (_, None) => self.info(
                     "No file chosen (or no file dialog service); you can type a path instead.",
                 ),
-                (DialogKind::OpenCsv, Some(path)) => {
+                (DialogKind::OpenCsv | DialogKind::OpenFolder, Some(path)) => {
                     self.settings.data_path = path.display().to_string();
                     self.push(Command::LoadData);
                 }
@@ -247,7 +247,10 @@ impl KilnApp {
                     self.push(Command::Export { path, force: false })
                 }
                 (DialogKind::OpenModel, Some(path)) => self.push(Command::OpenModel(path)),
-                (DialogKind::PredictCsv, Some(path)) => self.push(Command::PredictCsv(path)),
+                (
+                    DialogKind::PredictCsv | DialogKind::PredictImage | DialogKind::PredictFolder,
+                    Some(path),
+                ) => self.push(Command::PredictFile(path)),
             }
         }
         let dropped: Vec<PathBuf> = ctx.input(|input| {
@@ -260,15 +263,17 @@ impl KilnApp {
                 .collect()
         });
         for path in dropped {
-            if path
-                .extension()
-                .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"))
-            {
+            let dataset = path.is_dir()
+                || crate::data::is_idx_images(&path)
+                || path
+                    .extension()
+                    .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
+            if dataset {
                 self.settings.data_path = path.display().to_string();
                 self.push(Command::LoadData);
             } else {
                 self.error(format!(
-                    "{}: drop a CSV file to load it as a dataset",
+                    "{}: drop a CSV file, an IDX images file or an image folder to load it as a dataset",
                     path.display()
                 ));
             }

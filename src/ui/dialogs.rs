@@ -9,9 +9,14 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DialogKind {
     OpenCsv,
+    /// An image-folder dataset.
+    OpenFolder,
     SaveBundle,
     OpenModel,
     PredictCsv,
+    /// Images to predict on with an image model: a file or a folder.
+    PredictImage,
+    PredictFolder,
 }
 
 /// Blocking dialogs; the app always calls them from a background thread.
@@ -26,10 +31,24 @@ impl FileDialogs for NativeDialogs {
     fn pick(&self, kind: DialogKind) -> Option<PathBuf> {
         let dialog = rfd::FileDialog::new();
         match kind {
-            DialogKind::OpenCsv | DialogKind::PredictCsv => dialog
+            DialogKind::OpenCsv => dialog
                 .set_title("Open a dataset")
+                .add_filter("CSV or IDX", &["csv", "gz", "idx3-ubyte"])
+                .pick_file(),
+            DialogKind::PredictCsv => dialog
+                .set_title("Predict on a CSV file")
                 .add_filter("CSV", &["csv"])
                 .pick_file(),
+            DialogKind::OpenFolder => dialog
+                .set_title("Open an image folder (one sub-folder per class)")
+                .pick_folder(),
+            DialogKind::PredictImage => dialog
+                .set_title("Predict on an image")
+                .add_filter("Images", &crate::data::IMAGE_EXTENSIONS)
+                .pick_file(),
+            DialogKind::PredictFolder => dialog
+                .set_title("Predict on a folder of images")
+                .pick_folder(),
             DialogKind::SaveBundle => dialog
                 .set_title("Export model as")
                 .set_file_name("model.bpk")

@@ -5,18 +5,29 @@ use egui::{Color32, Sense, vec2};
 use crate::runs::class_report;
 
 const CELL: egui::Vec2 = egui::Vec2::new(56.0, 26.0);
+/// Cells for many classes, so a 10-class matrix fits beside the checkpoint's metrics.
+const SMALL_CELL: egui::Vec2 = egui::Vec2::new(38.0, 22.0);
 
 /// Draws `confusion[actual][predicted]` with class names on both axes; counts show on hover.
 pub fn confusion_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>]) {
-    let accent = Color32::from_rgb(0x4e, 0x9a, 0xf1);
     ui.label("Confusion matrix (rows: actual class, columns: predicted), validation split");
+    ui.horizontal_top(|ui| {
+        matrix_ui(ui, classes, confusion);
+        ui.add_space(12.0);
+        report_ui(ui, classes, confusion);
+    });
+}
+
+fn matrix_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>]) {
+    let accent = Color32::from_rgb(0x4e, 0x9a, 0xf1);
+    let cell = if classes.len() > 6 { SMALL_CELL } else { CELL };
     egui::Grid::new("confusion_grid")
         .spacing(vec2(2.0, 2.0))
         .show(ui, |ui| {
             ui.label("");
             for class in classes {
                 ui.add_sized(
-                    CELL,
+                    cell,
                     egui::Label::new(egui::RichText::new(class).small()).truncate(),
                 );
             }
@@ -24,12 +35,12 @@ pub fn confusion_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>
             for (actual, row) in confusion.iter().enumerate() {
                 let total: u64 = row.iter().sum::<u64>().max(1);
                 ui.add_sized(
-                    CELL,
+                    cell,
                     egui::Label::new(classes.get(actual).map_or("?", String::as_str)).truncate(),
                 );
                 for (predicted, &count) in row.iter().enumerate() {
                     let share = count as f32 / total as f32;
-                    let (rect, response) = ui.allocate_exact_size(CELL, Sense::hover());
+                    let (rect, response) = ui.allocate_exact_size(cell, Sense::hover());
                     let fill = if count == 0 {
                         ui.visuals().faint_bg_color
                     } else {
@@ -57,7 +68,10 @@ pub fn confusion_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>
                 ui.end_row();
             }
         });
-    ui.add_space(6.0);
+}
+
+/// Precision, recall and support per class.
+fn report_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>]) {
     egui::Grid::new("class_report")
         .striped(true)
         .num_columns(4)

@@ -1,11 +1,13 @@
-//! The dataset: loading in the background, the preview table, schema and fingerprint.
+//! The dataset: loading in the background, the form (CSV or image options), schema and
+//! fingerprint, and the preview tab (first rows, or thumbnails for images).
 
 use egui_extras::{Column, TableBuilder};
 
-use crate::data::{ColumnKind, DataSpec, PreparedData, Task, prepare};
+use crate::data::{ChannelMode, ColumnKind, DataSpec, PreparedData, Task, prepare};
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::dialogs::DialogKind;
 use crate::ui::promise::Task as Background;
+use crate::ui::settings::{ModelKind, Settings};
 
 /// Rows shown in the preview table.
 const PREVIEW_ROWS: usize = 50;
@@ -15,6 +17,7 @@ pub struct DataState {
     pub loaded: Option<(DataSpec, PreparedData)>,
     pub error: Option<String>,
     loading: Background<(DataSpec, Result<PreparedData, String>)>,
+    pub thumbnails: super::thumbnails::ThumbnailCache,
 }
 
 impl DataState {
@@ -46,7 +49,7 @@ impl KilnApp {
     pub(crate) fn load_data(&mut self, ctx: &egui::Context) {
         let spec = self.data_spec();
         if spec.path.as_os_str().is_empty() {
-            self.data.error = Some("Choose a CSV file.".to_string());
+            self.data.error = Some("Choose a CSV file or an image folder.".to_string());
             return;
         }
         self.data.loading.start(ctx, move || {
@@ -66,6 +69,18 @@ impl KilnApp {
                     }) {
                         self.settings.target = None;
                     }
+                    // Images train a CNN by default; tables can only train the MLP.
+                    let images = prepared.images().is_some();
+                    let was_images = self
+                        .data
+                        .loaded
+                        .as_ref()
+                        .is_some_and(|(_, old)| old.images().is_some());
+                    if !images {
+                        self.settings.model_kind = ModelKind::Mlp;
+                    } else if !was_images {
+                        self.settings.model_kind = ModelKind::Cnn;
+                    }
                     self.data.loaded = Some((spec, prepared));
                     self.data.error = None;
                 }
@@ -81,26 +96,38 @@ impl KilnApp {
 /// The dataset part of the setup column.
 pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
-        let label = ui.label("CSV");
+        let label = ui.label("Data");
         let edit = ui
             .add(
                 egui::TextEdit::singleline(&mut app.settings.data_path)
-                    .hint_text("path/to/data.csv")
+                    .hint_text("data.csv or an image folder")
                     .desired_width(190.0),
             )
-            .labelled_by(label.id);
+            .labelled_by(label.id)
+            .on_hover_text(
+                "A CSV file, a folder with one sub-folder of images per class, or MNIST IDX files",
+            );
         if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
             app.push(Command::LoadData);
         }
         if ui.button("Load").clicked() {
             app.push(Command::LoadData);
         }
+    });
+    ui.horizontal(|ui| {
         if ui
             .button("Browse…")
-            .on_hover_text("Open a file dialog (or drop a CSV on the window)")
+            .on_hover_text("Choose a CSV or IDX file (or drop one on the window)")
             .clicked()
         {
             app.push(Command::Dialog(DialogKind::OpenCsv));
+        }
+        if ui
+            .button("Image folder…")
+            .on_hover_text("Choose a folder with one sub-folder of images per class")
+            .clicked()
+        {
+            app.push(Command::Dialog(DialogKind::OpenFolder));
         }
     });
     if app.data.is_loading() {
@@ -113,8 +140,15 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         ui.colored_label(ui.visuals().error_fg_color, error);
     }
     let Some((_, prepared)) = &app.data.loaded else {
+        if app.data_spec().is_image_data() && image_options_ui(&mut app.settings, ui) {
+            app.push(Command::LoadData);
+        }
         return;
     };
+    if prepared.images().is_some() {
+        image_data_ui(app, ui);
+        return;
+    }
     let header = prepared
         .table()
         .map(|table| table.header.clone())
@@ -163,42 +197,7 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 prepared.fingerprint.rows
             ));
             ui.end_row();
-            let label = ui.label("Validation");
-            ui.horizontal(|ui| {
-                let mut percent = app.settings.valid_fraction * 100.0;
-                if ui
-                    .add(
-                        egui::DragValue::new(&mut percent)
-                            .range(5.0..=50.0)
-                            .suffix(" %")
-                            .speed(0.5),
-                    )
-                    .labelled_by(label.id)
-                    .changed()
-                {
-                    app.settings.valid_fraction = percent / 100.0;
-                    reload = true;
-                }
-                let seed = ui.label("seed");
-                reload |= ui
-                    .add(egui::DragValue::new(&mut app.settings.split_seed))
-                    .labelled_by(seed.id)
-                    .changed();
-            });
-            ui.end_row();
-            ui.label("Split");
-            ui.label(format!(
-                "{} train / {} validation",
-                prepared.train.rows, prepared.valid.rows
-            ));
-            ui.end_row();
-            ui.label("Fingerprint");
-            ui.monospace(prepared.fingerprint.short_id())
-                .on_hover_text(format!(
-                    "content SHA-256 {}",
-                    prepared.fingerprint.content_sha256
-                ));
-            ui.end_row();
+            reload |= split_rows_ui(&mut app.settings, ui, prepared);
         });
     reload |= ui
         .checkbox(
@@ -212,6 +211,154 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     if reload {
         app.push(Command::LoadData);
     }
+}
+
+/// The form for an image dataset: what was found, the split, and the loading options.
+fn image_data_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
+    let Some((_, prepared)) = &app.data.loaded else {
+        return;
+    };
+    let Some(set) = prepared.images() else {
+        return;
+    };
+    let mut reload = false;
+    egui::Grid::new("image_data_grid")
+        .num_columns(2)
+        .spacing([8.0, 4.0])
+        .show(ui, |ui| {
+            ui.label("Detected");
+            ui.label(format!(
+                "{} images, {} classes, {}",
+                set.items.len(),
+                set.classes.len(),
+                set.shape
+            ));
+            ui.end_row();
+            reload |= split_rows_ui(&mut app.settings, ui, prepared);
+        });
+    for warning in &prepared.warnings {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {warning}"));
+    }
+    reload |= image_options_ui(&mut app.settings, ui);
+    class_balance_ui(ui, prepared);
+    if reload {
+        app.push(Command::LoadData);
+    }
+}
+
+/// Validation share and seed, the split it gives, and the fingerprint; true when changed.
+fn split_rows_ui(settings: &mut Settings, ui: &mut egui::Ui, prepared: &PreparedData) -> bool {
+    let mut reload = false;
+    let label = ui.label("Validation");
+    ui.horizontal(|ui| {
+        let mut percent = settings.valid_fraction * 100.0;
+        if ui
+            .add(
+                egui::DragValue::new(&mut percent)
+                    .range(5.0..=50.0)
+                    .suffix(" %")
+                    .speed(0.5),
+            )
+            .labelled_by(label.id)
+            .changed()
+        {
+            settings.valid_fraction = percent / 100.0;
+            reload = true;
+        }
+        let seed = ui.label("seed");
+        reload |= ui
+            .add(egui::DragValue::new(&mut settings.split_seed))
+            .labelled_by(seed.id)
+            .changed();
+    });
+    ui.end_row();
+    ui.label("Split");
+    ui.label(format!(
+        "{} train / {} validation",
+        prepared.train.rows, prepared.valid.rows
+    ));
+    ui.end_row();
+    ui.label("Fingerprint");
+    ui.monospace(prepared.fingerprint.short_id())
+        .on_hover_text(format!(
+            "content SHA-256 {}",
+            prepared.fingerprint.content_sha256
+        ));
+    ui.end_row();
+    reload
+}
+
+/// Input size, channels, augmentation and bad-file handling; true when an option changed.
+fn image_options_ui(settings: &mut Settings, ui: &mut egui::Ui) -> bool {
+    let options = &mut settings.images;
+    let mut changed = false;
+    egui::Grid::new("image_options_grid")
+        .num_columns(2)
+        .spacing([8.0, 4.0])
+        .show(ui, |ui| {
+            ui.label("Input size");
+            ui.horizontal(|ui| {
+                let mut resize = options.size.is_some();
+                if ui
+                    .checkbox(&mut resize, "resize to")
+                    .on_hover_text("Off: use the images' own size (they must all agree)")
+                    .changed()
+                {
+                    options.size = resize.then_some([28, 28]);
+                    changed = true;
+                }
+                if let Some([width, height]) = &mut options.size {
+                    changed |= ui
+                        .add(egui::DragValue::new(width).range(1..=1024))
+                        .changed();
+                    ui.label("×");
+                    changed |= ui
+                        .add(egui::DragValue::new(height).range(1..=1024))
+                        .changed();
+                }
+            });
+            ui.end_row();
+            ui.label("Channels");
+            ui.horizontal(|ui| {
+                for (mode, name) in [
+                    (ChannelMode::Auto, "auto"),
+                    (ChannelMode::Gray, "gray"),
+                    (ChannelMode::Rgb, "RGB"),
+                ] {
+                    changed |= ui
+                        .selectable_value(&mut options.channels, mode, name)
+                        .changed();
+                }
+            });
+            ui.end_row();
+            ui.label("Augment")
+                .on_hover_text("Random changes to training images each epoch (seeded)");
+            ui.horizontal(|ui| {
+                changed |= ui
+                    .checkbox(&mut options.augment.flip_horizontal, "flip ↔")
+                    .changed();
+                changed |= ui
+                    .checkbox(&mut options.augment.flip_vertical, "flip ↕")
+                    .changed();
+                let label = ui.label("shift");
+                changed |= ui
+                    .add(
+                        egui::DragValue::new(&mut options.augment.max_shift_px)
+                            .range(0..=8)
+                            .suffix(" px"),
+                    )
+                    .labelled_by(label.id)
+                    .changed();
+            });
+            ui.end_row();
+        });
+    changed |= ui
+        .checkbox(
+            &mut options.skip_bad_files,
+            "Skip unreadable images (and say how many)",
+        )
+        .changed();
+    changed
 }
 
 fn class_balance_ui(ui: &mut egui::Ui, prepared: &PreparedData) {
@@ -237,6 +384,7 @@ pub fn data_preview_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         return;
     };
     let Some(table) = prepared.table() else {
+        super::thumbnails::thumbnails_ui(ui, prepared, &mut app.data.thumbnails);
         return;
     };
     let kinds: Vec<String> = table

@@ -98,8 +98,13 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         _ => (run.clone(), Vec::new()),
     };
     ui.heading(format!("{name} · epoch {epoch}"));
-    match &entry {
-        Some(entry) => {
+    let Some(entry) = entry else {
+        ui.label("This checkpoint is no longer kept (only the best and the latest ones are).");
+        return;
+    };
+    // Metrics on the left, the confusion matrix (classification) beside them.
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
             if entry.best {
                 ui.label("◆ The best checkpoint of this run (lowest validation loss).");
             }
@@ -115,16 +120,12 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                     ui.monospace(entry.step.to_string());
                     ui.end_row();
                 });
+        });
+        if let Some(confusion) = &entry.confusion {
+            ui.separator();
+            ui.vertical(|ui| super::confusion::confusion_ui(ui, &classes, confusion));
         }
-        None => {
-            ui.label("This checkpoint is no longer kept (only the best and the latest ones are).");
-            return;
-        }
-    }
-    if let Some(confusion) = entry.as_ref().and_then(|e| e.confusion.as_ref()) {
-        ui.add_space(6.0);
-        super::confusion::confusion_ui(ui, &classes, confusion);
-    }
+    });
     ui.separator();
     if app.export.path.is_empty() {
         let base = dirs::document_dir()

@@ -3,8 +3,11 @@
 mod confusion;
 mod data;
 mod export;
+mod model_form;
 mod model_use;
+mod model_use_images;
 mod runs;
+mod thumbnails;
 mod training;
 
 pub use data::{DataState, data_preview_ui};
@@ -24,7 +27,7 @@ pub fn setup_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         .show(ui, |ui| data::data_form_ui(app, ui));
     egui::CollapsingHeader::new(egui::RichText::new("Model").heading())
         .default_open(true)
-        .show(ui, |ui| training::model_form_ui(app, ui));
+        .show(ui, |ui| model_form::model_form_ui(app, ui));
     egui::CollapsingHeader::new(egui::RichText::new("Training").heading())
         .default_open(true)
         .show(ui, |ui| training::training_form_ui(app, ui));
@@ -35,7 +38,14 @@ pub use training::train_controls_ui;
 pub fn plot_controls_ui(ui: &mut egui::Ui, settings: &mut PlotSettings) {
     ui.horizontal_wrapped(|ui| {
         ui.label("Metric");
-        for metric in ["loss", "accuracy", "rmse", "batch_loss"] {
+        for metric in [
+            "loss",
+            "accuracy",
+            "precision",
+            "recall",
+            "rmse",
+            "batch_loss",
+        ] {
             ui.selectable_value(&mut settings.metric, metric.to_string(), metric);
         }
         ui.separator();
@@ -102,7 +112,7 @@ impl KilnApp {
             }
             Command::Export { path, force } => self.export_selected(ctx, path, force),
             Command::OpenModel(path) => self.open_model(ctx, path),
-            Command::PredictCsv(path) => self.predict_file(ctx, path),
+            Command::PredictFile(path) => self.predict_file(ctx, path),
             Command::PredictRow => self.predict_typed_row(),
             // Handled by the app before panels' commands reach here.
             Command::Dialog(_) | Command::Rescan => {}

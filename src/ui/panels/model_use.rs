@@ -1,4 +1,5 @@
-//! Using an exported model: open a bundle, read its card, predict on a CSV or on a typed row.
+//! Using an exported model: open a bundle, read its card, predict on a CSV or a typed row, or
+//! (image models) on an image file or a folder of images.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,7 +8,9 @@ use std::sync::Arc;
 use egui_extras::{Column, TableBuilder};
 
 use crate::data::ColumnTransform;
-use crate::export::{LoadedModel, Prediction, PredictionReport, predict_csv};
+use crate::export::{
+    ImagePredictionReport, LoadedModel, Prediction, PredictionReport, predict_csv, predict_images,
+};
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::dialogs::DialogKind;
 use crate::ui::promise::Task;
@@ -21,10 +24,17 @@ pub struct ModelUseState {
     pub csv_path: String,
     pub model: Option<Arc<LoadedModel>>,
     pub report: Option<PredictionReport>,
+    pub image_report: Option<ImagePredictionReport>,
     pub row: BTreeMap<String, String>,
     pub row_result: Option<Result<Prediction, String>>,
     opening: Task<Result<LoadedModel, String>>,
-    predicting: Task<Result<PredictionReport, String>>,
+    predicting: Task<Result<Predictions, String>>,
+}
+
+/// What a prediction task produced: rows of a CSV, or images.
+pub enum Predictions {
+    Table(PredictionReport),
+    Images(ImagePredictionReport),
 }
 
 impl ModelUseState {
@@ -49,7 +59,12 @@ impl KilnApp {
         };
         self.model_use.csv_path = path.display().to_string();
         self.model_use.predicting.start(ctx, move || {
-            predict_csv(&model, &path).map_err(|e| e.to_string())
+            if model.takes_images() {
+                predict_images(&model, &path).map(Predictions::Images)
+            } else {
+                predict_csv(&model, &path).map(Predictions::Table)
+            }
+            .map_err(|e| e.to_string())
         });
     }
 
@@ -79,6 +94,7 @@ impl KilnApp {
                     self.model_use.row = first_golden_row(&model);
                     self.model_use.model = Some(Arc::new(model));
                     self.model_use.report = None;
+                    self.model_use.image_report = None;
                     self.model_use.row_result = None;
                 }
                 Err(error) => self.error(format!("Cannot open the model: {error}")),
@@ -86,9 +102,15 @@ impl KilnApp {
         }
         if let Some(result) = self.model_use.predicting.take() {
             match result {
-                Ok(report) => {
+                Ok(Predictions::Table(report)) => {
                     self.info(format!("Predicted {} rows", report.predictions.len()));
                     self.model_use.report = Some(report);
+                    self.model_use.image_report = None;
+                }
+                Ok(Predictions::Images(report)) => {
+                    self.info(format!("Predicted {} images", report.images.len()));
+                    self.model_use.image_report = Some(report);
+                    self.model_use.report = None;
                 }
                 Err(error) => self.error(format!("Cannot predict: {error}")),
             }
@@ -130,11 +152,14 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     ui.label(
         egui::RichText::new(format!("{} · epoch {}", card.source_run_name, card.epoch)).strong(),
     );
+    let inputs = match &card.preprocessor.image {
+        Some(image) => format!("{} image", image.shape),
+        None => format!("{} inputs", card.input_names.len()),
+    };
     ui.label(format!(
-        "{} · {} parameters · {} → {}",
+        "{} · {} parameters · {inputs} → {}",
         card.description,
         card.parameters,
-        card.input_names.len(),
         match card.output_kind.as_str() {
             "probabilities" =>
                 format!("probabilities of {}", card.schema.target.classes.join(", ")),
@@ -148,13 +173,17 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         card.source_run_id
     ));
     ui.separator();
+    if model.takes_images() {
+        super::model_use_images::image_predict_ui(app, ui, card);
+        return;
+    }
     ui.horizontal(|ui| {
         let label = ui.label("Predict on a CSV:");
         ui.add(egui::TextEdit::singleline(&mut app.model_use.csv_path).desired_width(300.0))
             .labelled_by(label.id);
         if ui.button("Predict").clicked() {
             let path = PathBuf::from(app.model_use.csv_path.trim());
-            app.push(Command::PredictCsv(path));
+            app.push(Command::PredictFile(path));
         }
         if ui.button("Browse…").clicked() {
             app.push(Command::Dialog(DialogKind::PredictCsv));
@@ -214,7 +243,7 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     }
 }
 
-fn describe(prediction: &Prediction) -> String {
+pub(super) fn describe(prediction: &Prediction) -> String {
     match (&prediction.class, prediction.value) {
         (Some(class), _) => {
             let confidence = prediction.probabilities.iter().copied().fold(0.0, f64::max);

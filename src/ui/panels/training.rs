@@ -1,6 +1,5 @@
 //! Starting, following and stopping a run; the model and training form.
 
-use crate::model::Activation;
 use crate::train::{
     DeviceChoice, EpochMetrics, LrSchedule, OptimizerConfig, Outcome, ResumeRequest, TrainEvent,
     TrainHandle, TrainRequest, resume, start,
@@ -173,59 +172,6 @@ pub fn form_problems(app: &KilnApp) -> Vec<String> {
         problems.push(error.to_string());
     }
     problems
-}
-
-pub fn model_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
-    let model = &mut app.settings.model;
-    egui::Grid::new("model_grid")
-        .num_columns(2)
-        .spacing([8.0, 4.0])
-        .show(ui, |ui| {
-            let label = ui.label("Hidden layers");
-            ui.horizontal_wrapped(|ui| {
-                let mut remove = None;
-                for (index, width) in model.hidden.iter_mut().enumerate() {
-                    ui.add(egui::DragValue::new(width).range(1..=4096).speed(1.0))
-                        .labelled_by(label.id);
-                    if ui
-                        .small_button("×")
-                        .on_hover_text("Remove this layer")
-                        .clicked()
-                    {
-                        remove = Some(index);
-                    }
-                }
-                if let Some(index) = remove {
-                    model.hidden.remove(index);
-                }
-                if ui.small_button("+").on_hover_text("Add a layer").clicked() {
-                    model
-                        .hidden
-                        .push(model.hidden.last().copied().unwrap_or(64));
-                }
-            });
-            ui.end_row();
-            ui.label("Activation");
-            ui.horizontal(|ui| {
-                for activation in Activation::ALL {
-                    ui.selectable_value(&mut model.activation, activation, activation.name());
-                }
-            });
-            ui.end_row();
-            let label = ui.label("Dropout");
-            ui.add(egui::Slider::new(&mut model.dropout, 0.0..=0.9).step_by(0.05))
-                .labelled_by(label.id);
-            ui.end_row();
-        });
-    if let Some((_, prepared)) = &app.data.loaded {
-        let config = app.settings.model_config();
-        let (input, outputs) = (prepared.preprocessor.input_shape(), prepared.output_width());
-        ui.weak(format!(
-            "{} · {} parameters",
-            config.describe(&input, outputs),
-            config.parameter_count(&input, outputs)
-        ));
-    }
 }
 
 pub fn training_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
