@@ -51,46 +51,55 @@ fn kiln(args: &[&str]) -> std::process::Output {
         .expect("kiln runs")
 }
 
-fn check(sample: &str, extra: &[&str]) {
-    let work = tempfile::tempdir().unwrap();
-    let runs = work.path().join("runs");
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("sample_data")
-        .join(sample);
+        .join(name)
+}
+
+/// Trains on `data` with the extra flags and exports the run (all formats) to `work/bundle`.
+fn train_and_export(work: &Path, data: &Path, epochs: usize, extra: &[&str]) -> PathBuf {
+    let runs = work.join("runs");
+    let epochs = epochs.to_string();
     let mut args = vec![
         "train",
         "--data",
         data.to_str().unwrap(),
         "--epochs",
-        "15",
+        &epochs,
         "--device",
         "cpu",
     ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--runs-dir", runs.to_str().unwrap()]);
     let out = kiln(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let run = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let bundle = work.path().join("bundle");
-    let out = kiln(&[
+    let bundle = work.join("bundle");
+    assert_ok(&kiln(&[
         "export",
         &run,
         "--out",
         bundle.to_str().unwrap(),
         "--runs-dir",
         runs.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let predictions = work.path().join("kiln.csv");
-    let out = kiln(&[
+    ]));
+    bundle
+}
+
+/// `kiln predict` on `data` (a CSV, or image files), written to `work/kiln.csv`.
+fn kiln_predict(work: &Path, bundle: &Path, data: &Path) -> PathBuf {
+    let predictions = work.join("kiln.csv");
+    assert_ok(&kiln(&[
         "predict",
         "--model",
         bundle.to_str().unwrap(),
@@ -98,27 +107,30 @@ fn check(sample: &str, extra: &[&str]) {
         data.to_str().unwrap(),
         "--out",
         predictions.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]));
+    predictions
+}
+
+/// Runs tests/python/compare.py: the example and onnxruntime against Kiln and the golden rows.
+fn compare(bundle: &Path, data: &Path, predictions: &Path) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/compare.py");
     let out = Command::new(python())
         .arg(script)
-        .arg(&bundle)
-        .arg(&data)
-        .arg(&predictions)
+        .arg(bundle)
+        .arg(data)
+        .arg(predictions)
         .output()
         .expect("python runs");
     println!("{}", String::from_utf8_lossy(&out.stdout));
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
+}
+
+fn check(name: &str, extra: &[&str]) {
+    let work = tempfile::tempdir().unwrap();
+    let data = sample(name);
+    let bundle = train_and_export(work.path(), &data, 15, extra);
+    let predictions = kiln_predict(work.path(), &bundle, &data);
+    compare(&bundle, &data, &predictions);
 }
 
 #[test]
@@ -131,5 +143,86 @@ fn python_and_onnxruntime_reproduce_a_regressor_with_tanh() {
     check(
         "diabetes.csv",
         &["--activation", "tanh", "--hidden", "32,16"],
+    );
+}
+
+/// A CNN with a 5×5 unpooled block, a pooled 3×3 block, batch-norm and a dense layer: the
+/// example (numpy) and onnxruntime reproduce `kiln predict` on real image files (given to
+/// Python as pixel values) and the card's golden outputs.
+#[test]
+fn python_and_onnxruntime_reproduce_a_cnn_on_images() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("cnn.json");
+    std::fs::write(
+        &config,
+        r#"{"model": {"kind": "cnn", "batch_norm": true, "dropout": 0.1, "dense": [32],
+            "blocks": [{"channels": 8, "kernel_size": 5, "pool": false},
+                       {"channels": 16, "kernel_size": 3, "pool": true}]}}"#,
+    )
+    .unwrap();
+    let bundle = train_and_export(
+        work.path(),
+        &sample("digits"),
+        4,
+        &["--config", config.to_str().unwrap()],
+    );
+    let class = sample("digits").join("3");
+    let predictions = kiln_predict(work.path(), &bundle, &class);
+
+    // The pixels of the files Kiln predicted, in its order, as the example's input CSV.
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("model.card.json")).unwrap()).unwrap();
+    assert_eq!(card["model"]["kind"], "cnn");
+    let names: Vec<&str> = card["input_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 64);
+    let kiln_csv = std::fs::read_to_string(&predictions).unwrap();
+    let mut pixels_csv = names.join(",") + "\n";
+    let mut files = 0;
+    for line in kiln_csv.lines().skip(1) {
+        let file = line.split(',').next().unwrap();
+        let gray = image::open(file).unwrap().to_luma8();
+        let row: Vec<String> = gray.as_raw().iter().map(u8::to_string).collect();
+        pixels_csv.push_str(&(row.join(",") + "\n"));
+        files += 1;
+    }
+    assert!(files > 150, "{files} images of digits/3");
+    let pixels = work.path().join("pixels.csv");
+    std::fs::write(&pixels, pixels_csv).unwrap();
+    compare(&bundle, &pixels, &predictions);
+
+    // The example's command line prints the same predicted classes as Kiln.
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/python/predict.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&bundle)
+        .arg(&pixels)
+        .output()
+        .expect("python runs");
+    assert_ok(&out);
+    let example = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut example_lines = example.lines();
+    assert!(
+        example_lines
+            .next()
+            .unwrap()
+            .starts_with("prediction,p_0,p_1"),
+        "{example}"
+    );
+    let classes = |lines: Vec<&str>, column: usize| -> Vec<String> {
+        lines
+            .iter()
+            .map(|line| line.split(',').nth(column).unwrap().to_string())
+            .collect()
+    };
+    let kiln_header: Vec<&str> = kiln_csv.lines().next().unwrap().split(',').collect();
+    let column = kiln_header.iter().position(|c| *c == "prediction").unwrap();
+    assert_eq!(
+        classes(example_lines.collect(), 0),
+        classes(kiln_csv.lines().skip(1).collect(), column)
     );
 }
