@@ -517,12 +517,7 @@ fn broken_idx_files_are_refused_with_the_file_named() {
     assert!(error.contains("single class ('4')"), "{error}");
 }
 
-// KNOWN BUG (src/data/idx.rs, `header`, line 108): the header's sizes are multiplied in
-// `usize` without overflow checks, so sizes whose product wraps to 0 (2^22 × 2^21 × 2^21)
-// pass the length check on a 16-byte file, and `load_idx` then panics slicing the pixels
-// (line 167, "range end index … out of range"). A corrupt or hostile IDX header should be a
-// clear error naming the file, like every other bad header. This test asserts that and fails
-// until the bug is fixed.
+// A corrupt or hostile IDX header whose sizes overflow is a clear error naming the file.
 #[test]
 fn an_idx_header_whose_sizes_overflow_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
@@ -546,11 +541,7 @@ fn an_idx_header_whose_sizes_overflow_is_an_error_not_a_panic() {
     assert!(error.contains("huge-images-idx3-ubyte"), "{error}");
 }
 
-// KNOWN BUG (src/data/idx.rs, `load_idx`, lines 147-157): the `size` option is used as given,
-// while the class-folder loader (src/data/images.rs, `common_shape`) refuses sizes outside
-// 1..=1024 ("an input size of 0×8 is not possible"). An IDX dataset with `size: [0, 8]` loads
-// with zero inputs per image, and training it crashes inside burn ("training crashed inside the
-// backend"). This test asserts the folder loader's behaviour and fails until that is fixed.
+// IDX files refuse impossible input sizes as the class-folder loader does.
 #[test]
 fn an_impossible_size_option_is_refused_for_idx_files_too() {
     let dir = tempfile::tempdir().unwrap();

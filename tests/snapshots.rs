@@ -12,10 +12,14 @@ use kiln::ui::{AppOptions, KilnApp};
 
 /// A fixed, empty store per test: the status bar shows its path, so it must not vary between runs.
 fn harness(name: &str) -> Harness<'static, KilnApp> {
+    harness_on(name, "sample_data/iris.csv")
+}
+
+fn harness_on(name: &str, data: &str) -> Harness<'static, KilnApp> {
     let store = PathBuf::from(format!("/tmp/kiln-snapshot-{name}"));
     let _ = std::fs::remove_dir_all(&store);
     // Relative (tests run in the package root): the path is shown, so it must not depend on the checkout.
-    let data = PathBuf::from("sample_data/iris.csv");
+    let data = PathBuf::from(data);
     let mut harness = Harness::builder()
         .with_size([1280.0, 800.0])
         .wgpu()
@@ -55,4 +59,12 @@ fn data_preview_tab() {
     harness.get_by_label("Data preview").click_accesskit();
     harness.run_steps(4);
     harness.snapshot("data_preview_tab");
+}
+
+#[test]
+fn image_thumbnails_tab() {
+    let mut harness = harness_on("thumbnails", "sample_data/digits");
+    harness.get_by_label("Data preview").click_accesskit();
+    harness.run_steps(4);
+    harness.snapshot("image_thumbnails_tab");
 }

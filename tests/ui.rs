@@ -11,7 +11,7 @@ use kiln::model::{MlpConfig, ModelConfig};
 use kiln::runs::{RunListing, RunStore};
 use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
 use kiln::ui::dialogs::{DialogKind, ScriptedDialogs};
-use kiln::ui::{AppOptions, KilnApp};
+use kiln::ui::{AppOptions, KilnApp, ModelKind};
 
 fn sample(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,6 +20,10 @@ fn sample(name: &str) -> PathBuf {
 }
 
 fn app(runs_dir: &Path, dialogs: ScriptedDialogs) -> Harness<'static, KilnApp> {
+    app_on(runs_dir, dialogs, sample("iris.csv"))
+}
+
+fn app_on(runs_dir: &Path, dialogs: ScriptedDialogs, data: PathBuf) -> Harness<'static, KilnApp> {
     let runs_dir = runs_dir.to_path_buf();
     Harness::builder()
         .with_size([1280.0, 860.0])
@@ -28,7 +32,7 @@ fn app(runs_dir: &Path, dialogs: ScriptedDialogs) -> Harness<'static, KilnApp> {
                 cc,
                 AppOptions {
                     runs_dir,
-                    initial_data: Some(sample("iris.csv")),
+                    initial_data: Some(data),
                     dialogs: Arc::new(dialogs),
                     persist: false,
                 },
@@ -255,4 +259,102 @@ fn a_run_started_elsewhere_appears_in_the_browser() {
     step_until(&mut harness, "the rescan", |app| {
         app.run_listings().iter().any(|listing| listing.id() == id)
     });
+}
+
+#[test]
+fn image_folder_shows_thumbnails_trains_a_cnn_and_predicts_a_folder() {
+    let store = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    let export_to = store.path().join("exports").join("digits.bpk");
+    dialogs.answer(DialogKind::SaveBundle, &export_to);
+    dialogs.answer(DialogKind::PredictFolder, sample("digits").join("7"));
+    let mut harness = app_on(store.path(), dialogs, sample("digits"));
+    step_until(&mut harness, "the image dataset", KilnApp::dataset_loaded);
+    assert_eq!(
+        harness.state_mut().settings_mut().model_kind,
+        ModelKind::Cnn
+    );
+    assert!(
+        harness
+            .query_by_label_contains("1797 images, 10 classes, 8×8 gray")
+            .is_some()
+    );
+
+    // Thumbnails per class, with counts.
+    harness.get_by_label("Data preview").click_accesskit();
+    harness.run_steps(3);
+    assert!(
+        harness
+            .query_by_label_contains("1797 images in 10 classes")
+            .is_some()
+    );
+    assert!(
+        harness.query_by_label("178 images").is_some(),
+        "class 0's count"
+    );
+
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.train.epochs = 6;
+        settings.train.batch_size = 32;
+        settings.train.learning_rate = 0.003;
+    }
+    harness.step();
+    harness.get_by_label("▶ Train").click();
+    step_until(&mut harness, "the CNN to train", |app| {
+        app.last_finished().is_some()
+    });
+    let (run_id, message) = harness.state().last_finished().unwrap();
+    assert!(message.contains("trained 6 epochs"), "{message}");
+    let record = RunStore::open(store.path())
+        .unwrap()
+        .find(&run_id)
+        .unwrap()
+        .read_record()
+        .unwrap();
+    assert!(matches!(record.model, ModelConfig::Cnn(_)));
+    assert!(record.best.unwrap().valid_accuracy.unwrap() >= 0.9);
+
+    // The best checkpoint's confusion matrix, then export it.
+    step_until(&mut harness, "the rescan", |app| {
+        app.run_listings().iter().any(|l| l.id() == run_id)
+    });
+    harness
+        .get_by_label("Checkpoint & export")
+        .click_accesskit();
+    harness.step();
+    harness
+        .get_by_label_contains("Select the best checkpoint of")
+        .click_accesskit();
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_by_label_contains("Confusion matrix")
+            .is_some()
+    );
+    harness.get_by_label("Export…").click_accesskit();
+    step_until(&mut harness, "the export", |app| {
+        !app.is_busy() && export_to.with_extension("card.json").exists()
+    });
+    step_until(&mut harness, "the export message", |app| {
+        app.messages().iter().any(|m| m.starts_with("Exported"))
+    });
+
+    // Open it and predict on the folder of sevens through the (scripted) folder dialog.
+    harness.get_by_label("Open this model").click_accesskit();
+    step_until(&mut harness, "the model", |app| {
+        app.opened_model().is_some()
+    });
+    harness.run_steps(2);
+    harness.get_by_label("Folder…").click_accesskit();
+    step_until(&mut harness, "the predictions", |app| {
+        app.messages().iter().any(|m| m.starts_with("Predicted"))
+    });
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_by_label_contains("right on the 179 in class-named folders")
+            .is_some(),
+        "the accuracy on the labelled folder is shown"
+    );
 }

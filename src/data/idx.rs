@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::DataError;
-use super::images::{ImageItem, ImageOptions, ImageSet, ImageShape, to_pixels};
+use super::images::{ImageItem, ImageOptions, ImageSet, ImageShape, check_size, to_pixels};
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
@@ -105,7 +105,15 @@ fn header(path: &Path, bytes: &[u8], magic: u32, dims: usize) -> Result<Vec<usiz
             u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
         })
         .collect();
-    let expected = header_len + sizes.iter().product::<usize>();
+    let expected = sizes
+        .iter()
+        .try_fold(1usize, |product, &size| product.checked_mul(size))
+        .and_then(|product| product.checked_add(header_len))
+        .ok_or_else(|| {
+            invalid(format!(
+                "the header promises sizes {sizes:?}, more data than any file holds; it is not IDX"
+            ))
+        })?;
     if bytes.len() != expected {
         return Err(invalid(format!(
             "the header promises {expected} bytes but the file has {}; it is truncated or not IDX",
@@ -145,11 +153,14 @@ pub fn load_idx(images_path: &Path, options: &ImageOptions) -> Result<ImageSet, 
         _ => 1,
     };
     let shape = match options.size {
-        Some([w, h]) => ImageShape {
-            channels,
-            height: h as usize,
-            width: w as usize,
-        },
+        Some(size) => {
+            let [w, h] = check_size(images_path, size)?;
+            ImageShape {
+                channels,
+                height: h as usize,
+                width: w as usize,
+            }
+        }
         None => ImageShape {
             channels,
             height,

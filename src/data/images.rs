@@ -333,6 +333,22 @@ fn check_bad_files(bad: Vec<(PathBuf, String)>, skip: bool) -> Result<Vec<String
     }
 }
 
+/// Largest input edge Kiln resizes to; small models on small images are what it is for.
+pub const MAX_IMAGE_EDGE_PX: u32 = 1024;
+
+/// Checks a chosen input size (`[width, height]`).
+pub fn check_size(path: &Path, [width, height]: [u32; 2]) -> Result<[u32; 2], DataError> {
+    if width == 0 || height == 0 || width > MAX_IMAGE_EDGE_PX || height > MAX_IMAGE_EDGE_PX {
+        return Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "an input size of {width}×{height} is not possible; choose 1 to {MAX_IMAGE_EDGE_PX} pixels a side"
+            ),
+        });
+    }
+    Ok([width, height])
+}
+
 /// The size every image becomes: the chosen size, or the images' own size when they all agree.
 fn common_shape(
     root: &Path,
@@ -340,15 +356,8 @@ fn common_shape(
     options: &ImageOptions,
 ) -> Result<ImageShape, DataError> {
     let channels = channels_for(options.channels, decoded.iter().map(|(_, image)| image));
-    if let Some([width, height]) = options.size {
-        if width == 0 || height == 0 || width > 1024 || height > 1024 {
-            return Err(DataError::Invalid {
-                path: root.to_path_buf(),
-                message: format!(
-                    "an input size of {width}×{height} is not possible; choose 1 to 1024 pixels a side"
-                ),
-            });
-        }
+    if let Some(size) = options.size {
+        let [width, height] = check_size(root, size)?;
         return Ok(ImageShape {
             channels,
             height: height as usize,

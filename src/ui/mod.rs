@@ -13,7 +13,7 @@ pub use app::{AppOptions, KilnApp};
 pub use cache::RunCurves;
 pub use plot::{PlotOutcome, PlotRun, PlotSettings, XAxis, curves_ui, debiased_ema, run_color};
 pub use series::{MAX_DRAWN_POINTS, decimate};
-pub use settings::Settings;
+pub use settings::{ModelKind, Settings};
 
 /// Opens the main window; returns when it is closed.
 pub fn run_app(options: AppOptions) -> eframe::Result {

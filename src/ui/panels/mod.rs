@@ -56,6 +56,8 @@ pub fn plot_controls_ui(ui: &mut egui::Ui, settings: &mut PlotSettings) {
         ui.separator();
         ui.checkbox(&mut settings.log_y, "log y");
         let label = ui.label("Smoothing");
+        // Narrow enough that the whole bar fits a 1280-pixel window beside the setup column.
+        ui.spacing_mut().slider_width = 90.0;
         ui.add(egui::Slider::new(&mut settings.smoothing, 0.0..=0.99).fixed_decimals(2))
             .labelled_by(label.id);
     });
