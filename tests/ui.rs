@@ -223,7 +223,9 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
             .query_by_label_contains("Confusion matrix")
             .is_some()
     );
-    assert!(harness.query_by_label("precision").is_some());
+    // The per-class report's header (besides the plot's metric button) and the epoch's macro value.
+    assert!(harness.query_all_by_label("precision").count() >= 2);
+    assert!(harness.query_by_label("valid_precision").is_some());
     harness.get_by_label("Export…").click_accesskit();
     step_until(&mut harness, "the export", |app| {
         !app.is_busy() && export_to.with_extension("card.json").exists()

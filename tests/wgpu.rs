@@ -3,27 +3,25 @@
 use std::path::PathBuf;
 
 use kiln::data::DataSpec;
-use kiln::model::{MlpConfig, ModelConfig};
-use kiln::train::{DeviceChoice, Outcome, TrainConfig, TrainEvent, TrainRequest, start};
+use kiln::model::{CnnConfig, ConvBlock, MlpConfig, ModelConfig};
+use kiln::train::{
+    DeviceChoice, EpochMetrics, Outcome, TrainConfig, TrainEvent, TrainRequest, start,
+};
 
-#[test]
-fn trains_on_wgpu_with_a_finite_falling_loss() {
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join(name)
+}
+
+/// Trains on wgpu and returns the epochs' metrics, after checking the run completed there.
+fn train_on_wgpu(data: PathBuf, model: ModelConfig, train: TrainConfig) -> Vec<EpochMetrics> {
     let store = tempfile::tempdir().unwrap();
     let handle = start(
         TrainRequest {
-            data: DataSpec::new(
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/iris.csv"),
-            ),
-            model: ModelConfig::Mlp(MlpConfig {
-                hidden: vec![32],
-                ..MlpConfig::default()
-            }),
-            train: TrainConfig {
-                epochs: 4,
-                batch_size: 32,
-                learning_rate: 0.02,
-                ..TrainConfig::default()
-            },
+            data: DataSpec::new(data),
+            model,
+            train,
             device: DeviceChoice::Wgpu,
             name: Some("wgpu".to_string()),
             runs_dir: store.path().to_path_buf(),
@@ -51,14 +49,62 @@ fn trains_on_wgpu_with_a_finite_falling_loss() {
     let device = device.expect("started");
     assert_eq!(device.backend, "wgpu");
     assert!(!device.adapter.is_empty());
-    let losses: Vec<f64> = events
-        .iter()
+    events
+        .into_iter()
         .filter_map(|e| match e {
-            TrainEvent::Epoch(m) => Some(m.train_loss),
+            TrainEvent::Epoch(m) => Some(m),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn trains_on_wgpu_with_a_finite_falling_loss() {
+    let epochs = train_on_wgpu(
+        sample("iris.csv"),
+        ModelConfig::Mlp(MlpConfig {
+            hidden: vec![32],
+            ..MlpConfig::default()
+        }),
+        TrainConfig {
+            epochs: 4,
+            batch_size: 32,
+            learning_rate: 0.02,
+            ..TrainConfig::default()
+        },
+    );
+    let losses: Vec<f64> = epochs.iter().map(|m| m.train_loss).collect();
     assert_eq!(losses.len(), 4);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(losses[3] < losses[0], "loss falls: {losses:?}");
+}
+
+#[test]
+fn a_batch_norm_cnn_trains_on_wgpu() {
+    let epochs = train_on_wgpu(
+        sample("digits"),
+        ModelConfig::Cnn(CnnConfig {
+            blocks: vec![ConvBlock {
+                channels: 8,
+                kernel_size: 3,
+                pool: true,
+            }],
+            batch_norm: true,
+            dropout: 0.0,
+            dense: Vec::new(),
+        }),
+        TrainConfig {
+            epochs: 3,
+            batch_size: 64,
+            learning_rate: 0.01,
+            ..TrainConfig::default()
+        },
+    );
+    assert_eq!(epochs.len(), 3);
+    assert!(
+        epochs.iter().all(|m| m.train_loss.is_finite()),
+        "{epochs:?}"
+    );
+    let accuracy = epochs[2].valid_accuracy.expect("classification");
+    assert!(accuracy > 0.8, "validation accuracy {accuracy}");
 }
