@@ -791,14 +791,26 @@ fn show_run(runs_dir: &Path, run: &str, json: bool) -> Result<()> {
         record.device.adapter, record.device.reason
     );
     println!("data:        {}", record.data.path.display());
-    println!(
-        "fingerprint: {} ({} rows, {} columns, target '{}', {})",
-        record.fingerprint.short_id(),
-        record.fingerprint.rows,
-        record.fingerprint.columns,
-        record.schema.target.name,
-        record.schema.task()
-    );
+    match &record.preprocessor.image {
+        Some(image) => println!(
+            "fingerprint: {} ({} images, {}, {} classes)",
+            record.fingerprint.short_id(),
+            record.fingerprint.rows,
+            image.shape,
+            record.schema.target.classes.len()
+        ),
+        None => println!(
+            "fingerprint: {} ({} rows, {} columns, target '{}', {})",
+            record.fingerprint.short_id(),
+            record.fingerprint.rows,
+            record.fingerprint.columns,
+            record.schema.target.name,
+            record.schema.task()
+        ),
+    }
+    if let Some(images) = &record.data.images {
+        println!("image options: {}", serde_json::to_string(images)?);
+    }
     if !record.fingerprint.class_counts.is_empty() {
         let counts: Vec<String> = record
             .fingerprint

@@ -17,11 +17,23 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
+    restore_default_sigpipe();
     match kiln::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `kiln runs | head` would make `println!` panic once the reader is
+/// gone; with the default action a command line tool just ends quietly, as others do.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any other thread exists; only resets a signal
+    // disposition to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -1,11 +1,14 @@
 //! Kiln's benchmark suite: training throughput (Kiln's engine against a bare burn loop and,
-//! where installed, PyTorch), engine overhead, the UI at scale, store scans, memory, and the
+//! where installed, PyTorch; an MLP on synthetic data and the CNN on the digits sample), engine
+//! overhead, the UI at scale, store scans, memory, and the
 //! fraction of the machine's matmul peak the training loop reaches.
 //!
 //!     cargo run --release --example bench            # full suite, rewrites BENCHMARKS.md
 //!     cargo run --release --example bench -- --quick # a short smoke run, writes nothing
 //!
 //! PyTorch is measured when `KILN_TORCH_PYTHON` names a Python with torch installed.
+
+mod cnn;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -145,6 +148,73 @@ fn main() -> anyhow::Result<()> {
                 error.to_string(),
             )),
         }
+    }
+
+    // The CNN on the image sample (Kiln's default CNN, CPU), and PyTorch's same network.
+    let cnn_epochs = if options.quick { 3 } else { 12 };
+    let mut cnn_rates = Vec::new();
+    let mut cnn_torch_rates = Vec::new();
+    let mut cnn_torch_version = None;
+    let mut cnn_last = None;
+    for _ in 0..repeats {
+        let figures = cnn::kiln_cnn(work.path(), cnn_epochs)?;
+        cnn_rates.push(figures.samples_per_sec);
+        if let Some((rate, version)) = cnn::torch_cnn(figures.train_rows, cnn_epochs) {
+            cnn_torch_rates.push(rate);
+            cnn_torch_version = Some(version);
+        }
+        cnn_last = Some(figures);
+    }
+    let kiln_cnn = median(cnn_rates);
+    rows.push(row(
+        "images",
+        "Kiln engine, default CNN on digits, CPU",
+        format!("{kiln_cnn:.0} samples/s"),
+        format!(
+            "1×8×8, conv 16/32 + batch-norm + pool, dense 64, batch {}; full path",
+            cnn::CNN_BATCH
+        ),
+    ));
+    if let Some(figures) = &cnn_last {
+        rows.push(row(
+            "images",
+            format!(
+                "time to {:.0} % validation accuracy (digits, CPU)",
+                cnn::target_accuracy_percent()
+            ),
+            figures
+                .secs_to_target
+                .map_or("not reached".to_string(), |secs| format!("{secs:.2} s")),
+            format!(
+                "best {:.1} % in {cnn_epochs} epochs",
+                figures.best_accuracy * 100.0
+            ),
+        ));
+    }
+    match (!cnn_torch_rates.is_empty()).then(|| median(cnn_torch_rates)) {
+        Some(torch) => {
+            rows.push(row(
+                "images",
+                "PyTorch, same CNN, CPU",
+                format!("{torch:.0} samples/s"),
+                format!(
+                    "benches/torch_cnn.py ({})",
+                    cnn_torch_version.unwrap_or_default()
+                ),
+            ));
+            rows.push(row(
+                "images",
+                "Kiln / PyTorch (CNN, CPU)",
+                format!("{:.3}×", kiln_cnn / torch),
+                "",
+            ));
+        }
+        None => rows.push(row(
+            "images",
+            "PyTorch, same CNN, CPU",
+            "not measured".into(),
+            "set KILN_TORCH_PYTHON to a Python with torch",
+        )),
     }
 
     // 5: the limit.

@@ -1,0 +1,93 @@
+//! The image benchmark: the default CNN on the digits sample, Kiln against PyTorch on the CPU.
+
+use std::path::{Path, PathBuf};
+
+use kiln::data::DataSpec;
+use kiln::model::{CnnConfig, ModelConfig};
+use kiln::train::{DeviceChoice, TrainConfig, TrainEvent, TrainRequest, start};
+
+pub const CNN_BATCH: usize = 32;
+/// A validation accuracy worth waiting for on digits.
+const TARGET_ACCURACY: f64 = 0.95;
+
+pub struct CnnFigures {
+    pub samples_per_sec: f64,
+    pub train_rows: usize,
+    /// Wall seconds from the start of training to the first epoch at the target accuracy.
+    pub secs_to_target: Option<f64>,
+    pub best_accuracy: f64,
+}
+
+pub fn digits() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/digits")
+}
+
+/// Kiln's full path (events, metrics log, validation, a checkpoint every epoch) training the
+/// default CNN on digits; the rate is the median over epochs after the first.
+pub fn kiln_cnn(dir: &Path, epochs: usize) -> anyhow::Result<CnnFigures> {
+    let handle = start(
+        TrainRequest {
+            data: DataSpec::new(digits()),
+            model: ModelConfig::Cnn(CnnConfig::default()),
+            train: TrainConfig {
+                epochs,
+                batch_size: CNN_BATCH,
+                learning_rate: 0.003,
+                ..TrainConfig::default()
+            },
+            device: DeviceChoice::Cpu,
+            name: Some("bench-cnn".into()),
+            runs_dir: dir.join("bench-cnn-runs"),
+        },
+        None,
+    )?;
+    let events = handle.wait();
+    let train_rows = events
+        .iter()
+        .find_map(|event| match event {
+            TrainEvent::Started { train_rows, .. } => Some(*train_rows),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let epochs: Vec<(f64, f64)> = events
+        .iter()
+        .filter_map(|event| match event {
+            TrainEvent::Epoch(m) => Some((m.wall_secs, m.valid_accuracy.unwrap_or(0.0))),
+            _ => None,
+        })
+        .collect();
+    let rates = epochs
+        .windows(2)
+        .map(|pair| train_rows as f64 / (pair[1].0 - pair[0].0))
+        .collect();
+    Ok(CnnFigures {
+        samples_per_sec: super::median(rates),
+        train_rows,
+        secs_to_target: epochs
+            .iter()
+            .find(|(_, accuracy)| *accuracy >= TARGET_ACCURACY)
+            .map(|(secs, _)| *secs),
+        best_accuracy: epochs.iter().map(|(_, a)| *a).fold(0.0, f64::max),
+    })
+}
+
+/// (samples/s, "torch VERSION, N threads") for the same CNN in PyTorch on data of the same shape.
+pub fn torch_cnn(rows: usize, epochs: usize) -> Option<(f64, String)> {
+    let python = std::env::var_os("KILN_TORCH_PYTHON")?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/torch_cnn.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args([rows.to_string(), epochs.to_string(), CNN_BATCH.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut fields = text.split_whitespace();
+    let rate = fields.next()?.parse().ok()?;
+    let version = fields.next().unwrap_or("?");
+    let threads = fields.next().unwrap_or("?");
+    Some((rate, format!("torch {version}, {threads} threads")))
+}
+
+pub fn target_accuracy_percent() -> f64 {
+    TARGET_ACCURACY * 100.0
+}
