@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use kiln::data::DataSpec;
 use kiln::model::{CnnConfig, ModelConfig};
-use kiln::train::{DeviceChoice, TrainConfig, TrainEvent, TrainRequest, start};
+use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
 
 pub const CNN_BATCH: usize = 32;
 /// A validation accuracy worth waiting for on digits.
@@ -41,33 +41,19 @@ pub fn kiln_cnn(dir: &Path, epochs: usize) -> anyhow::Result<CnnFigures> {
         },
         None,
     )?;
-    let events = handle.wait();
-    let train_rows = events
+    let (train_rows, ends) = super::epoch_ends(&handle.wait());
+    let accuracies: Vec<(f64, f64)> = ends
         .iter()
-        .find_map(|event| match event {
-            TrainEvent::Started { train_rows, .. } => Some(*train_rows),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let epochs: Vec<(f64, f64)> = events
-        .iter()
-        .filter_map(|event| match event {
-            TrainEvent::Epoch(m) => Some((m.wall_secs, m.valid_accuracy.unwrap_or(0.0))),
-            _ => None,
-        })
-        .collect();
-    let rates = epochs
-        .windows(2)
-        .map(|pair| train_rows as f64 / (pair[1].0 - pair[0].0))
+        .map(|(secs, accuracy)| (*secs, accuracy.unwrap_or(0.0)))
         .collect();
     Ok(CnnFigures {
-        samples_per_sec: super::median(rates),
+        samples_per_sec: super::median(super::rates_between(train_rows, &ends)),
         train_rows,
-        secs_to_target: epochs
+        secs_to_target: accuracies
             .iter()
             .find(|(_, accuracy)| *accuracy >= TARGET_ACCURACY)
             .map(|(secs, _)| *secs),
-        best_accuracy: epochs.iter().map(|(_, a)| *a).fold(0.0, f64::max),
+        best_accuracy: accuracies.iter().map(|(_, a)| *a).fold(0.0, f64::max),
     })
 }
 

@@ -409,7 +409,12 @@ fn kiln_samples_per_sec(
     )?;
     // The full path: the time between two epoch ends covers the previous checkpoint (model and
     // optimizer written atomically), the metrics log, the events, training and validation.
-    let events = handle.wait();
+    let (train_rows, ends) = epoch_ends(&handle.wait());
+    Ok(median(rates_between(train_rows, &ends)))
+}
+
+/// Training rows, and each epoch's end (wall seconds) with its validation accuracy.
+fn epoch_ends(events: &[TrainEvent]) -> (usize, Vec<(f64, Option<f64>)>) {
     let train_rows = events
         .iter()
         .find_map(|event| match event {
@@ -417,18 +422,21 @@ fn kiln_samples_per_sec(
             _ => None,
         })
         .unwrap_or(0);
-    let ends: Vec<f64> = events
+    let ends = events
         .iter()
         .filter_map(|event| match event {
-            TrainEvent::Epoch(m) => Some(m.wall_secs),
+            TrainEvent::Epoch(m) => Some((m.wall_secs, m.valid_accuracy)),
             _ => None,
         })
         .collect();
-    let rates = ends
-        .windows(2)
-        .map(|pair| train_rows as f64 / (pair[1] - pair[0]))
-        .collect();
-    Ok(median(rates))
+    (train_rows, ends)
+}
+
+/// Samples per second between consecutive epoch ends (so the first, warm-up epoch is left out).
+fn rates_between(train_rows: usize, ends: &[(f64, Option<f64>)]) -> Vec<f64> {
+    ends.windows(2)
+        .map(|pair| train_rows as f64 / (pair[1].0 - pair[0].0))
+        .collect()
 }
 
 /// The same model and optimiser as Kiln's engine, without events, logs or checkpoints.

@@ -121,7 +121,8 @@ impl ImageSet {
     }
 }
 
-fn is_image_file(path: &Path) -> bool {
+/// Whether a file's extension is one Kiln reads as an image.
+pub fn is_image_file(path: &Path) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
         .is_some_and(|ext| {

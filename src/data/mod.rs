@@ -17,7 +17,7 @@ pub use fingerprint::{DatasetFingerprint, fingerprint, image_fingerprint};
 pub use idx::{find_idx_images, is_idx_images, load_idx, write_idx};
 pub use images::{
     Augmentation, ChannelMode, IMAGE_EXTENSIONS, ImageItem, ImageOptions, ImageSet, ImageShape,
-    ImageTransform, augment_image, load_image_folder,
+    ImageTransform, augment_image, is_image_file, load_image_folder,
 };
 pub use preprocess::{ColumnTransform, EncodedMatrix, InputShape, Preprocessor};
 pub use schema::{

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::ExportError;
 use super::predict::{DRIFT_MEAN_SHIFT, DRIFT_MIN_ROWS, DriftWarning, LoadedModel, Prediction};
-use crate::data::IMAGE_EXTENSIONS;
+use crate::data::{IMAGE_EXTENSIONS, is_image_file};
 
 /// One image and what the model says about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,16 +48,6 @@ impl ImagePredictionReport {
     }
 }
 
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| {
-            IMAGE_EXTENSIONS
-                .iter()
-                .any(|known| ext.eq_ignore_ascii_case(known))
-        })
-}
-
 /// Image files in `dir` and (one level down) its sub-folders, sorted.
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
     let mut files = Vec::new();
@@ -75,7 +65,7 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
             }
             if path.is_dir() && depth == 0 {
                 folders.push((path, depth + 1));
-            } else if path.is_file() && is_image(&path) {
+            } else if path.is_file() && is_image_file(&path) {
                 files.push(path);
             }
         }
