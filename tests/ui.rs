@@ -325,6 +325,12 @@ fn image_folder_shows_thumbnails_trains_a_cnn_and_predicts_a_folder() {
         .get_by_label("Checkpoint & export")
         .click_accesskit();
     harness.step();
+    // Before a checkpoint is chosen: the latest epoch's confusion matrix of the run just trained.
+    assert!(
+        harness
+            .query_by_label_contains("epoch 6 (latest)")
+            .is_some()
+    );
     harness
         .get_by_label_contains("Select the best checkpoint of")
         .click_accesskit();

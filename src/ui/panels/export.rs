@@ -87,6 +87,7 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             "Click a checkpoint marker on the plot (● per epoch, ◆ the best) to select it here.",
         );
         best_shortcuts_ui(app, ui);
+        live_confusion_ui(app, ui);
         return;
     };
     let curves = app.cache.curves(&run);
@@ -217,4 +218,35 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// While a classifier trains: the confusion matrix of its latest validation epoch.
+fn live_confusion_ui(app: &KilnApp, ui: &mut egui::Ui) {
+    let Some(training) = &app.training else {
+        return;
+    };
+    let Some(metrics) = &training.last_epoch else {
+        return;
+    };
+    let Some(confusion) = &metrics.confusion else {
+        return;
+    };
+    let classes = match app.cache.listing(&training.run_id) {
+        Some(RunListing::Run { record, .. }) => record.schema.target.classes.clone(),
+        _ => (0..confusion.len())
+            .map(|class| class.to_string())
+            .collect(),
+    };
+    ui.separator();
+    ui.strong(format!(
+        "{} · epoch {} (latest){}",
+        training.run_name,
+        metrics.epoch,
+        if training.finished.is_none() {
+            ", updating as it trains"
+        } else {
+            ""
+        }
+    ));
+    super::confusion::confusion_ui(ui, &classes, confusion);
 }
