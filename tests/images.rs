@@ -1379,3 +1379,43 @@ fn cli_refuses_a_cnn_on_a_csv_file() {
     let out = kiln_cli(runs.path(), &["runs", "--json"]);
     assert_eq!(text(&out.stdout).trim(), "[]");
 }
+
+#[test]
+fn every_validation_epoch_keeps_its_confusion_matrix_and_show_reports_any_epoch() {
+    let runs = tempfile::tempdir().unwrap();
+    let (run, events) = train(request(&digits(), cnn(), runs.path(), 3));
+    let metrics = epochs(&events);
+    let dir = RunStore::open(runs.path()).unwrap().find(&run).unwrap();
+    let log = dir.read_confusions(3).unwrap();
+    assert_eq!(log.by_epoch.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    for m in &metrics {
+        // The logged matrix is the one the epoch event carried, over every validation image.
+        assert_eq!(log.by_epoch.get(&m.epoch), m.confusion.as_ref());
+        let total: u64 = log.by_epoch[&m.epoch].iter().flatten().sum();
+        assert_eq!(total, 359);
+    }
+    let best = dir.read_index().unwrap().best().cloned().unwrap();
+    assert_eq!(best.confusion.as_ref(), log.by_epoch.get(&best.epoch));
+
+    // A later epoch than the run reached (left by an interrupted session) and a torn line are
+    // ignored; a repeated epoch (a resumed session) replaces the earlier matrix.
+    let stale = "{\"epoch\":4,\"confusion\":[[1]]}\n{\"epoch\":2,\"confusion\":[[9]]}\n{\"epo";
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.confusion_path())
+        .unwrap();
+    file.write_all(stale.as_bytes()).unwrap();
+    let log = dir.read_confusions(3).unwrap();
+    assert_eq!(log.by_epoch.len(), 3);
+    assert_eq!(log.by_epoch[&2], vec![vec![9]]);
+    assert_eq!(log.bad_lines, vec![6]);
+
+    let out = kiln_cli(runs.path(), &["show", &format!("{run}@1")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("epoch 1 (chosen), validation per class:"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches(" precision ").count(), 10, "{shown}");
+}

@@ -340,6 +340,8 @@ fn image_folder_shows_thumbnails_trains_a_cnn_and_predicts_a_folder() {
             .query_by_label_contains("Confusion matrix")
             .is_some()
     );
+    // Any epoch's matrix can be chosen, not only the kept checkpoints'.
+    assert!(harness.query_all_by_label("Epoch").count() >= 1);
     harness.get_by_label("Export…").click_accesskit();
     step_until(&mut harness, "the export", |app| {
         !app.is_busy() && export_to.with_extension("card.json").exists()

@@ -555,6 +555,7 @@ fn synthetic_curves(points: usize, seed: u64) -> RunCurves {
     RunCurves {
         log,
         index,
+        confusions: Default::default(),
         series: Default::default(),
     }
 }

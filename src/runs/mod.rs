@@ -1,7 +1,9 @@
-//! The on-disk run store: one folder per run with `run.json`, `metrics.jsonl` and `checkpoints/`.
+//! The on-disk run store: one folder per run with `run.json`, `metrics.jsonl`, `confusion.jsonl`
+//! (classification) and `checkpoints/`.
 
 pub mod atomic;
 mod checkpoints;
+mod confusion_log;
 mod metrics_log;
 mod run;
 mod store;
@@ -9,6 +11,7 @@ mod store;
 pub use checkpoints::{
     CheckpointEntry, CheckpointIndex, ClassMetrics, class_report, macro_precision_recall,
 };
+pub use confusion_log::{ConfusionLog, append_confusion};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
 pub use run::{BestSummary, RUN_FORMAT_VERSION, RunRecord, RunStatus};
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};

@@ -6,6 +6,7 @@ use rand::RngExt;
 
 use super::atomic::write_json_atomic;
 use super::checkpoints::{CheckpointEntry, CheckpointIndex};
+use super::confusion_log::{ConfusionLog, append_confusion};
 use super::metrics_log::{MetricPoint, MetricsLog, append_point};
 use super::run::{RunRecord, RunStatus};
 
@@ -324,6 +325,21 @@ impl RunDir {
     pub fn append_metric(&self, point: &MetricPoint) -> Result<(), StoreError> {
         let path = self.metrics_path();
         append_point(&path, point).map_err(io_error(&path))
+    }
+
+    pub fn confusion_path(&self) -> PathBuf {
+        self.path.join("confusion.jsonl")
+    }
+
+    /// Every epoch's validation confusion matrix, up to `last_epoch`.
+    pub fn read_confusions(&self, last_epoch: usize) -> Result<ConfusionLog, StoreError> {
+        let path = self.confusion_path();
+        ConfusionLog::read(&path, last_epoch).map_err(io_error(&path))
+    }
+
+    pub fn append_confusion(&self, epoch: usize, confusion: &[Vec<u64>]) -> Result<(), StoreError> {
+        let path = self.confusion_path();
+        append_confusion(&path, epoch, confusion).map_err(io_error(&path))
     }
 
     pub fn read_index(&self) -> Result<CheckpointIndex, StoreError> {

@@ -396,6 +396,13 @@ impl<'a> Trainer<'a> {
         for point in &points {
             self.append(point);
         }
+        if let Some(confusion) = &valid_score.confusion
+            && let Err(error) = self.dir.append_confusion(epoch, confusion)
+        {
+            self.emitter.send(TrainEvent::Warning {
+                message: format!("could not log the confusion matrix: {error}"),
+            });
+        }
         self.emitter.send(TrainEvent::Epoch(metrics));
 
         if !train_loss.is_finite() || !valid_loss.is_finite() {

@@ -295,7 +295,13 @@ impl KilnApp {
 
     /// Keeps the plotted selection in step with a freshly read run list.
     fn on_rescan(&mut self) {
-        // On a first launch with runs in the store, show the newest one instead of an empty plot.
+        // Runs deleted elsewhere (or remembered from another store) drop out of the selection.
+        let known: Vec<&str> = self.cache.listings.iter().map(RunListing::id).collect();
+        let live = self.training.as_ref().map(|t| t.run_id.as_str());
+        self.settings
+            .selected_runs
+            .retain(|id| known.contains(&id.as_str()) || Some(id.as_str()) == live);
+        // On a launch with runs in the store, show the newest one instead of an empty plot.
         if !self.auto_selected && !self.cache.listings.is_empty() {
             self.auto_selected = true;
             if self.settings.selected_runs.is_empty()
@@ -308,14 +314,6 @@ impl KilnApp {
             {
                 self.settings.selected_runs.push(dir.id.clone());
             }
-        }
-        // Runs deleted elsewhere drop out of the selection.
-        if self.auto_selected {
-            let known: Vec<&str> = self.cache.listings.iter().map(RunListing::id).collect();
-            let live = self.training.as_ref().map(|t| t.run_id.as_str());
-            self.settings
-                .selected_runs
-                .retain(|id| known.contains(&id.as_str()) || Some(id.as_str()) == live);
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::promise::Task;
 use super::series::SeriesCache;
-use crate::runs::{CheckpointIndex, MetricPoint, MetricsLog, RunListing, RunStore};
+use crate::runs::{CheckpointIndex, ConfusionLog, MetricPoint, MetricsLog, RunListing, RunStore};
 
 /// How often the store is rescanned to pick up runs started elsewhere (e.g. the CLI).
 const RESCAN_INTERVAL: Duration = Duration::from_secs(2);
@@ -17,6 +17,8 @@ const RESCAN_INTERVAL: Duration = Duration::from_secs(2);
 pub struct RunCurves {
     pub log: MetricsLog,
     pub index: CheckpointIndex,
+    /// Every epoch's validation confusion matrix (classification runs).
+    pub confusions: ConfusionLog,
     /// Drawable series derived from `log`, kept between frames.
     pub series: SeriesCache,
 }
@@ -119,8 +121,11 @@ impl StoreCache {
             let result = (|| {
                 let store = RunStore::open(&runs_dir)?;
                 let dir = store.find(&id)?;
+                let log = dir.read_metrics()?;
+                let last_epoch = log.points.iter().map(|p| p.epoch).max().unwrap_or(0);
                 Ok::<_, crate::runs::StoreError>(RunCurves {
-                    log: dir.read_metrics()?,
+                    confusions: dir.read_confusions(last_epoch)?,
+                    log,
                     index: dir.read_index()?,
                     series: SeriesCache::default(),
                 })

@@ -140,7 +140,11 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         ui.colored_label(ui.visuals().error_fg_color, error);
     }
     let Some((_, prepared)) = &app.data.loaded else {
-        if app.data_spec().is_image_data() && image_options_ui(&mut app.settings, ui) {
+        // Options for an image dataset that failed to load (skip bad files, a size for mixed
+        // sizes); a cheap check, as this runs every frame.
+        let path = std::path::Path::new(app.settings.data_path.trim());
+        let images = path.is_dir() || crate::data::is_idx_images(path);
+        if images && image_options_ui(&mut app.settings, ui) {
             app.push(Command::LoadData);
         }
         return;

@@ -11,6 +11,8 @@ use crate::ui::promise::Task;
 #[derive(Default)]
 pub struct ExportState {
     pub path: String,
+    /// The epoch whose confusion matrix the checkpoint tab shows (`None`: the checkpoint's own).
+    pub confusion_epoch: Option<usize>,
     pub confirm_overwrite: Option<PathBuf>,
     pub last: Option<BundlePaths>,
     task: Task<(PathBuf, Result<BundlePaths, ExportFailure>)>,
@@ -92,6 +94,9 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     };
     let curves = app.cache.curves(&run);
     let entry = curves.and_then(|c| c.index.at_epoch(epoch)).cloned();
+    let confusions = curves
+        .map(|c| c.confusions.by_epoch.clone())
+        .unwrap_or_default();
     let (name, classes) = match app.cache.listing(&run) {
         Some(RunListing::Run { record, .. }) => {
             (record.name.clone(), record.schema.target.classes.clone())
@@ -122,9 +127,18 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                     ui.end_row();
                 });
         });
-        if let Some(confusion) = &entry.confusion {
+        if entry.confusion.is_some() || !confusions.is_empty() {
             ui.separator();
-            ui.vertical(|ui| super::confusion::confusion_ui(ui, &classes, confusion));
+            ui.vertical(|ui| {
+                epoch_confusion_ui(
+                    ui,
+                    &mut app.export.confusion_epoch,
+                    epoch,
+                    &confusions,
+                    entry.confusion.as_ref(),
+                    &classes,
+                );
+            });
         }
     });
     ui.separator();
@@ -249,4 +263,46 @@ fn live_confusion_ui(app: &KilnApp, ui: &mut egui::Ui) {
         }
     ));
     super::confusion::confusion_ui(ui, &classes, confusion);
+}
+
+/// The confusion matrix of the selected checkpoint, or of any other validation epoch logged.
+fn epoch_confusion_ui(
+    ui: &mut egui::Ui,
+    chosen: &mut Option<usize>,
+    checkpoint_epoch: usize,
+    by_epoch: &std::collections::BTreeMap<usize, Vec<Vec<u64>>>,
+    checkpoint_confusion: Option<&Vec<Vec<u64>>>,
+    classes: &[String],
+) {
+    let (Some(&first), Some(&last)) = (by_epoch.keys().next(), by_epoch.keys().next_back()) else {
+        if let Some(confusion) = checkpoint_confusion {
+            super::confusion::confusion_ui(ui, classes, confusion);
+        }
+        return;
+    };
+    let mut epoch = chosen.unwrap_or(checkpoint_epoch).clamp(first, last);
+    ui.horizontal(|ui| {
+        let label = ui.label("Epoch");
+        if ui
+            .add(egui::Slider::new(&mut epoch, first..=last).integer())
+            .labelled_by(label.id)
+            .on_hover_text("Every validation epoch's confusion matrix is kept")
+            .changed()
+        {
+            *chosen = Some(epoch);
+        }
+        if epoch != checkpoint_epoch && ui.button("Back to the checkpoint").clicked() {
+            *chosen = None;
+            epoch = checkpoint_epoch;
+        }
+    });
+    let confusion = by_epoch
+        .get(&epoch)
+        .or(checkpoint_confusion.filter(|_| epoch == checkpoint_epoch));
+    match confusion {
+        Some(confusion) => super::confusion::confusion_ui(ui, classes, confusion),
+        None => {
+            ui.label(format!("No confusion matrix was logged for epoch {epoch}."));
+        }
+    }
 }

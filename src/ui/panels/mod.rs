@@ -110,6 +110,7 @@ impl KilnApp {
             Command::SelectCheckpoint { run, epoch } => {
                 self.selected_checkpoint = Some((run, epoch));
                 self.export.path.clear();
+                self.export.confusion_epoch = None;
                 self.settings.bottom_tab = crate::ui::settings::BottomTab::Checkpoint;
             }
             Command::Export { path, force } => self.export_selected(ctx, path, force),

@@ -1,0 +1,216 @@
+//! The command line: the same engine and run store as the window, headless.
+
+mod args;
+mod follow;
+mod predict;
+mod views;
+
+pub use args::{ChannelsArg, ConfigFile, ImageArgs, ModelArg, TaskArg, TrainArgs, train_request};
+use follow::{follow, train};
+use predict::image_predictions;
+use views::{list_runs, show_run};
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::export::{
+    ExportOptions, LoadedModel, export_checkpoint, predict_csv, predictions_to_csv, verify_bundle,
+};
+use crate::runs::{RunStore, default_runs_dir};
+use crate::train::{DeviceChoice, ResumeRequest, resume};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Train, compare and export small deep-learning models (run without a command to open the app)"
+)]
+pub struct Cli {
+    /// The run store (default: the platform data folder, e.g. ~/.local/share/kiln/runs).
+    #[arg(long, global = true, env = "KILN_RUNS_DIR")]
+    pub runs_dir: Option<PathBuf>,
+    /// The app only: a dataset (CSV, image folder or IDX file) to load when the window opens.
+    #[arg(long)]
+    pub open: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a new run on a CSV file or an image dataset (class folders or an IDX pair).
+    Train(Box<TrainArgs>),
+    /// List the runs in the store.
+    Runs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: config, dataset fingerprint, checkpoints, and per-class validation metrics
+    /// of the best checkpoint (RUN@last, or RUN@EPOCH for any epoch).
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a stopped or interrupted run, or extend a finished one with --epochs.
+    Resume {
+        run: String,
+        /// Train this many more epochs (extends a finished run).
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        device: Option<DeviceChoice>,
+    },
+    /// Export a checkpoint (RUN, RUN@best, RUN@last or RUN@EPOCH) as a model bundle.
+    Export {
+        run: String,
+        /// A folder for the bundle, or a path ending in .bpk.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+        /// Skip the safetensors file.
+        #[arg(long)]
+        no_safetensors: bool,
+        /// Skip the ONNX file.
+        #[arg(long)]
+        no_onnx: bool,
+    },
+    /// Predict with an exported model on a CSV file, or (image models) an image file or folder;
+    /// prints CSV.
+    Predict {
+        /// The bundle folder, its card, or its .bpk file.
+        #[arg(long)]
+        model: PathBuf,
+        /// A CSV file, or for image models an image or a folder of images.
+        #[arg(long)]
+        data: PathBuf,
+        /// Write the predictions here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check an exported bundle: file hashes and golden outputs.
+    Verify { bundle: PathBuf },
+    /// Rename a run.
+    Rename { run: String, name: String },
+    /// Delete a run and its checkpoints.
+    Delete {
+        run: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let runs_dir = cli.runs_dir.unwrap_or_else(default_runs_dir);
+    let Some(command) = cli.command else {
+        bail!("no command given (see kiln --help)");
+    };
+    match command {
+        Command::Train(args) => train(*args, &runs_dir),
+        Command::Runs { json } => list_runs(&runs_dir, json),
+        Command::Show { run, json } => show_run(&runs_dir, &run, json),
+        Command::Resume {
+            run,
+            epochs,
+            device,
+        } => {
+            let handle = resume(
+                ResumeRequest {
+                    runs_dir: runs_dir.clone(),
+                    run,
+                    extra_epochs: epochs,
+                    device,
+                },
+                None,
+            )?;
+            follow(handle)
+        }
+        Command::Export {
+            run,
+            out,
+            force,
+            no_safetensors,
+            no_onnx,
+        } => {
+            let options = ExportOptions {
+                burnpack: true,
+                safetensors: !no_safetensors,
+                onnx: !no_onnx,
+                force,
+            };
+            let paths = export_checkpoint(&runs_dir, &run, &out, &options)?;
+            println!("model card:  {}", paths.card.display());
+            println!("burnpack:    {}", paths.burnpack.display());
+            if options.safetensors {
+                println!("safetensors: {}", paths.safetensors.display());
+            }
+            if options.onnx {
+                println!("onnx:        {}", paths.onnx.display());
+            }
+            Ok(())
+        }
+        Command::Predict { model, data, out } => {
+            let model = LoadedModel::open(&model)?;
+            let csv = if model.takes_images() {
+                image_predictions(&model, &data)?
+            } else {
+                let report = predict_csv(&model, &data)?;
+                for warning in &report.drift {
+                    eprintln!("warning: drift: {warning}");
+                }
+                predictions_to_csv(&model.card, &report.predictions)
+            };
+            match out {
+                Some(path) => crate::runs::atomic::write_atomic(&path, csv.as_bytes())
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{csv}"),
+            }
+            Ok(())
+        }
+        Command::Verify { bundle } => {
+            let report = verify_bundle(&bundle)?;
+            for (file, problem) in &report.bad_files {
+                println!("FAIL {file}: {problem}");
+            }
+            println!(
+                "{} weight file(s) checked, {} golden row(s): largest difference {:.3e} (tolerance {:.0e})",
+                report.files_checked, report.golden_rows, report.golden_max_error, report.tolerance
+            );
+            if report.ok() {
+                println!("OK");
+                Ok(())
+            } else {
+                bail!("the bundle does not verify")
+            }
+        }
+        Command::Rename { run, name } => {
+            let store = RunStore::open(&runs_dir)?;
+            let dir = store.find(&run)?;
+            dir.rename(&name)?;
+            println!("{} is now named '{}'", dir.id, name.trim());
+            Ok(())
+        }
+        Command::Delete { run, yes } => {
+            let store = RunStore::open(&runs_dir)?;
+            let dir = store.find(&run)?;
+            if !yes {
+                eprint!("delete run {} and all its checkpoints? [y/N] ", dir.id);
+                std::io::stderr().flush().ok();
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer).ok();
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    bail!("not deleted");
+                }
+            }
+            store.delete(&dir)?;
+            println!("deleted {}", dir.id);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! `kiln runs` and `kiln show`: the store as tables.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::runs::{CheckpointSelector, RunListing, RunStore};
+
+#[derive(Debug, Serialize)]
+struct RunRow {
+    id: String,
+    name: String,
+    dataset: String,
+    status: String,
+    epochs: usize,
+    planned_epochs: usize,
+    best_epoch: Option<usize>,
+    best_valid_loss: Option<f64>,
+    best_valid_accuracy: Option<f64>,
+    error: Option<String>,
+}
+
+pub(super) fn list_runs(runs_dir: &Path, json: bool) -> Result<()> {
+    let store = RunStore::open(runs_dir)?;
+    let rows: Vec<RunRow> = store
+        .list()?
+        .into_iter()
+        .map(|listing| match listing {
+            RunListing::Run {
+                dir,
+                record,
+                status,
+            } => RunRow {
+                id: dir.id,
+                name: record.name.clone(),
+                dataset: record.fingerprint.file_name.clone(),
+                status: status.name().to_string(),
+                epochs: record.epochs_completed,
+                planned_epochs: record.train.epochs,
+                best_epoch: record.best.as_ref().map(|b| b.epoch),
+                best_valid_loss: record.best.as_ref().map(|b| b.valid_loss),
+                best_valid_accuracy: record.best.as_ref().and_then(|b| b.valid_accuracy),
+                error: None,
+            },
+            RunListing::Broken { id, error, .. } => RunRow {
+                id,
+                name: String::new(),
+                dataset: String::new(),
+                status: "broken".to_string(),
+                epochs: 0,
+                planned_epochs: 0,
+                best_epoch: None,
+                best_valid_loss: None,
+                best_valid_accuracy: None,
+                error: Some(error),
+            },
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no runs in {}", runs_dir.display());
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:<16} {:<14} {:<13} {:>9} {:>10} {:>9}",
+        "ID", "NAME", "DATASET", "STATUS", "EPOCHS", "BEST LOSS", "BEST ACC"
+    );
+    for row in &rows {
+        println!(
+            "{:<40} {:<16} {:<14} {:<13} {:>9} {:>10} {:>9}",
+            row.id,
+            truncate(&row.name, 16),
+            truncate(&row.dataset, 14),
+            row.status,
+            format!("{}/{}", row.epochs, row.planned_epochs),
+            row.best_valid_loss
+                .map_or("-".to_string(), |v| format!("{v:.4}")),
+            row.best_valid_accuracy
+                .map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0)),
+        );
+        if let Some(error) = &row.error {
+            println!("    {error}");
+        }
+    }
+    Ok(())
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(width - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+pub(super) fn show_run(runs_dir: &Path, run: &str, json: bool) -> Result<()> {
+    let store = RunStore::open(runs_dir)?;
+    let (query, selector) = CheckpointSelector::parse(run).map_err(anyhow::Error::msg)?;
+    let dir = store.find(&query)?;
+    let record = dir.read_record()?;
+    let status = dir.status()?;
+    let index = dir.read_index()?;
+    let log = dir.read_metrics()?;
+    if json {
+        let document = serde_json::json!({
+            "id": dir.id,
+            "status": status.name(),
+            "record": record,
+            "checkpoints": index.checkpoints,
+            "metrics_points": log.points.len(),
+            "metrics_bad_lines": log.bad_lines,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
+    println!("run:         {} ({})", dir.id, record.name);
+    println!(
+        "status:      {status}{}",
+        record
+            .status_message
+            .as_ref()
+            .map_or(String::new(), |m| format!(" — {m}"))
+    );
+    println!("created:     {}", record.created);
+    println!("model:       {}", record.model_summary());
+    println!("training:    {}", serde_json::to_string(&record.train)?);
+    println!(
+        "device:      {} ({})",
+        record.device.adapter, record.device.reason
+    );
+    println!("data:        {}", record.data.path.display());
+    match &record.preprocessor.image {
+        Some(image) => println!(
+            "fingerprint: {} ({} images, {}, {} classes)",
+            record.fingerprint.short_id(),
+            record.fingerprint.rows,
+            image.shape,
+            record.schema.target.classes.len()
+        ),
+        None => println!(
+            "fingerprint: {} ({} rows, {} columns, target '{}', {})",
+            record.fingerprint.short_id(),
+            record.fingerprint.rows,
+            record.fingerprint.columns,
+            record.schema.target.name,
+            record.schema.task()
+        ),
+    }
+    if let Some(images) = &record.data.images {
+        println!("image options: {}", serde_json::to_string(images)?);
+    }
+    if !record.fingerprint.class_counts.is_empty() {
+        let counts: Vec<String> = record
+            .fingerprint
+            .class_counts
+            .iter()
+            .map(|(c, n)| format!("{c}: {n}"))
+            .collect();
+        println!("classes:     {}", counts.join(", "));
+    }
+    println!(
+        "epochs:      {}/{} ({} steps, {:.1}s)",
+        record.epochs_completed, record.train.epochs, record.steps_completed, record.train_secs
+    );
+    if !log.bad_lines.is_empty() {
+        println!(
+            "warning:     metrics.jsonl has unreadable line(s) {:?} (ignored)",
+            log.bad_lines
+        );
+    }
+    println!("checkpoints:");
+    for entry in &index.checkpoints {
+        let metrics: Vec<String> = entry
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        println!(
+            "  epoch {:>4}{}  {}",
+            entry.epoch,
+            if entry.best { " (best)" } else { "       " },
+            metrics.join("  ")
+        );
+    }
+    // Per-class metrics: of the chosen epoch (RUN@EPOCH, from every epoch's log) or checkpoint.
+    let confusions = dir.read_confusions(record.epochs_completed)?;
+    let chosen = match &selector {
+        CheckpointSelector::Epoch(epoch) => confusions
+            .by_epoch
+            .get(epoch)
+            .cloned()
+            .map(|confusion| (*epoch, confusion)),
+        other => other
+            .pick(&index)
+            .and_then(|entry| Some((entry.epoch, entry.confusion.clone()?))),
+    };
+    if let Some((epoch, confusion)) = chosen {
+        println!(
+            "epoch {epoch} ({}), validation per class:",
+            match selector {
+                CheckpointSelector::Epoch(_) => "chosen".to_string(),
+                other => format!("{other} checkpoint"),
+            }
+        );
+        print_class_report(&record.schema.target.classes, &confusion);
+    } else if let CheckpointSelector::Epoch(epoch) = selector
+        && record.schema.task() == crate::data::Task::Classification
+    {
+        println!("no confusion matrix was logged for epoch {epoch}");
+    }
+    Ok(())
+}
+
+/// Precision, recall and rows per class, from `confusion[actual][predicted]`.
+fn print_class_report(classes: &[String], confusion: &[Vec<u64>]) {
+    let percent = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+    for metrics in crate::runs::class_report(confusion) {
+        let class = classes.get(metrics.class).map_or("?", String::as_str);
+        println!(
+            "  {class:<16} precision {:>7}  recall {:>7}  rows {}",
+            percent(metrics.precision),
+            percent(metrics.recall),
+            metrics.support
+        );
+    }
+}
