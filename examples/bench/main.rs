@@ -312,7 +312,10 @@ fn main() -> anyhow::Result<()> {
         Training figures are medians over interleaved repeats. UI rows time one egui pass of the \
         compare view plus tessellation, without GPU upload; long curves are drawn decimated \
         (first/min/max/last per bucket, a shared budget of points per frame) and cached between \
-        frames. Memory rows read /proc/self/status.";
+        frames. Memory rows read /proc/self/status. Image rows train Kiln's default CNN on \
+        sample_data/digits (1438 training images of 1×8×8) through the full engine path, against \
+        benches/torch_cnn.py: the same network in PyTorch on random data of the same shape, without \
+        validation or checkpoints.";
     if !options.quick {
         let document = format!(
             "# Kiln benchmarks\n\nMeasured {} on {} ({} cores), burn {}, by `cargo run --release --example bench`.\n\
