@@ -1419,3 +1419,40 @@ fn every_validation_epoch_keeps_its_confusion_matrix_and_show_reports_any_epoch(
     );
     assert_eq!(shown.matches(" precision ").count(), 10, "{shown}");
 }
+
+#[test]
+fn a_checkpoint_evaluated_again_gives_its_confusion_matrix_and_lists_its_mistakes() {
+    let runs = tempfile::tempdir().unwrap();
+    let (run, _) = train(request(&digits(), cnn(), runs.path(), 2));
+    let dir = RunStore::open(runs.path()).unwrap().find(&run).unwrap();
+    let best = dir.read_index().unwrap().best().cloned().unwrap();
+    let evaluation = kiln::export::evaluate_checkpoint(runs.path(), &run, best.epoch).unwrap();
+    assert_eq!(evaluation.predictions.len(), 359);
+    // The checkpoint reloaded on the CPU answers exactly as it did during training.
+    let mut confusion = vec![vec![0u64; 10]; 10];
+    for p in &evaluation.predictions {
+        confusion[p.actual][p.predicted] += 1;
+        assert!(evaluation.data.images().unwrap().items[p.row].label == p.actual);
+    }
+    assert_eq!(Some(&confusion), best.confusion.as_ref());
+    let wrong = evaluation.misclassified();
+    let off_diagonal: u64 = (0..10)
+        .flat_map(|a| (0..10).filter(move |&b| b != a).map(move |b| (a, b)))
+        .map(|(a, b)| confusion[a][b])
+        .sum();
+    assert_eq!(wrong.len() as u64, off_diagonal);
+    assert!(wrong.windows(2).all(|w| w[0].confidence >= w[1].confidence));
+
+    // A regression run has no mistakes to list.
+    let diabetes = RunStore::open(runs.path()).unwrap();
+    let (regression, _) = train(request(
+        &sample("diabetes.csv"),
+        ModelConfig::Mlp(MlpConfig::default()),
+        diabetes.root(),
+        1,
+    ));
+    let error = kiln::export::evaluate_checkpoint(runs.path(), &regression, 1)
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("only classification"), "{error}");
+}

@@ -342,6 +342,18 @@ fn image_folder_shows_thumbnails_trains_a_cnn_and_predicts_a_folder() {
     );
     // Any epoch's matrix can be chosen, not only the kept checkpoints'.
     assert!(harness.query_all_by_label("Epoch").count() >= 1);
+    // The validation images the checkpoint gets wrong, as thumbnails.
+    harness
+        .get_by_label("Show the validation images it gets wrong")
+        .click_accesskit();
+    harness.run_steps(2);
+    step_until(&mut harness, "the evaluation", |app| !app.is_busy());
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_by_label_contains("validation images wrong at epoch")
+            .is_some()
+    );
     harness.get_by_label("Export…").click_accesskit();
     step_until(&mut harness, "the export", |app| {
         !app.is_busy() && export_to.with_extension("card.json").exists()

@@ -3,12 +3,14 @@
 
 mod bundle;
 mod card;
+mod evaluate;
 mod onnx;
 mod predict;
 mod predict_images;
 
 pub use bundle::{BundlePaths, ExportOptions, export_checkpoint};
 pub use card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
+pub use evaluate::{CheckpointEvaluation, ValidationPrediction, evaluate_checkpoint};
 pub use onnx::onnx_support;
 pub use predict::{
     DriftWarning, LoadedModel, Prediction, PredictionReport, VerifyReport, predict_csv,

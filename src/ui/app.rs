@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use super::cache::StoreCache;
 use super::dialogs::{DialogKind, FileDialogs, NativeDialogs};
-use super::panels::{self, DataState, ExportState, LiveTraining, ModelUseState, RunsState};
+use super::panels::{
+    self, DataState, ExportState, LiveTraining, MistakesState, ModelUseState, RunsState,
+};
 use super::plot::{PlotOutcome, PlotRun, curves_ui, run_color};
 use super::promise::Task;
 use super::settings::{BottomTab, Settings};
@@ -92,6 +94,7 @@ pub struct KilnApp {
     pub(crate) runs: RunsState,
     pub(crate) export: ExportState,
     pub(crate) model_use: ModelUseState,
+    pub(crate) mistakes: MistakesState,
     pub(crate) selected_checkpoint: Option<(String, usize)>,
     messages: Vec<(Instant, Level, String)>,
     dialog: Task<(DialogKind, Option<PathBuf>)>,
@@ -130,6 +133,7 @@ impl KilnApp {
             runs: RunsState::default(),
             export: ExportState::default(),
             model_use: ModelUseState::default(),
+            mistakes: MistakesState::default(),
             selected_checkpoint: None,
             messages: Vec::new(),
             dialog: Task::default(),
@@ -214,6 +218,7 @@ impl KilnApp {
             || self.data.is_loading()
             || self.export.is_pending()
             || self.model_use.is_pending()
+            || self.mistakes.is_pending()
     }
 
     pub(crate) fn info(&mut self, text: impl Into<String>) {
@@ -282,6 +287,7 @@ impl KilnApp {
         self.poll_training(ctx);
         self.poll_export();
         self.poll_model_use();
+        self.poll_mistakes();
         let mut wanted = self.settings.selected_runs.clone();
         if let Some(training) = &self.training
             && !wanted.contains(&training.run_id)

@@ -9,16 +9,28 @@ const CELL: egui::Vec2 = egui::Vec2::new(56.0, 26.0);
 const SMALL_CELL: egui::Vec2 = egui::Vec2::new(38.0, 22.0);
 
 /// Draws `confusion[actual][predicted]` with class names on both axes; counts show on hover.
-pub fn confusion_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>]) {
+/// Returns the `(actual, predicted)` cell clicked this frame.
+pub fn confusion_ui(
+    ui: &mut egui::Ui,
+    classes: &[String],
+    confusion: &[Vec<u64>],
+) -> Option<(usize, usize)> {
     ui.label("Confusion matrix (rows: actual class, columns: predicted), validation split");
     ui.horizontal_top(|ui| {
-        matrix_ui(ui, classes, confusion);
+        let clicked = matrix_ui(ui, classes, confusion);
         ui.add_space(12.0);
         report_ui(ui, classes, confusion);
-    });
+        clicked
+    })
+    .inner
 }
 
-fn matrix_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>]) {
+fn matrix_ui(
+    ui: &mut egui::Ui,
+    classes: &[String],
+    confusion: &[Vec<u64>],
+) -> Option<(usize, usize)> {
+    let mut clicked = None;
     let accent = Color32::from_rgb(0x4e, 0x9a, 0xf1);
     let cell = if classes.len() > 6 { SMALL_CELL } else { CELL };
     egui::Grid::new("confusion_grid")
@@ -40,7 +52,7 @@ fn matrix_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>]) {
                 );
                 for (predicted, &count) in row.iter().enumerate() {
                     let share = count as f32 / total as f32;
-                    let (rect, response) = ui.allocate_exact_size(cell, Sense::hover());
+                    let (rect, response) = ui.allocate_exact_size(cell, Sense::click());
                     let fill = if count == 0 {
                         ui.visuals().faint_bg_color
                     } else {
@@ -58,6 +70,9 @@ fn matrix_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>]) {
                             ui.visuals().text_color()
                         },
                     );
+                    if response.clicked() {
+                        clicked = Some((actual, predicted));
+                    }
                     response.on_hover_text(format!(
                         "actual {}, predicted {}: {count} of {total} ({:.1}%)",
                         classes.get(actual).map_or("?", String::as_str),
@@ -68,6 +83,7 @@ fn matrix_ui(ui: &mut egui::Ui, classes: &[String], confusion: &[Vec<u64>]) {
                 ui.end_row();
             }
         });
+    clicked
 }
 
 /// Precision, recall and support per class.

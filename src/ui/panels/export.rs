@@ -97,11 +97,13 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     let confusions = curves
         .map(|c| c.confusions.by_epoch.clone())
         .unwrap_or_default();
-    let (name, classes) = match app.cache.listing(&run) {
-        Some(RunListing::Run { record, .. }) => {
-            (record.name.clone(), record.schema.target.classes.clone())
-        }
-        _ => (run.clone(), Vec::new()),
+    let (name, classes, images) = match app.cache.listing(&run) {
+        Some(RunListing::Run { record, .. }) => (
+            record.name.clone(),
+            record.schema.target.classes.clone(),
+            record.preprocessor.image.is_some(),
+        ),
+        _ => (run.clone(), Vec::new(), false),
     };
     ui.heading(format!("{name} · epoch {epoch}"));
     let Some(entry) = entry else {
@@ -128,9 +130,11 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 });
         });
         if entry.confusion.is_some() || !confusions.is_empty() {
-            ui.separator();
+            // Space, not a separator: a vertical separator would stretch the row to the
+            // panel's whole height.
+            ui.add_space(24.0);
             ui.vertical(|ui| {
-                epoch_confusion_ui(
+                let clicked = epoch_confusion_ui(
                     ui,
                     &mut app.export.confusion_epoch,
                     epoch,
@@ -138,9 +142,20 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                     entry.confusion.as_ref(),
                     &classes,
                 );
+                if clicked.is_some() {
+                    app.mistakes.cell = clicked;
+                }
             });
         }
     });
+    if images && entry.confusion.is_some() {
+        ui.separator();
+        if app.mistakes.cell.is_some() && !app.mistakes_shown_for(&run, epoch) {
+            // A clicked cell asks for its images: evaluate without waiting for the button.
+            app.request_mistakes(ui.ctx(), &run, epoch);
+        }
+        super::mistakes::mistakes_ui(app, ui, &run, epoch, &classes);
+    }
     ui.separator();
     if app.export.path.is_empty() {
         let base = dirs::document_dir()
@@ -262,7 +277,8 @@ fn live_confusion_ui(app: &KilnApp, ui: &mut egui::Ui) {
             ""
         }
     ));
-    super::confusion::confusion_ui(ui, &classes, confusion);
+    // Cells only narrow a checkpoint's mistakes; there is no checkpoint selected here.
+    let _ = super::confusion::confusion_ui(ui, &classes, confusion);
 }
 
 /// The confusion matrix of the selected checkpoint, or of any other validation epoch logged.
@@ -273,12 +289,10 @@ fn epoch_confusion_ui(
     by_epoch: &std::collections::BTreeMap<usize, Vec<Vec<u64>>>,
     checkpoint_confusion: Option<&Vec<Vec<u64>>>,
     classes: &[String],
-) {
+) -> Option<(usize, usize)> {
     let (Some(&first), Some(&last)) = (by_epoch.keys().next(), by_epoch.keys().next_back()) else {
-        if let Some(confusion) = checkpoint_confusion {
-            super::confusion::confusion_ui(ui, classes, confusion);
-        }
-        return;
+        return checkpoint_confusion
+            .and_then(|confusion| super::confusion::confusion_ui(ui, classes, confusion));
     };
     let mut epoch = chosen.unwrap_or(checkpoint_epoch).clamp(first, last);
     ui.horizontal(|ui| {
@@ -303,6 +317,7 @@ fn epoch_confusion_ui(
         Some(confusion) => super::confusion::confusion_ui(ui, classes, confusion),
         None => {
             ui.label(format!("No confusion matrix was logged for epoch {epoch}."));
+            None
         }
     }
 }

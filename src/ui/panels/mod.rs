@@ -3,6 +3,7 @@
 mod confusion;
 mod data;
 mod export;
+mod mistakes;
 mod model_form;
 mod model_use;
 mod model_use_images;
@@ -12,6 +13,7 @@ mod training;
 
 pub use data::{DataState, data_preview_ui};
 pub use export::{ExportState, checkpoint_ui};
+pub use mistakes::MistakesState;
 pub use model_use::{ModelUseState, model_use_ui};
 pub use runs::{RunsState, compare_ui, modals_ui, runs_ui};
 pub use training::LiveTraining;
@@ -111,6 +113,7 @@ impl KilnApp {
                 self.selected_checkpoint = Some((run, epoch));
                 self.export.path.clear();
                 self.export.confusion_epoch = None;
+                self.mistakes.cell = None;
                 self.settings.bottom_tab = crate::ui::settings::BottomTab::Checkpoint;
             }
             Command::Export { path, force } => self.export_selected(ctx, path, force),

@@ -41,7 +41,7 @@ impl ThumbnailCache {
 }
 
 /// One image of the set as an egui image (channel-major pixels to interleaved RGB or gray).
-fn color_image(set: &ImageSet, index: usize) -> egui::ColorImage {
+pub(super) fn color_image(set: &ImageSet, index: usize) -> egui::ColorImage {
     let shape = set.shape;
     let pixels = set.image(index);
     let size = [shape.width, shape.height];
