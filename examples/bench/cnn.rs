@@ -59,19 +59,7 @@ pub fn kiln_cnn(dir: &Path, epochs: usize) -> anyhow::Result<CnnFigures> {
 
 /// (samples/s, "torch VERSION, N threads") for the same CNN in PyTorch on data of the same shape.
 pub fn torch_cnn(rows: usize, epochs: usize) -> Option<(f64, String)> {
-    let python = std::env::var_os("KILN_TORCH_PYTHON")?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/torch_cnn.py");
-    let output = std::process::Command::new(python)
-        .arg(script)
-        .args([rows.to_string(), epochs.to_string(), CNN_BATCH.to_string()])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let mut fields = text.split_whitespace();
-    let rate = fields.next()?.parse().ok()?;
-    let version = fields.next().unwrap_or("?");
-    let threads = fields.next().unwrap_or("?");
-    Some((rate, format!("torch {version}, {threads} threads")))
+    super::torch_rate("benches/torch_cnn.py", rows, epochs, CNN_BATCH)
 }
 
 pub fn target_accuracy_percent() -> f64 {

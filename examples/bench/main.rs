@@ -485,13 +485,19 @@ fn bare_burn_samples_per_sec(device: &Device, rows: usize, epochs: usize) -> f64
     median(rates)
 }
 
-/// (samples/s, "torch VERSION, N threads")
+/// (samples/s, "torch VERSION, N threads") of the MLP in PyTorch.
 fn torch_samples_per_sec(rows: usize, epochs: usize) -> Option<(f64, String)> {
+    torch_rate("benches/torch_mlp.py", rows, epochs, BATCH)
+}
+
+/// Runs a PyTorch baseline script (`SCRIPT ROWS EPOCHS BATCH`, printing "rate version threads")
+/// with the Python named by `KILN_TORCH_PYTHON`.
+fn torch_rate(script: &str, rows: usize, epochs: usize, batch: usize) -> Option<(f64, String)> {
     let python = std::env::var_os("KILN_TORCH_PYTHON")?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/torch_mlp.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
     let output = std::process::Command::new(python)
         .arg(script)
-        .args([rows.to_string(), epochs.to_string(), BATCH.to_string()])
+        .args([rows.to_string(), epochs.to_string(), batch.to_string()])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
