@@ -182,7 +182,10 @@ impl PreparedData {
         }
         Some(EncodedMatrix {
             inputs,
-            ..self.train.clone()
+            rows: self.train.rows,
+            width: self.train.width,
+            labels: self.train.labels.clone(),
+            values: self.train.values.clone(),
         })
     }
 

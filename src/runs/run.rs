@@ -95,10 +95,6 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    pub fn input_width(&self) -> usize {
-        self.preprocessor.output_width()
-    }
-
     pub fn output_width(&self) -> usize {
         self.schema.target.output_width()
     }
