@@ -7,6 +7,7 @@
 mod csv;
 mod fingerprint;
 mod idx;
+mod image_transform;
 mod images;
 mod preprocess;
 mod schema;
@@ -15,9 +16,10 @@ mod split;
 pub use self::csv::{RawTable, load_csv, parse_csv_bytes};
 pub use fingerprint::{DatasetFingerprint, fingerprint, image_fingerprint};
 pub use idx::{find_idx_images, is_idx_images, load_idx, write_idx};
+pub use image_transform::{ImageTransform, augment_image};
 pub use images::{
     Augmentation, ChannelMode, IMAGE_EXTENSIONS, ImageItem, ImageOptions, ImageSet, ImageShape,
-    ImageTransform, augment_image, is_image_file, load_image_folder,
+    is_image_file, load_image_folder,
 };
 pub use preprocess::{ColumnTransform, EncodedMatrix, InputShape, Preprocessor};
 pub use schema::{

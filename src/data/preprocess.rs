@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::DataError;
 use super::csv::{RawTable, is_missing, parse_number};
-use super::images::{ImageShape, ImageTransform};
+use super::image_transform::ImageTransform;
+use super::images::ImageShape;
 use super::schema::{ColumnKind, Schema, Task};
 
 /// How one input column becomes one or more model inputs.
