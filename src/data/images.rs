@@ -158,6 +158,25 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(paths)
 }
 
+/// Image files in `dir` and in its sub-folders (one level down), sorted; hidden files and
+/// other files are left out.
+pub fn image_files_in(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut files = Vec::new();
+    for path in sorted_entries(dir)? {
+        if path.is_dir() {
+            files.extend(
+                sorted_entries(&path)?
+                    .into_iter()
+                    .filter(|file| file.is_file() && is_image_file(file)),
+            );
+        } else if path.is_file() && is_image_file(&path) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// The class folders of an image-folder dataset and their image files, in sorted order.
 pub fn list_class_folders(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, DataError> {
     let mut classes = Vec::new();

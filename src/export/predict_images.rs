@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::ExportError;
 use super::predict::{DRIFT_MEAN_SHIFT, DRIFT_MIN_ROWS, DriftWarning, LoadedModel, Prediction};
-use crate::data::{IMAGE_EXTENSIONS, is_image_file};
+use crate::data::{IMAGE_EXTENSIONS, image_files_in};
 
 /// One image and what the model says about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,32 +48,6 @@ impl ImagePredictionReport {
     }
 }
 
-/// Image files in `dir` and (one level down) its sub-folders, sorted.
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-    let mut files = Vec::new();
-    let mut folders = vec![(dir.to_path_buf(), 0)];
-    while let Some((folder, depth)) = folders.pop() {
-        let entries = std::fs::read_dir(&folder).map_err(super::io_error(&folder))?;
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            let hidden = path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with('.'));
-            if hidden {
-                continue;
-            }
-            if path.is_dir() && depth == 0 {
-                folders.push((path, depth + 1));
-            } else if path.is_file() && is_image_file(&path) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// Predicts an image file, or every image in a folder (and its class sub-folders). Unreadable
 /// files get their own error line and do not stop the others.
 pub fn predict_images(
@@ -86,7 +60,7 @@ pub fn predict_images(
         )
     })?;
     let files = if path.is_dir() {
-        image_files(path)?
+        image_files_in(path)?
     } else {
         std::fs::metadata(path).map_err(super::io_error(path))?;
         vec![path.to_path_buf()]
