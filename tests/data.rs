@@ -1,14 +1,10 @@
 //! Loading CSV files: schema inference, splits, fingerprints, and every bad-input message.
 
-use std::path::PathBuf;
+mod common;
+
+use common::sample;
 
 use kiln::data::{ColumnKind, DataError, DataSpec, Task, TaskOverride, prepare, prepare_bytes};
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join(name)
-}
 
 fn load(text: &[u8]) -> Result<kiln::data::PreparedData, DataError> {
     prepare_bytes(&DataSpec::new("bad.csv"), text)

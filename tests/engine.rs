@@ -1,6 +1,10 @@
 //! The engine on the CPU: real training, checkpoints, stop and resume, divergence, export.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::sample;
+
+use std::path::Path;
 
 use kiln::data::DataSpec;
 use kiln::export::{ExportOptions, LoadedModel, export_checkpoint, predict_csv, verify_bundle};
@@ -9,12 +13,6 @@ use kiln::runs::{RunStatus, RunStore, SplitName};
 use kiln::train::{
     DeviceChoice, Outcome, ResumeRequest, TrainConfig, TrainEvent, TrainRequest, resume, start,
 };
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join(name)
-}
 
 fn request(data: &str, runs_dir: &Path, epochs: usize) -> TrainRequest {
     TrainRequest {

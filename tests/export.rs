@@ -1,17 +1,15 @@
 //! Using exported models: schema checks and drift warnings on new data.
 
+mod common;
+
+use common::sample;
+
 use std::path::{Path, PathBuf};
 
 use kiln::data::DataSpec;
 use kiln::export::{ExportOptions, LoadedModel, export_checkpoint, predict_csv};
 use kiln::model::{MlpConfig, ModelConfig};
 use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join(name)
-}
 
 /// Trains an iris MLP on the CPU and returns the run id.
 fn train_iris(runs: &Path, model: MlpConfig, epochs: usize) -> String {

@@ -2,9 +2,12 @@
 //! augmentation, training (CNN and MLP), resume with batch-norm, export and image prediction,
 //! and the command line.
 
+mod common;
+
+use common::{kiln, sample, text};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use kiln::data::{
     Augmentation, DataSpec, ImageOptions, ImageSet, PreparedData, load_idx, prepare, write_idx,
@@ -20,12 +23,6 @@ use kiln::train::{
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join(name)
-}
 
 fn digits() -> PathBuf {
     sample("digits")
@@ -162,19 +159,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
-}
-
-fn kiln_cli(runs_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .arg("--runs-dir")
-        .arg(runs_dir)
-        .output()
-        .expect("kiln runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1265,7 +1249,7 @@ fn cli_trains_exports_and_predicts_a_cnn_on_image_folders() {
     let work = tempfile::tempdir().unwrap();
     let runs = work.path().join("runs");
     let data = digits();
-    let out = kiln_cli(
+    let out = kiln(
         &runs,
         &[
             "train",
@@ -1287,12 +1271,12 @@ fn cli_trains_exports_and_predicts_a_cnn_on_image_folders() {
     assert!(!run.is_empty());
 
     let bundle = work.path().join("bundle");
-    let out = kiln_cli(&runs, &["export", &run, "--out", bundle.to_str().unwrap()]);
+    let out = kiln(&runs, &["export", &run, "--out", bundle.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("onnx:"), "{}", text(&out.stdout));
 
     let class = data.join("7");
-    let out = kiln_cli(
+    let out = kiln(
         &runs,
         &[
             "predict",
@@ -1334,7 +1318,7 @@ fn cli_trains_exports_and_predicts_a_cnn_on_image_folders() {
     // One image file: no class folder of the model's, so no `actual` column.
     let single = work.path().join("one.png");
     std::fs::copy(&digit_files("7", 1)[0], &single).unwrap();
-    let out = kiln_cli(
+    let out = kiln(
         &runs,
         &[
             "predict",
@@ -1349,7 +1333,7 @@ fn cli_trains_exports_and_predicts_a_cnn_on_image_folders() {
     assert!(csv.starts_with("file,prediction,p_0"), "{csv}");
     assert_eq!(csv.lines().count(), 2);
 
-    let out = kiln_cli(&runs, &["verify", bundle.to_str().unwrap()]);
+    let out = kiln(&runs, &["verify", bundle.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stdout));
 }
 
@@ -1357,7 +1341,7 @@ fn cli_trains_exports_and_predicts_a_cnn_on_image_folders() {
 fn cli_refuses_a_cnn_on_a_csv_file() {
     let runs = tempfile::tempdir().unwrap();
     let iris = sample("iris.csv");
-    let out = kiln_cli(
+    let out = kiln(
         runs.path(),
         &[
             "train",
@@ -1376,7 +1360,7 @@ fn cli_refuses_a_cnn_on_a_csv_file() {
     assert!(stderr.contains("a CNN needs image data"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     // Nothing was trained.
-    let out = kiln_cli(runs.path(), &["runs", "--json"]);
+    let out = kiln(runs.path(), &["runs", "--json"]);
     assert_eq!(text(&out.stdout).trim(), "[]");
 }
 
@@ -1410,7 +1394,7 @@ fn every_validation_epoch_keeps_its_confusion_matrix_and_show_reports_any_epoch(
     assert_eq!(log.by_epoch[&2], vec![vec![9]]);
     assert_eq!(log.bad_lines, vec![6]);
 
-    let out = kiln_cli(runs.path(), &["show", &format!("{run}@1")]);
+    let out = kiln(runs.path(), &["show", &format!("{run}@1")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
     assert!(

@@ -3,6 +3,10 @@
 //! Needs Python 3 with venv; the packages go into a virtual environment in the target folder
 //! (or set KILN_PYTHON to an interpreter that has numpy, safetensors and onnxruntime).
 
+mod common;
+
+use common::sample;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -58,12 +62,6 @@ fn assert_ok(out: &std::process::Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join(name)
 }
 
 /// Trains on `data` with the extra flags and exports the run (all formats) to `work/bundle`.

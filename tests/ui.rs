@@ -1,5 +1,9 @@
 //! The real app driven through egui_kittest: train, compare, export, open and predict.
 
+mod common;
+
+use common::sample;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,12 +16,6 @@ use kiln::runs::{RunListing, RunStore};
 use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
 use kiln::ui::dialogs::{DialogKind, ScriptedDialogs};
 use kiln::ui::{AppOptions, KilnApp, ModelKind};
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join(name)
-}
 
 fn app(runs_dir: &Path, dialogs: ScriptedDialogs) -> Harness<'static, KilnApp> {
     app_on(runs_dir, dialogs, sample("iris.csv"))

@@ -1,5 +1,9 @@
 //! Training on the wgpu device (a real GPU, or Mesa lavapipe where there is none).
 
+mod common;
+
+use common::sample;
+
 use std::path::PathBuf;
 
 use kiln::data::DataSpec;
@@ -7,12 +11,6 @@ use kiln::model::{CnnConfig, ConvBlock, MlpConfig, ModelConfig};
 use kiln::train::{
     DeviceChoice, EpochMetrics, Outcome, TrainConfig, TrainEvent, TrainRequest, start,
 };
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join(name)
-}
 
 /// Trains on wgpu and returns the epochs' metrics, after checking the run completed there.
 fn train_on_wgpu(data: PathBuf, model: ModelConfig, train: TrainConfig) -> Vec<EpochMetrics> {
