@@ -40,6 +40,7 @@ fn resume_request(
         run: run.into(),
         extra_epochs,
         device: None,
+        learning_rate: None,
     }
 }
 

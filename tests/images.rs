@@ -1079,6 +1079,7 @@ fn a_batch_norm_cnn_stops_after_an_epoch_and_resumes_to_the_end() {
             run: run.clone(),
             extra_epochs: None,
             device: None,
+            learning_rate: None,
         },
         None,
     )

@@ -21,39 +21,52 @@ pub struct TrainArgs {
     /// Column to predict (default: the last one).
     #[arg(long)]
     pub target: Option<String>,
+    /// Classification or regression (default: detected from the target column).
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
     /// JSON file with "model" and/or "train" sections (see README); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Passes over the training data, at least 1 (default 50).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// auto (a hardware GPU through wgpu if there is one, else the CPU), wgpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// The run's name (default: the dataset's file name); a name in use gets -2, -3, …
     #[arg(long)]
     pub name: Option<String>,
-    /// Hidden layer widths, e.g. 64,64.
+    /// MLP hidden layer widths, each 1 to 16384 (default 64,64).
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
+    /// MLP activation: relu, gelu or tanh (default relu; gelu models export without ONNX).
     #[arg(long)]
     pub activation: Option<String>,
+    /// Share of units dropped during training, 0 to below 1 (default 0).
     #[arg(long)]
     pub dropout: Option<f64>,
-    /// sgd, adam or adamw.
+    /// sgd (momentum 0.9), adam or adamw (weight decay 0.01); default adam.
     #[arg(long)]
     pub optimizer: Option<String>,
+    /// Base learning rate, above 0 (default 0.01); above 1 most models diverge.
     #[arg(long)]
     pub lr: Option<f64>,
-    /// constant, cosine or step.
+    /// Learning-rate schedule: constant, cosine (to 0 over the run) or step (×0.5 every 10
+    /// epochs); default constant.
     #[arg(long)]
     pub schedule: Option<String>,
+    /// Rows per optimisation step, at least 1 (default 32).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Seed for the weights, the shuffling and augmentation (default 42); the same seed on the
+    /// same data gives the same run.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Stop after this many epochs without a better validation loss.
+    /// Stop after this many epochs without a better validation loss (default: train every epoch).
     #[arg(long)]
     pub patience: Option<usize>,
+    /// Share of rows held out for validation, above 0 and below 1 (default 0.2); stratified by
+    /// class and seeded.
     #[arg(long)]
     pub valid_fraction: Option<f64>,
     /// Fill missing cells instead of failing.

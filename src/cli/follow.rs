@@ -11,6 +11,9 @@ use crate::train::{Outcome, TrainEvent, TrainHandle, start};
 
 pub(super) fn train(args: TrainArgs, runs_dir: &Path) -> Result<()> {
     let request = train_request(&args, runs_dir)?;
+    if let Some(warning) = crate::train::learning_rate_warning(request.train.learning_rate) {
+        eprintln!("warning: {warning}");
+    }
     let handle = start(request, None)?;
     follow(handle)
 }

@@ -61,8 +61,13 @@ pub enum Command {
         /// Train this many more epochs (extends a finished run).
         #[arg(long)]
         epochs: Option<usize>,
+        /// The device to continue on (auto, wgpu or cpu); defaults to the run's own.
         #[arg(long)]
         device: Option<DeviceChoice>,
+        /// Continue with this base learning rate from the resumed epoch on (e.g. lower, after
+        /// the run diverged); the change is recorded in the run.
+        #[arg(long)]
+        lr: Option<f64>,
     },
     /// Export a checkpoint (RUN, RUN@best, RUN@last or RUN@EPOCH) as a model bundle.
     Export {
@@ -119,6 +124,7 @@ pub fn run(cli: Cli) -> Result<()> {
             run,
             epochs,
             device,
+            lr,
         } => {
             let handle = resume(
                 ResumeRequest {
@@ -126,6 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     run,
                     extra_epochs: epochs,
                     device,
+                    learning_rate: lr,
                 },
                 None,
             )?;
@@ -164,6 +171,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 for warning in &report.drift {
                     eprintln!("warning: drift: {warning}");
                 }
+                if let Some(score) = &report.score {
+                    eprintln!("{score}");
+                }
                 predictions_to_csv(&model.card, &report.predictions)
             };
             match out {
@@ -190,9 +200,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Rename { run, name } => {
-            let store = RunStore::open(&runs_dir)?;
-            let dir = store.find(&run)?;
-            dir.rename(&name)?;
+            let dir = RunStore::open(&runs_dir)?.rename(&run, &name)?;
             println!("{} is now named '{}'", dir.id, name.trim());
             Ok(())
         }

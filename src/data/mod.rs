@@ -19,7 +19,7 @@ pub use idx::{find_idx_images, is_idx_images, load_idx, write_idx};
 pub use image_transform::{ImageTransform, augment_image};
 pub use images::{
     Augmentation, ChannelMode, IMAGE_EXTENSIONS, ImageItem, ImageOptions, ImageSet, ImageShape,
-    image_files_in, is_image_file, load_image_folder,
+    MAX_IMAGE_EDGE_PX, image_files_in, is_image_file, load_image_folder,
 };
 pub use preprocess::{ColumnTransform, EncodedMatrix, InputShape, Preprocessor};
 pub use schema::{

@@ -13,10 +13,12 @@ pub use card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors
 pub use evaluate::{CheckpointEvaluation, ValidationPrediction, evaluate_checkpoint};
 pub use onnx::onnx_support;
 pub use predict::{
-    DriftWarning, LoadedModel, Prediction, PredictionReport, VerifyReport, predict_csv,
-    predictions_to_csv, verify_bundle,
+    DriftWarning, LoadedModel, Prediction, PredictionReport, TargetScore, VerifyReport,
+    predict_csv, predictions_to_csv, verify_bundle,
 };
-pub use predict_images::{ImagePrediction, ImagePredictionReport, predict_images};
+pub use predict_images::{
+    ImagePrediction, ImagePredictionReport, image_predictions_to_csv, predict_images,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

@@ -58,6 +58,30 @@ impl std::fmt::Display for DriftWarning {
 pub struct PredictionReport {
     pub predictions: Vec<Prediction>,
     pub drift: Vec<DriftWarning>,
+    /// How well the predictions match the target column, when the file has one.
+    pub score: Option<TargetScore>,
+}
+
+/// The predictions scored against the target column the new data carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetScore {
+    Accuracy { correct: usize, rows: usize },
+    Rmse { rmse: f64, rows: usize },
+}
+
+impl std::fmt::Display for TargetScore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetScore::Accuracy { correct, rows } => write!(
+                f,
+                "accuracy {:.2}% ({correct} of {rows} rows with a target value)",
+                100.0 * *correct as f64 / (*rows).max(1) as f64
+            ),
+            TargetScore::Rmse { rmse, rows } => {
+                write!(f, "RMSE {rmse:.4} on {rows} rows with a target value")
+            }
+        }
+    }
 }
 
 impl LoadedModel {
@@ -179,9 +203,58 @@ pub fn predict_csv(model: &LoadedModel, data: &Path) -> Result<PredictionReport,
     let inputs = preprocessor.encode_inputs(&table, &rows, false)?;
     let predictions = model.predict_encoded(&inputs)?;
     Ok(PredictionReport {
-        predictions,
+        score: score_against_target(&model.card.schema, &table, &predictions),
         drift: drift(preprocessor, &table),
+        predictions,
     })
+}
+
+/// Scores predictions against the file's target column, if it has one; rows without a target
+/// value are left out.
+fn score_against_target(
+    schema: &Schema,
+    table: &crate::data::RawTable,
+    predictions: &[Prediction],
+) -> Option<TargetScore> {
+    let column = table.column_index(&schema.target.name)?;
+    let actual = table.rows.iter().map(|row| row[column].trim());
+    match schema.task() {
+        Task::Classification => {
+            let same = |predicted: &str, actual: &str| {
+                predicted == actual
+                    || (schema.target.numeric_labels
+                        && matches!(
+                            (predicted.parse::<f64>(), actual.parse::<f64>()),
+                            (Ok(a), Ok(b)) if a == b
+                        ))
+            };
+            let (mut correct, mut rows) = (0, 0);
+            for (prediction, actual) in predictions.iter().zip(actual) {
+                if actual.is_empty() {
+                    continue;
+                }
+                rows += 1;
+                if prediction.class.as_deref().is_some_and(|p| same(p, actual)) {
+                    correct += 1;
+                }
+            }
+            (rows > 0).then_some(TargetScore::Accuracy { correct, rows })
+        }
+        Task::Regression => {
+            let errors: Vec<f64> = predictions
+                .iter()
+                .zip(actual)
+                .filter_map(|(prediction, actual)| {
+                    let actual = actual.parse::<f64>().ok().filter(|v| v.is_finite())?;
+                    Some((prediction.value? - actual).powi(2))
+                })
+                .collect();
+            (!errors.is_empty()).then(|| TargetScore::Rmse {
+                rmse: (errors.iter().sum::<f64>() / errors.len() as f64).sqrt(),
+                rows: errors.len(),
+            })
+        }
+    }
 }
 
 /// Drift: each numeric column's mean and spread in the new data against the training split's

@@ -143,3 +143,41 @@ fn image_drift(encoded: &[f32], width: usize, channels: usize) -> Vec<DriftWarni
         })
         .collect()
 }
+
+/// The predictions as CSV: `file`, `actual` (when folders name classes), `prediction`, then one
+/// probability per class. Unreadable images have no line.
+pub fn image_predictions_to_csv(card: &super::ModelCard, report: &ImagePredictionReport) -> String {
+    let labelled = report.images.iter().any(|image| image.actual.is_some());
+    let mut csv = String::from("file");
+    if labelled {
+        csv.push_str(",actual");
+    }
+    csv.push_str(",prediction");
+    for class in &card.schema.target.classes {
+        csv.push_str(&format!(",p_{class}"));
+    }
+    csv.push('\n');
+    for image in &report.images {
+        let Ok(prediction) = &image.result else {
+            continue;
+        };
+        csv.push_str(&csv_cell(&image.file.display().to_string()));
+        if labelled {
+            csv.push_str(&format!(",{}", image.actual.as_deref().unwrap_or("")));
+        }
+        csv.push_str(&format!(",{}", prediction.class.as_deref().unwrap_or("")));
+        for p in &prediction.probabilities {
+            csv.push_str(&format!(",{p:.6}"));
+        }
+        csv.push('\n');
+    }
+    csv
+}
+
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}

@@ -7,7 +7,8 @@ mod network;
 
 pub use cnn::{Cnn, ConvLayer};
 pub use config::{
-    Activation, CnnConfig, ConvBlock, MAX_KERNEL_SIZE, MlpConfig, ModelConfig, ModelConfigError,
+    Activation, CnnConfig, ConvBlock, MAX_CONV_CHANNELS, MAX_KERNEL_SIZE, MAX_LAYER_WIDTH,
+    MlpConfig, ModelConfig, ModelConfigError,
 };
 pub use mlp::Mlp;
 pub use network::Network;

@@ -13,5 +13,5 @@ pub use checkpoints::{
 };
 pub use confusion_log::{ConfusionLog, append_confusion};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
-pub use run::{BestSummary, RUN_FORMAT_VERSION, RunRecord, RunStatus};
+pub use run::{BestSummary, ConfigChange, RUN_FORMAT_VERSION, RunRecord, RunStatus};
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};

@@ -92,6 +92,21 @@ pub struct RunRecord {
     /// The process training this run, to tell a live run from an interrupted one.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// Settings changed during the run's life (e.g. a lower learning rate after a divergence).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ConfigChange>,
+}
+
+/// A setting changed when a run was resumed: training after `after_epoch` used `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    pub after_epoch: usize,
+    /// Dotted path as in `run.json`, e.g. `train.learning_rate`.
+    pub field: String,
+    pub from: String,
+    pub to: String,
+    /// RFC 3339 time of the change.
+    pub at: String,
 }
 
 impl RunRecord {

@@ -28,6 +28,8 @@ pub enum StoreError {
     NoCheckpoint { run: String, what: String },
     #[error("a run name must not be empty")]
     EmptyName,
+    #[error("run {id} is named '{name}' already; choose another name")]
+    NameTaken { name: String, id: String },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -167,6 +169,42 @@ impl RunStore {
                 Err(source) => return Err(StoreError::Io { path, source }),
             }
         }
+    }
+
+    /// Renames the run `query` names, refusing a name another run has (names identify runs).
+    pub fn rename(&self, query: &str, name: &str) -> Result<RunDir, StoreError> {
+        let dir = self.find(query)?;
+        let name = name.trim();
+        let owner = self.list()?.into_iter().find_map(|listing| match listing {
+            RunListing::Run {
+                dir: other, record, ..
+            } if record.name == name && other.id != dir.id => Some(other.id),
+            _ => None,
+        });
+        if let Some(id) = owner {
+            return Err(StoreError::NameTaken {
+                name: name.to_string(),
+                id,
+            });
+        }
+        dir.rename(name)?;
+        Ok(dir)
+    }
+
+    /// `wanted` if no run has that name yet, else the first free `wanted-2`, `wanted-3`, …
+    pub fn unused_name(&self, wanted: &str) -> Result<String, StoreError> {
+        let taken: std::collections::HashSet<String> = self
+            .list()?
+            .into_iter()
+            .filter_map(|listing| match listing {
+                RunListing::Run { record, .. } => Some(record.name),
+                RunListing::Broken { .. } => None,
+            })
+            .collect();
+        Ok(std::iter::once(wanted.to_string())
+            .chain((2..).map(|n| format!("{wanted}-{n}")))
+            .find(|name| !taken.contains(name))
+            .unwrap_or_else(|| wanted.to_string()))
     }
 
     /// Every run folder, sorted by id (oldest first). Unreadable runs are listed as broken.

@@ -118,15 +118,15 @@ impl Default for TrainConfig {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainConfigError {
-    #[error("the learning rate must be a positive number, not {0}")]
+    #[error("the learning rate must be a positive number (it scales every step), not {0}")]
     LearningRate(f64),
     #[error("the batch size must be at least 1")]
     BatchSize,
     #[error("train for at least one epoch")]
     Epochs,
-    #[error("momentum must be in [0, 1), not {0}")]
+    #[error("momentum must be at least 0 and below 1 (at 1 past steps never fade), not {0}")]
     Momentum(f64),
-    #[error("weight decay must be at least 0, not {0}")]
+    #[error("weight decay must be at least 0 (a negative one grows the weights), not {0}")]
     WeightDecay(f64),
     #[error("the step schedule needs every_epochs ≥ 1 and a gamma in (0, 1]")]
     StepSchedule,
@@ -136,11 +136,48 @@ pub enum TrainConfigError {
     Patience,
 }
 
+/// The learning rate must be positive and finite: it scales every step.
+pub fn check_learning_rate(rate: f64) -> Result<(), TrainConfigError> {
+    if rate.is_finite() && rate > 0.0 {
+        Ok(())
+    } else {
+        Err(TrainConfigError::LearningRate(rate))
+    }
+}
+
+/// Rates above this are allowed (a sweep may try them) but almost always diverge.
+pub const USUAL_MAX_LEARNING_RATE: f64 = 1.0;
+
+/// A warning for a legal but unusual learning rate, shown where it is typed.
+pub fn learning_rate_warning(rate: f64) -> Option<String> {
+    (rate > USUAL_MAX_LEARNING_RATE).then(|| {
+        format!(
+            "a learning rate above {USUAL_MAX_LEARNING_RATE} makes most models diverge; 0.0001–0.1 is usual"
+        )
+    })
+}
+
+/// Momentum must be in [0, 1): at 1 or more past steps never fade and training runs away.
+pub fn check_momentum(momentum: f64) -> Result<(), TrainConfigError> {
+    if (0.0..1.0).contains(&momentum) {
+        Ok(())
+    } else {
+        Err(TrainConfigError::Momentum(momentum))
+    }
+}
+
+/// Weight decay must be ≥ 0 (a negative one would grow the weights).
+pub fn check_weight_decay(weight_decay: f64) -> Result<(), TrainConfigError> {
+    if weight_decay >= 0.0 && weight_decay.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainConfigError::WeightDecay(weight_decay))
+    }
+}
+
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), TrainConfigError> {
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(TrainConfigError::LearningRate(self.learning_rate));
-        }
+        check_learning_rate(self.learning_rate)?;
         if self.batch_size == 0 {
             return Err(TrainConfigError::BatchSize);
         }
@@ -148,15 +185,9 @@ impl TrainConfig {
             return Err(TrainConfigError::Epochs);
         }
         match self.optimizer {
-            OptimizerConfig::Sgd { momentum } if !(0.0..1.0).contains(&momentum) => {
-                return Err(TrainConfigError::Momentum(momentum));
-            }
-            OptimizerConfig::AdamW { weight_decay }
-                if weight_decay.is_nan() || weight_decay < 0.0 =>
-            {
-                return Err(TrainConfigError::WeightDecay(weight_decay));
-            }
-            _ => {}
+            OptimizerConfig::Sgd { momentum } => check_momentum(momentum)?,
+            OptimizerConfig::AdamW { weight_decay } => check_weight_decay(weight_decay)?,
+            OptimizerConfig::Adam => {}
         }
         match self.schedule {
             LrSchedule::Step {

@@ -10,10 +10,11 @@ use super::config::{TrainConfig, TrainConfigError};
 use super::device::{DeviceChoice, DeviceInfo};
 use super::events::{Outcome, TrainEvent};
 use super::fit::{FitPlan, run_fit};
-use crate::data::{DataError, DataSpec, prepare};
+use crate::data::{DataError, DataSpec, PreparedData, prepare};
 use crate::model::{ModelConfig, ModelConfigError};
 use crate::runs::{
-    RUN_FORMAT_VERSION, RunDir, RunRecord, RunStatus, RunStore, StoreError, append_resume_marker,
+    CheckpointEntry, ConfigChange, RUN_FORMAT_VERSION, RunDir, RunRecord, RunStatus, RunStore,
+    StoreError, append_resume_marker,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,8 @@ pub struct ResumeRequest {
     pub extra_epochs: Option<usize>,
     /// Defaults to the device choice of the original run's backend.
     pub device: Option<DeviceChoice>,
+    /// Continue with this base learning rate (e.g. lower, after a divergence); recorded in the run.
+    pub learning_rate: Option<f64>,
 }
 
 /// A running (or finished) training job.
@@ -100,21 +103,89 @@ impl TrainHandle {
 /// Called after each event is sent, e.g. to wake a UI.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
-/// Validates the request, loads the data, creates the run folder and starts training.
-/// Errors in the request or the data are returned here, before any thread starts.
-pub fn start(request: TrainRequest, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
+/// A run that is ready to train: the request is validated and the data prepared, but nothing is
+/// written yet. Planning is the slow part (reading, parsing and splitting the data), so a window
+/// plans on a background thread; [`PlannedRun::execute`] then writes the run folder and starts
+/// the worker, which is quick.
+pub struct PlannedRun {
+    kind: PlannedKind,
+    data: PreparedData,
+    device: DeviceChoice,
+}
+
+enum PlannedKind {
+    New {
+        runs_dir: PathBuf,
+        request: Box<TrainRequest>,
+    },
+    Resume {
+        dir: RunDir,
+        record: Box<RunRecord>,
+        last: Option<CheckpointEntry>,
+        /// A new base learning rate from the resumed epoch on.
+        learning_rate: Option<f64>,
+    },
+}
+
+impl PlannedRun {
+    /// The dataset as it will be trained on.
+    pub fn data(&self) -> &PreparedData {
+        &self.data
+    }
+
+    /// Writes the run (a new folder, or the resumed run's changes) and starts training.
+    pub fn execute(self, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
+        let PlannedRun { kind, data, device } = self;
+        let plan = match kind {
+            PlannedKind::New { runs_dir, request } => create_run(&runs_dir, *request, data)?,
+            PlannedKind::Resume {
+                dir,
+                record,
+                last,
+                learning_rate,
+            } => reopen_run(dir, *record, last, learning_rate, data)?,
+        };
+        spawn(FitPlan { device, ..plan }, notify)
+    }
+}
+
+/// Validates the request and prepares the data; writes nothing. Errors in the request or the
+/// data are returned here.
+pub fn plan(request: TrainRequest) -> Result<PlannedRun, EngineError> {
     request.model.validate()?;
     request.train.validate()?;
     let prepared = prepare(&request.data)?;
     request
         .model
         .validate_for(&prepared.preprocessor.input_shape())?;
-    let store = RunStore::open(&request.runs_dir)?;
-    let name = request
+    Ok(PlannedRun {
+        device: request.device,
+        kind: PlannedKind::New {
+            runs_dir: request.runs_dir.clone(),
+            request: Box::new(request),
+        },
+        data: prepared,
+    })
+}
+
+/// Plans and starts a new run (see [`plan`] and [`PlannedRun::execute`]).
+pub fn start(request: TrainRequest, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
+    plan(request)?.execute(notify)
+}
+
+fn create_run(
+    runs_dir: &std::path::Path,
+    request: TrainRequest,
+    prepared: PreparedData,
+) -> Result<FitPlan, EngineError> {
+    let store = RunStore::open(runs_dir)?;
+    let wanted = request
         .name
         .clone()
         .filter(|name| !name.trim().is_empty())
         .unwrap_or_else(|| request.data.dataset_name());
+    // Two runs never share a name silently: the second "iris" becomes "iris-2".
+    let name = store.unused_name(wanted.trim())?;
     let dir = store.create_run_dir(&name)?;
     let now = chrono::Utc::now().to_rfc3339();
     let record = RunRecord {
@@ -144,23 +215,20 @@ pub fn start(request: TrainRequest, notify: Option<Notify>) -> Result<TrainHandl
         burn_version: crate::BURN_VERSION.to_string(),
         sample_rows: prepared.sample_valid_rows(GOLDEN_ROWS),
         pid: Some(std::process::id()),
+        changes: Vec::new(),
     };
     dir.write_record(&record)?;
-    spawn(
-        FitPlan {
-            dir,
-            record,
-            data: prepared,
-            device: request.device,
-            resume_from: None,
-        },
-        notify,
-    )
+    Ok(FitPlan {
+        dir,
+        record,
+        data: prepared,
+        device: request.device,
+        resume_from: None,
+    })
 }
 
-/// Continues a stopped, interrupted or failed run from its last checkpoint, or extends a
-/// finished one by `extra_epochs`.
-pub fn resume(request: ResumeRequest, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
+/// Checks that a run can continue and prepares its data again; writes nothing.
+pub fn plan_resume(request: ResumeRequest) -> Result<PlannedRun, EngineError> {
     let store = RunStore::open(&request.runs_dir)?;
     let dir = store.find(&request.run)?;
     let mut record = dir.read_record()?;
@@ -172,13 +240,25 @@ pub fn resume(request: ResumeRequest, notify: Option<Notify>) -> Result<TrainHan
     if status == RunStatus::Running {
         return Err(not_resumable("it is training right now".to_string()));
     }
+    if let Some(rate) = request.learning_rate {
+        super::config::check_learning_rate(rate)?;
+    }
     let index = dir.read_index()?;
     let last = index.last().cloned();
     let done = last.as_ref().map_or(0, |entry| entry.epoch);
+    if done == 0 && status == RunStatus::Diverged {
+        return Err(not_resumable(
+            "it diverged in its first epoch, so there is no good checkpoint to continue from; train a new run with a lower learning rate".to_string(),
+        ));
+    }
     match request.extra_epochs {
         Some(0) => return Err(not_resumable("extend by at least one epoch".to_string())),
         Some(extra) => record.train.epochs = done + extra,
-        None if status.is_resumable() && done < record.train.epochs => {}
+        // A diverged run continues only with a changed learning rate: the same one would
+        // diverge again from the same checkpoint.
+        None if (status.is_resumable()
+            || (status == RunStatus::Diverged && request.learning_rate.is_some()))
+            && done < record.train.epochs => {}
         None => {
             return Err(not_resumable(format!(
                 "it is {status} after {done} of {} epochs; ask for more epochs to extend it",
@@ -195,19 +275,6 @@ pub fn resume(request: ResumeRequest, notify: Option<Notify>) -> Result<TrainHan
             record.fingerprint.short_id()
         )));
     }
-    // Anything logged after the checkpoint we continue from is superseded by what comes next.
-    dir.truncate_checkpoints_after(done)?;
-    append_resume_marker(&dir.metrics_path(), done).map_err(|source| StoreError::Io {
-        path: dir.metrics_path(),
-        source,
-    })?;
-    record.status = RunStatus::Running;
-    record.status_message = None;
-    record.epochs_completed = done;
-    record.steps_completed = last.as_ref().map_or(0, |entry| entry.step);
-    record.pid = Some(std::process::id());
-    record.updated = chrono::Utc::now().to_rfc3339();
-    dir.write_record(&record)?;
     let device = request
         .device
         .unwrap_or(match record.device.backend.as_str() {
@@ -215,16 +282,65 @@ pub fn resume(request: ResumeRequest, notify: Option<Notify>) -> Result<TrainHan
             "cpu" => DeviceChoice::Cpu,
             _ => DeviceChoice::Auto,
         });
-    spawn(
-        FitPlan {
+    Ok(PlannedRun {
+        kind: PlannedKind::Resume {
             dir,
-            record,
-            data: prepared,
-            device,
-            resume_from: last,
+            record: Box::new(record),
+            last,
+            learning_rate: request.learning_rate,
         },
-        notify,
-    )
+        data: prepared,
+        device,
+    })
+}
+
+/// Continues a stopped, interrupted or failed run from its last checkpoint, or extends a
+/// finished one by `extra_epochs` (see [`plan_resume`] and [`PlannedRun::execute`]).
+pub fn resume(request: ResumeRequest, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
+    plan_resume(request)?.execute(notify)
+}
+
+fn reopen_run(
+    dir: RunDir,
+    mut record: RunRecord,
+    last: Option<CheckpointEntry>,
+    learning_rate: Option<f64>,
+    prepared: PreparedData,
+) -> Result<FitPlan, EngineError> {
+    let done = last.as_ref().map_or(0, |entry| entry.epoch);
+    // Anything logged after the checkpoint we continue from is superseded by what comes next.
+    dir.truncate_checkpoints_after(done)?;
+    append_resume_marker(&dir.metrics_path(), done).map_err(|source| StoreError::Io {
+        path: dir.metrics_path(),
+        source,
+    })?;
+    let now = chrono::Utc::now().to_rfc3339();
+    if let Some(rate) = learning_rate
+        && rate != record.train.learning_rate
+    {
+        record.changes.push(ConfigChange {
+            after_epoch: done,
+            field: "train.learning_rate".to_string(),
+            from: record.train.learning_rate.to_string(),
+            to: rate.to_string(),
+            at: now.clone(),
+        });
+        record.train.learning_rate = rate;
+    }
+    record.status = RunStatus::Running;
+    record.status_message = None;
+    record.epochs_completed = done;
+    record.steps_completed = last.as_ref().map_or(0, |entry| entry.step);
+    record.pid = Some(std::process::id());
+    record.updated = now;
+    dir.write_record(&record)?;
+    Ok(FitPlan {
+        dir,
+        record,
+        data: prepared,
+        device: DeviceChoice::Auto,
+        resume_from: last,
+    })
 }
 
 fn spawn(plan: FitPlan, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {

@@ -407,14 +407,21 @@ impl<'a> Trainer<'a> {
 
         if !train_loss.is_finite() || !valid_loss.is_finite() {
             self.record.train_secs = self.wall_offset_secs + session_secs;
-            return Some(Ending::Diverged(format!(
-                "the loss became {} at epoch {epoch}; try a lower learning rate (the last good checkpoint is kept)",
-                if train_loss.is_nan() || valid_loss.is_nan() {
-                    "NaN"
-                } else {
-                    "infinite"
-                }
-            )));
+            let value = if train_loss.is_nan() || valid_loss.is_nan() {
+                "NaN"
+            } else {
+                "infinite"
+            };
+            let good = self.record.epochs_completed;
+            return Some(Ending::Diverged(if good > 0 {
+                format!(
+                    "the loss became {value} at epoch {epoch}; the checkpoint of epoch {good} is kept: resume from it with a lower learning rate"
+                )
+            } else {
+                format!(
+                    "the loss became {value} at epoch {epoch}, before any checkpoint was saved; train a new run with a lower learning rate"
+                )
+            }));
         }
 
         let checkpoint_metrics: BTreeMap<String, f64> = points

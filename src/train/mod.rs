@@ -8,11 +8,17 @@ mod events;
 mod fit;
 mod tensors;
 
-pub use config::{LrSchedule, OptimizerConfig, TrainConfig, TrainConfigError};
+pub use config::{
+    LrSchedule, OptimizerConfig, TrainConfig, TrainConfigError, USUAL_MAX_LEARNING_RATE,
+    check_learning_rate, check_momentum, check_weight_decay, learning_rate_warning,
+};
 pub use device::{
     AdapterSummary, DeviceChoice, DeviceError, DeviceInfo, ResolvedDevice, hardware_gpu, resolve,
     wgpu_adapters,
 };
-pub use engine::{EngineError, ResumeRequest, TrainHandle, TrainRequest, resume, start};
+pub use engine::{
+    EngineError, PlannedRun, ResumeRequest, TrainHandle, TrainRequest, plan, plan_resume, resume,
+    start,
+};
 pub use events::{EpochMetrics, Outcome, TrainEvent};
 pub use tensors::{DeviceData, Predictor, argmax, softmax};

@@ -1,18 +1,24 @@
 //! The eframe app: owns UI state, drains engine events and background results once per frame,
-//! lays out the panels, and turns the panels' [`Command`]s into engine and store calls.
+//! lays out the panels (sizes from [`super::layout`]), and routes the panels' [`Command`]s
+//! (see [`super::commands`]).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::cache::StoreCache;
+pub use super::commands::Command;
 use super::dialogs::{DialogKind, FileDialogs, NativeDialogs};
+use super::identity::display_names;
+use super::layout;
 use super::panels::{
-    self, DataState, ExportState, LiveTraining, MistakesState, ModelUseState, RunsState,
+    self, DataState, ExportState, LiveTraining, MistakesState, ModelUseState, RunsPanel, RunsView,
 };
-use super::plot::{PlotOutcome, PlotRun, curves_ui, run_color};
+use super::plot::{PlotOutcome, PlotRun, curves_ui};
 use super::promise::Task;
 use super::settings::{BottomTab, Settings};
+pub use super::status::Level;
+use super::status::StatusBar;
 use crate::runs::{RunListing, default_runs_dir};
 use crate::train::AdapterSummary;
 
@@ -46,44 +52,6 @@ pub fn bundled_sample() -> Option<PathBuf> {
     candidates.into_iter().find(|path| path.is_file())
 }
 
-/// Something a panel asks the app to do; handled after the panels are drawn.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Dialog(DialogKind),
-    LoadData,
-    StartTraining,
-    StopTraining,
-    Resume {
-        run: String,
-        extra_epochs: Option<usize>,
-    },
-    Rename {
-        run: String,
-        name: String,
-    },
-    Delete {
-        run: String,
-    },
-    SelectCheckpoint {
-        run: String,
-        epoch: usize,
-    },
-    Export {
-        path: PathBuf,
-        force: bool,
-    },
-    OpenModel(PathBuf),
-    PredictFile(PathBuf),
-    PredictRow,
-    Rescan,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Error,
-}
-
 pub struct KilnApp {
     pub(crate) settings: Settings,
     persist: bool,
@@ -91,16 +59,18 @@ pub struct KilnApp {
     pub(crate) cache: StoreCache,
     pub(crate) data: DataState,
     pub(crate) training: Option<LiveTraining>,
-    pub(crate) runs: RunsState,
+    pub(crate) runs: RunsPanel,
     pub(crate) export: ExportState,
     pub(crate) model_use: ModelUseState,
     pub(crate) mistakes: MistakesState,
     pub(crate) selected_checkpoint: Option<(String, usize)>,
-    messages: Vec<(Instant, Level, String)>,
+    status: StatusBar,
     dialog: Task<(DialogKind, Option<PathBuf>)>,
     adapters: Task<Vec<AdapterSummary>>,
     pub(crate) detected_adapters: Option<Vec<AdapterSummary>>,
-    commands: Vec<Command>,
+    pub(crate) commands: Vec<Command>,
+    /// The name each listed run is shown under (see [`display_names`]).
+    names: HashMap<String, String>,
     last_plot: PlotOutcome,
     auto_selected: bool,
     first_frame_shown: bool,
@@ -130,16 +100,17 @@ impl KilnApp {
             dialogs: options.dialogs,
             data: DataState::default(),
             training: None,
-            runs: RunsState::default(),
+            runs: RunsPanel::default(),
             export: ExportState::default(),
             model_use: ModelUseState::default(),
             mistakes: MistakesState::default(),
             selected_checkpoint: None,
-            messages: Vec::new(),
+            status: StatusBar::default(),
             dialog: Task::default(),
             adapters: Task::default(),
             detected_adapters: None,
             commands: vec![Command::LoadData, Command::Rescan],
+            names: HashMap::new(),
             last_plot: PlotOutcome::default(),
             auto_selected: false,
             first_frame_shown: false,
@@ -156,19 +127,69 @@ impl KilnApp {
         &self.cache.runs_dir
     }
 
+    /// True from Train (or Resume) until the run has ended, preparation included.
     pub fn is_training(&self) -> bool {
         self.training.as_ref().is_some_and(|t| t.finished.is_none())
     }
 
+    /// True while this window's run is still reading and preparing its data.
+    pub fn is_preparing_data(&self) -> bool {
+        self.training
+            .as_ref()
+            .is_some_and(|t| t.finished.is_none() && t.is_preparing())
+    }
+
+    /// Frames drawn while the current run's data was being prepared.
+    pub fn frames_while_preparing(&self) -> usize {
+        self.training
+            .as_ref()
+            .map_or(0, |t| t.frames_while_preparing)
+    }
+
     /// The finished run of this session, if the last training ended: (run id, outcome message).
+    /// The id is empty when the run ended before its folder was made.
     pub fn last_finished(&self) -> Option<(String, String)> {
         let training = self.training.as_ref()?;
-        let (_, message) = training.finished.as_ref()?;
-        Some((training.run_id.clone(), message.clone()))
+        let finished = training.finished.as_ref()?;
+        Some((
+            training.run_id.clone().unwrap_or_default(),
+            finished.message.clone(),
+        ))
+    }
+
+    /// The live run's ending as the panel shows it: (outcome, epochs completed, planned epochs).
+    pub fn last_ending(&self) -> Option<(crate::train::Outcome, usize, usize)> {
+        let training = self.training.as_ref()?;
+        let finished = training.finished.as_ref()?;
+        Some((
+            finished.outcome,
+            finished.epochs_completed,
+            training.total_epochs,
+        ))
+    }
+
+    /// Warnings the live run reported, in order.
+    pub fn training_warnings(&self) -> Vec<String> {
+        self.training
+            .as_ref()
+            .map(|t| t.warnings.clone())
+            .unwrap_or_default()
     }
 
     pub fn dataset_loaded(&self) -> bool {
         self.data.loaded.is_some()
+    }
+
+    /// The path of the dataset Train would use now.
+    pub fn loaded_dataset(&self) -> Option<&std::path::Path> {
+        self.data
+            .loaded
+            .as_ref()
+            .map(|(spec, _)| spec.path.as_path())
+    }
+
+    pub fn data_error(&self) -> Option<&str> {
+        self.data.error.as_deref()
     }
 
     pub fn adapters_detected(&self) -> bool {
@@ -197,11 +218,9 @@ impl KilnApp {
         &self.last_plot
     }
 
+    /// Every message of this session, oldest first.
     pub fn messages(&self) -> Vec<String> {
-        self.messages
-            .iter()
-            .map(|(_, _, text)| text.clone())
-            .collect()
+        self.status.texts()
     }
 
     pub fn settings_mut(&mut self) -> &mut Settings {
@@ -210,6 +229,22 @@ impl KilnApp {
 
     pub fn run_listings(&self) -> &[RunListing] {
         &self.cache.listings
+    }
+
+    /// The colour a run is drawn in, everywhere in the window.
+    pub fn run_color(&self, id: &str) -> egui::Color32 {
+        self.settings.run_colors.color(id)
+    }
+
+    /// The name a run is shown under: its own, or with its id's end where two runs share it.
+    pub fn identity_name(&self, id: &str) -> String {
+        if let Some(name) = self.names.get(id) {
+            return name.clone();
+        }
+        match &self.training {
+            Some(training) if training.run_id.as_deref() == Some(id) => training.run_name.clone(),
+            _ => short_id(id),
+        }
     }
 
     /// True while any background work (scan, load, export, prediction, dialog) is pending.
@@ -222,13 +257,11 @@ impl KilnApp {
     }
 
     pub(crate) fn info(&mut self, text: impl Into<String>) {
-        self.messages
-            .push((Instant::now(), Level::Info, text.into()));
+        self.status.push(Level::Info, text.into());
     }
 
     pub(crate) fn error(&mut self, text: impl Into<String>) {
-        self.messages
-            .push((Instant::now(), Level::Error, text.into()));
+        self.status.push(Level::Error, text.into());
     }
 
     pub(crate) fn push(&mut self, command: Command) {
@@ -236,27 +269,20 @@ impl KilnApp {
     }
 
     fn poll_background(&mut self, ctx: &egui::Context) {
-        if let Some(adapters) = self.adapters.take() {
-            self.detected_adapters = Some(adapters);
-        }
-        if let Some((kind, path)) = self.dialog.take() {
-            match (kind, path) {
-                (_, None) => self.info(
-                    "No file chosen (or no file dialog service); you can type a path instead.",
-                ),
-                (DialogKind::OpenCsv | DialogKind::OpenFolder, Some(path)) => {
-                    self.settings.data_path = path.display().to_string();
-                    self.push(Command::LoadData);
-                }
-                (DialogKind::SaveBundle, Some(path)) => {
-                    self.push(Command::Export { path, force: false })
-                }
-                (DialogKind::OpenModel, Some(path)) => self.push(Command::OpenModel(path)),
-                (
-                    DialogKind::PredictCsv | DialogKind::PredictImage | DialogKind::PredictFolder,
-                    Some(path),
-                ) => self.push(Command::PredictFile(path)),
+        match self.adapters.take() {
+            Some(Ok(adapters)) => self.detected_adapters = Some(adapters),
+            Some(Err(crashed)) => {
+                self.detected_adapters = Some(Vec::new());
+                self.error(format!("Looking for GPUs failed: {crashed}"));
             }
+            None => {}
+        }
+        match self.dialog.take() {
+            Some(Ok((kind, path))) => self.on_dialog(kind, path),
+            Some(Err(crashed)) => self.error(format!(
+                "The file dialog failed: {crashed}. You can type a path instead."
+            )),
+            None => {}
         }
         let dropped: Vec<PathBuf> = ctx.input(|input| {
             input
@@ -268,42 +294,66 @@ impl KilnApp {
                 .collect()
         });
         for path in dropped {
-            let dataset = path.is_dir()
-                || crate::data::is_idx_images(&path)
-                || path
-                    .extension()
-                    .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
-            if dataset {
-                self.settings.data_path = path.display().to_string();
-                self.push(Command::LoadData);
-            } else {
-                self.error(format!(
-                    "{}: drop a CSV file, an IDX images file or an image folder to load it as a dataset",
-                    path.display()
-                ));
-            }
+            self.on_dropped(path);
         }
         self.poll_data();
         self.poll_training(ctx);
         self.poll_export();
         self.poll_model_use();
         self.poll_mistakes();
-        let mut wanted = self.settings.selected_runs.clone();
-        if let Some(training) = &self.training
-            && !wanted.contains(&training.run_id)
-        {
-            wanted.push(training.run_id.clone());
-        }
+        let wanted = self.settings.selected_runs.clone();
         if self.cache.update(ctx, &wanted) {
             self.on_rescan();
         }
+        if let Some(error) = self.cache.take_task_error() {
+            self.error(error);
+        }
     }
 
-    /// Keeps the plotted selection in step with a freshly read run list.
+    fn on_dialog(&mut self, kind: DialogKind, path: Option<PathBuf>) {
+        match (kind, path) {
+            (_, None) => self
+                .info("No file chosen (or no file dialog service); you can type a path instead."),
+            (DialogKind::OpenCsv | DialogKind::OpenFolder, Some(path)) => {
+                self.settings.data_path = path.display().to_string();
+                self.push(Command::LoadData);
+            }
+            (DialogKind::SaveBundle, Some(path)) => {
+                self.push(Command::Export { path, force: false })
+            }
+            (DialogKind::SavePredictions, Some(path)) => self.push(Command::SavePredictions(path)),
+            (DialogKind::OpenModel, Some(path)) => self.push(Command::OpenModel(path)),
+            (
+                DialogKind::PredictCsv | DialogKind::PredictImage | DialogKind::PredictFolder,
+                Some(path),
+            ) => self.push(Command::PredictFile(path)),
+        }
+    }
+
+    fn on_dropped(&mut self, path: PathBuf) {
+        let dataset = path.is_dir()
+            || crate::data::is_idx_images(&path)
+            || path
+                .extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
+        if dataset {
+            self.settings.data_path = path.display().to_string();
+            self.push(Command::LoadData);
+        } else {
+            self.error(format!(
+                "{}: drop a CSV file, an IDX images file or an image folder to load it as a dataset",
+                path.display()
+            ));
+        }
+    }
+
+    /// Keeps the plotted selection, colours and shown names in step with a fresh run list.
     fn on_rescan(&mut self) {
-        // Runs deleted elsewhere (or remembered from another store) drop out of the selection.
         let known: Vec<&str> = self.cache.listings.iter().map(RunListing::id).collect();
-        let live = self.training.as_ref().map(|t| t.run_id.as_str());
+        self.settings.run_colors.update(known.iter().copied());
+        self.names = display_names(&self.cache.listings);
+        // Runs deleted elsewhere (or remembered from another store) drop out of the selection.
+        let live = self.training.as_ref().and_then(|t| t.run_id.as_deref());
         self.settings
             .selected_runs
             .retain(|id| known.contains(&id.as_str()) || Some(id.as_str()) == live);
@@ -339,40 +389,22 @@ impl KilnApp {
         }
     }
 
+    /// The plot shows exactly the ticked runs: unticked means hidden, the live run included.
     fn plot_ui(&mut self, ui: &mut egui::Ui) {
         panels::plot_controls_ui(ui, &mut self.settings.plot);
-        let mut ids: Vec<String> = self.settings.selected_runs.clone();
-        if let Some(training) = &self.training
-            && !ids.contains(&training.run_id)
-        {
-            ids.insert(0, training.run_id.clone());
-        }
-        let names: Vec<(String, String)> = ids
+        let shown: Vec<(String, String)> = self
+            .settings
+            .selected_runs
             .iter()
-            .map(|id| {
-                let name = match self.cache.listing(id) {
-                    Some(RunListing::Run { record, .. }) => record.name.clone(),
-                    _ => self
-                        .training
-                        .as_ref()
-                        .filter(|t| &t.run_id == id)
-                        .map_or_else(|| short_id(id), |t| t.run_name.clone()),
-                };
-                (id.clone(), name)
-            })
+            .map(|id| (id.clone(), self.identity_name(id)))
             .collect();
-        let all_ids: Vec<&str> = self.cache.listings.iter().map(RunListing::id).collect();
-        let runs: Vec<PlotRun<'_>> = names
+        let runs: Vec<PlotRun<'_>> = shown
             .iter()
             .filter_map(|(id, name)| {
-                let color_index = all_ids
-                    .iter()
-                    .position(|other| other == id)
-                    .unwrap_or(all_ids.len());
                 Some(PlotRun {
                     id,
                     name,
-                    color: run_color(color_index),
+                    color: self.settings.run_colors.color(id),
                     curves: self.cache.curves(id)?,
                 })
             })
@@ -395,27 +427,45 @@ impl KilnApp {
         self.last_plot = outcome;
     }
 
-    fn status_bar(&mut self, ui: &mut egui::Ui) {
-        // Messages fade after a while; errors stay longer.
-        self.messages.retain(|(at, level, _)| {
-            at.elapsed().as_secs() < if *level == Level::Error { 30 } else { 8 }
-        });
+    fn details_ui(&mut self, ui: &mut egui::Ui) {
+        // Fill the height the panel was given (its default, or where the splitter was dragged),
+        // rather than shrinking to a short tab's content.
+        ui.set_min_height(ui.available_height());
         ui.horizontal(|ui| {
-            if let Some((_, level, text)) = self.messages.last() {
-                let color = match level {
-                    Level::Info => ui.visuals().text_color(),
-                    Level::Error => ui.visuals().error_fg_color,
-                };
-                ui.colored_label(color, text);
-            } else {
-                ui.weak(format!("Run store: {}", self.cache.runs_dir.display()));
+            for tab in BottomTab::ALL {
+                ui.selectable_value(&mut self.settings.bottom_tab, tab, tab.title());
             }
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if self.is_busy() || self.cache.is_scanning() {
-                    ui.spinner();
-                }
-            });
         });
+        ui.separator();
+        if self.settings.bottom_tab == BottomTab::Runs {
+            // The table scrolls itself (its rows are virtualised).
+            let live = self.training.as_ref().and_then(|t| t.run_id.as_deref());
+            self.runs.ui(
+                ui,
+                RunsView {
+                    runs_dir: &self.cache.runs_dir,
+                    scan_error: self.cache.scan_error.as_deref(),
+                    listings: &self.cache.listings,
+                    selected: &mut self.settings.selected_runs,
+                    colors: &self.settings.run_colors,
+                    names: &self.names,
+                    training: live
+                        .filter(|_| self.training.as_ref().is_some_and(|t| t.finished.is_none())),
+                    commands: &mut self.commands,
+                },
+            );
+            return;
+        }
+        egui::ScrollArea::both()
+            .id_salt("details_scroll")
+            .auto_shrink([false, false])
+            .show(ui, |ui| match self.settings.bottom_tab {
+                BottomTab::Runs => {}
+                BottomTab::Data => panels::data_preview_ui(self, ui),
+                BottomTab::Compare => panels::compare_ui(self, ui),
+                BottomTab::Checkpoint => panels::checkpoint_ui(self, ui),
+                BottomTab::Model => panels::model_use_ui(self, ui),
+            });
     }
 }
 
@@ -454,43 +504,39 @@ impl eframe::App for KilnApp {
                 });
             });
         });
-        egui::Panel::bottom("kiln_status").show(ui, |ui| self.status_bar(ui));
-        egui::Panel::left("kiln_setup")
+        egui::Panel::bottom("kiln_status").show(ui, |ui| {
+            let busy = self.is_busy() || self.cache.is_scanning();
+            self.status.ui(ui, &self.cache.runs_dir, busy);
+        });
+        let setup = egui::Panel::left("kiln_setup")
             .resizable(true)
-            .default_size(330.0)
+            .default_size(layout::DEFAULT_SETUP_WIDTH)
+            .size_range(layout::setup_width_range(ui.available_width()))
             .show(ui, |ui| {
-                // Train and Stop stay in view however long the form gets.
+                // Train and Stop stay in view however long the form gets; their block scrolls
+                // too when a small window cannot hold all of it.
                 egui::Panel::bottom("kiln_train_controls").show(ui, |ui| {
                     ui.add_space(4.0);
-                    panels::train_controls_ui(self, ui);
+                    let max_height =
+                        ui.ctx().content_rect().height() * layout::MAX_TRAIN_CONTROLS_FRACTION;
+                    egui::ScrollArea::vertical()
+                        .id_salt("train_controls_scroll")
+                        .max_height(max_height)
+                        .show(ui, |ui| panels::train_controls_ui(self, ui));
                 });
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     panels::setup_ui(self, ui);
                 });
             });
-        egui::Panel::bottom("kiln_details")
+        layout::splitter_grip(&ctx, setup.response.rect, layout::Edge::Right);
+        let details = egui::Panel::bottom("kiln_details")
             .resizable(true)
-            .default_size(300.0)
-            .show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    for tab in BottomTab::ALL {
-                        ui.selectable_value(&mut self.settings.bottom_tab, tab, tab.title());
-                    }
-                });
-                ui.separator();
-                egui::ScrollArea::vertical()
-                    .id_salt("details_scroll")
-                    .auto_shrink([false, false])
-                    .show(ui, |ui| match self.settings.bottom_tab {
-                        BottomTab::Runs => panels::runs_ui(self, ui),
-                        BottomTab::Data => panels::data_preview_ui(self, ui),
-                        BottomTab::Compare => panels::compare_ui(self, ui),
-                        BottomTab::Checkpoint => panels::checkpoint_ui(self, ui),
-                        BottomTab::Model => panels::model_use_ui(self, ui),
-                    });
-            });
+            .default_size(layout::default_details_height(ui.available_height()))
+            .size_range(layout::details_height_range(ui.available_height()))
+            .show(ui, |ui| self.details_ui(ui));
+        layout::splitter_grip(&ctx, details.response.rect, layout::Edge::Top);
         egui::CentralPanel::default_margins().show(ui, |ui| self.plot_ui(ui));
-        panels::modals_ui(self, &ctx);
+        self.runs.modals_ui(&ctx, &mut self.commands);
         if !self.first_frame_shown {
             self.first_frame_shown = true;
             // For the start-up benchmark: quit as soon as the first frame is laid out.

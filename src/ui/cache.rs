@@ -35,6 +35,8 @@ pub struct StoreCache {
     curve_tasks: HashMap<String, Task<CurvesResult>>,
     /// Runs whose files changed since their curves were read.
     stale: Vec<String>,
+    /// A reading task that crashed, to report once.
+    task_error: Option<String>,
 }
 
 impl StoreCache {
@@ -48,6 +50,7 @@ impl StoreCache {
             curves: HashMap::new(),
             curve_tasks: HashMap::new(),
             stale: Vec::new(),
+            task_error: None,
         }
     }
 
@@ -74,7 +77,9 @@ impl StoreCache {
     pub fn update(&mut self, ctx: &egui::Context, wanted: &[String]) -> bool {
         let mut rescanned = false;
         if let Some(result) = self.scan.take() {
-            match result {
+            match result
+                .unwrap_or_else(|crashed| Err(format!("reading the store failed: {crashed}")))
+            {
                 Ok(listings) => {
                     self.listings = listings;
                     self.scan_error = None;
@@ -91,15 +96,33 @@ impl StoreCache {
         }
         ctx.request_repaint_after(RESCAN_INTERVAL);
 
-        let finished: Vec<CurvesResult> = self
-            .curve_tasks
-            .values_mut()
-            .filter_map(|task| task.take())
-            .collect();
+        let mut finished: Vec<CurvesResult> = Vec::new();
+        let mut crashed: Vec<String> = Vec::new();
+        for (id, task) in &mut self.curve_tasks {
+            match task.take() {
+                Some(Ok(result)) => finished.push(result),
+                Some(Err(error)) => {
+                    crashed.push(id.clone());
+                    self.task_error = Some(format!("Reading the curves of {id} failed: {error}"));
+                }
+                None => {}
+            }
+        }
+        for id in crashed {
+            self.curve_tasks.remove(&id);
+            // Not read again every frame: only when the run's files change.
+            self.curves.insert(id, RunCurves::default());
+        }
         for (id, result) in finished {
             self.curve_tasks.remove(&id);
-            if let Ok(curves) = result {
-                self.curves.insert(id, curves);
+            match result {
+                Ok(curves) => {
+                    self.curves.insert(id, curves);
+                }
+                Err(error) => {
+                    self.task_error = Some(format!("Cannot read the curves of {id}: {error}"));
+                    self.curves.insert(id, RunCurves::default());
+                }
             }
         }
         for id in wanted {
@@ -134,6 +157,11 @@ impl StoreCache {
             (id, result)
         });
         self.curve_tasks.insert(key, task);
+    }
+
+    /// A background read that crashed since the last call, to show once.
+    pub fn take_task_error(&mut self) -> Option<String> {
+        self.task_error.take()
     }
 
     /// Marks a run's curves for re-reading (its files changed).

@@ -17,6 +17,8 @@ pub enum DialogKind {
     /// Images to predict on with an image model: a file or a folder.
     PredictImage,
     PredictFolder,
+    /// Where to write the predictions shown in "Use a model".
+    SavePredictions,
 }
 
 /// Blocking dialogs; the app always calls them from a background thread.
@@ -53,6 +55,11 @@ impl FileDialogs for NativeDialogs {
                 .set_title("Export model as")
                 .set_file_name("model.bpk")
                 .add_filter("Kiln model (burnpack)", &["bpk"])
+                .save_file(),
+            DialogKind::SavePredictions => dialog
+                .set_title("Save the predictions as")
+                .set_file_name("predictions.csv")
+                .add_filter("CSV", &["csv"])
                 .save_file(),
             DialogKind::OpenModel => dialog
                 .set_title("Open a Kiln model")

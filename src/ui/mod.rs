@@ -2,15 +2,21 @@
 
 mod app;
 mod cache;
+mod commands;
 pub mod dialogs;
+mod identity;
+mod layout;
 mod panels;
 mod plot;
 mod promise;
 mod series;
 mod settings;
+mod status;
+mod widgets;
 
 pub use app::{AppOptions, KilnApp};
 pub use cache::RunCurves;
+pub use identity::RunColors;
 pub use plot::{PlotOutcome, PlotRun, PlotSettings, XAxis, curves_ui, debiased_ema, run_color};
 pub use series::{MAX_DRAWN_POINTS, decimate};
 pub use settings::{ModelKind, Settings};
@@ -21,7 +27,7 @@ pub fn run_app(options: AppOptions) -> eframe::Result {
         viewport: egui::ViewportBuilder::default()
             .with_title("Kiln")
             .with_inner_size([1280.0, 800.0])
-            .with_min_inner_size([900.0, 560.0])
+            .with_min_inner_size(layout::MIN_WINDOW)
             .with_drag_and_drop(true),
         ..Default::default()
     };

@@ -1,7 +1,7 @@
 //! Training curves: several runs overlaid, smoothing, log scale, checkpoint markers, NaN markers.
 
 use egui::Color32;
-use egui_plot::{Corner, Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
+use egui_plot::{Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
 
 use super::cache::RunCurves;
@@ -24,6 +24,15 @@ impl XAxis {
             XAxis::Epoch => "epoch",
             XAxis::Step => "step",
             XAxis::WallTime => "wall time (s)",
+        }
+    }
+
+    /// A position on this axis as people say it: "epoch 9", "step 1200", "12.5 s".
+    pub fn describe(self, x: f64) -> String {
+        match self {
+            XAxis::Epoch => format!("epoch {}", x.round() as i64),
+            XAxis::Step => format!("step {}", x.round() as i64),
+            XAxis::WallTime => format!("{x:.1} s"),
         }
     }
 
@@ -91,25 +100,26 @@ struct Marker {
     point: PlotPoint,
 }
 
-/// Distinct, readable colours for runs, in order.
+/// Palette colour `index` (runs get theirs from [`super::identity::RunColors`]).
 pub fn run_color(index: usize) -> Color32 {
-    const PALETTE: [Color32; 8] = [
-        Color32::from_rgb(0x4e, 0x9a, 0xf1),
-        Color32::from_rgb(0xf5, 0x8b, 0x3c),
-        Color32::from_rgb(0x5c, 0xc2, 0x6f),
-        Color32::from_rgb(0xe0, 0x5a, 0x8a),
-        Color32::from_rgb(0xb0, 0x8c, 0xf0),
-        Color32::from_rgb(0xe6, 0xc3, 0x3d),
-        Color32::from_rgb(0x3d, 0xc8, 0xc8),
-        Color32::from_rgb(0xc8, 0x7d, 0x5a),
-    ];
-    PALETTE[index % PALETTE.len()]
+    super::identity::palette_color(index)
+}
+
+/// Validation curves are solid, training curves dashed: the legend's key says so, and the two
+/// stay apart in print and for colour-blind readers.
+fn split_style(split: SplitName) -> LineStyle {
+    match split {
+        SplitName::Valid => LineStyle::Solid,
+        SplitName::Train => LineStyle::dashed_dense(),
+    }
 }
 
 /// What the plot reports back: a clicked checkpoint, and how many points it drew.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PlotOutcome {
     pub clicked_checkpoint: Option<(String, usize)>,
+    /// The legend's entries: one name per drawn run.
+    pub legend: Vec<String>,
     pub points_drawn: usize,
     pub markers_drawn: usize,
 }
@@ -124,18 +134,18 @@ pub fn curves_ui(
     let x_axis = settings.x_axis;
     let metric = settings.metric.clone();
     let mut markers: Vec<Marker> = Vec::new();
-    let mut outcome = PlotOutcome::default();
+    let mut outcome = PlotOutcome {
+        legend: runs.iter().map(|run| run.name.to_string()).collect(),
+        ..PlotOutcome::default()
+    };
+    // The legend sits above the plot, never on the data.
+    legend_ui(ui, runs, settings.metric != "batch_loss");
     let y_label = if log_y {
         format!("{metric} (log scale)")
     } else {
         metric.clone()
     };
     let plot = Plot::new("kiln_curves")
-        .legend(
-            Legend::default()
-                .position(Corner::RightTop)
-                .follow_insertion_order(true),
-        )
         .x_axis_label(x_axis.label())
         .y_axis_label(y_label)
         .y_axis_formatter(move |mark, _range| {
@@ -160,9 +170,8 @@ pub fn curves_ui(
                     position.y
                 };
                 Some(format!(
-                    "{plot_name}\n{} {:.4}\n{metric} {y:.5}",
-                    x_axis.label(),
-                    position.x
+                    "{plot_name}\n{}\n{metric} {y:.5}",
+                    x_axis.describe(position.x)
                 ))
             }
             egui_plot::HoverPosition::Elsewhere { .. } => None,
@@ -185,12 +194,9 @@ pub fn curves_ui(
                     continue;
                 }
                 let name = format!("{} · {}", run.name, split.name());
-                let color = if split == SplitName::Train {
-                    run.color.gamma_multiply(0.55)
-                } else {
-                    run.color
-                };
+                let color = run.color;
                 outcome.points_drawn += prepared.count;
+                // With smoothing the raw curve stays faint behind the smoothed one.
                 let raw_color = if prepared.smoothed.is_some() {
                     color.gamma_multiply(0.3)
                 } else {
@@ -198,13 +204,17 @@ pub fn curves_ui(
                 };
                 plot_ui.line(
                     Line::new(name.clone(), PlotPoints::new(prepared.raw.clone()))
+                        .id((run.id, split.name(), "raw"))
                         .color(raw_color)
+                        .style(split_style(split))
                         .width(if split == SplitName::Valid { 2.0 } else { 1.5 }),
                 );
                 if let Some(smoothed) = &prepared.smoothed {
                     plot_ui.line(
                         Line::new(name.clone(), PlotPoints::new(smoothed.clone()))
+                            .id((run.id, split.name(), "smoothed"))
                             .color(color)
+                            .style(split_style(split))
                             .width(2.0),
                     );
                 }
@@ -241,7 +251,6 @@ pub fn curves_ui(
                     point: PlotPoint::new(x, y),
                 });
                 let is_selected = selected == Some((run.id, entry.epoch));
-                // Markers share the validation curve's name: one legend entry shows or hides both.
                 let series_name = format!("{} · {}", run.name, SplitName::Valid.name());
                 if entry.best || is_selected {
                     plot_ui.points(
@@ -293,6 +302,45 @@ pub fn curves_ui(
         }
     }
     outcome
+}
+
+/// One entry per run (its colour and name) and a key telling the line styles apart.
+fn legend_ui(ui: &mut egui::Ui, runs: &[PlotRun<'_>], both_splits: bool) {
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 6.0;
+        for run in runs {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().rect_filled(rect.shrink(1.0), 2.0, run.color);
+            ui.label(run.name).on_hover_text(run.id);
+            ui.add_space(8.0);
+        }
+        if both_splits {
+            ui.separator();
+            for split in [SplitName::Valid, SplitName::Train] {
+                line_sample(ui, split);
+                ui.weak(match split {
+                    SplitName::Valid => "validation",
+                    SplitName::Train => "train",
+                });
+            }
+        }
+    });
+}
+
+/// A short stretch of the line style a split is drawn with.
+fn line_sample(ui: &mut egui::Ui, split: SplitName) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(22.0, 12.0), egui::Sense::hover());
+    let stroke = egui::Stroke::new(2.0, ui.visuals().text_color());
+    let (left, right) = (rect.left_center(), rect.right_center());
+    match split {
+        SplitName::Valid => {
+            ui.painter().line_segment([left, right], stroke);
+        }
+        SplitName::Train => {
+            ui.painter()
+                .extend(egui::Shape::dashed_line(&[left, right], stroke, 5.0, 4.0));
+        }
+    }
 }
 
 fn format_log_tick(exponent: f64) -> String {

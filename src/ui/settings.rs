@@ -6,6 +6,7 @@ use crate::data::{ImageOptions, TaskOverride};
 use crate::model::{CnnConfig, MlpConfig, ModelConfig};
 use crate::train::{DeviceChoice, TrainConfig};
 
+use super::identity::RunColors;
 use super::plot::PlotSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -61,8 +62,11 @@ pub struct Settings {
     pub cnn: CnnConfig,
     pub train: TrainConfig,
     pub device: DeviceChoice,
+    /// Not remembered: a name typed for one run must not silently name the next.
+    #[serde(skip)]
     pub run_name: String,
     pub selected_runs: Vec<String>,
+    pub run_colors: RunColors,
     pub plot: PlotSettings,
     pub bottom_tab: BottomTab,
 }
@@ -88,6 +92,7 @@ impl Default for Settings {
             device: DeviceChoice::Auto,
             run_name: String::new(),
             selected_runs: Vec::new(),
+            run_colors: RunColors::default(),
             plot: PlotSettings::default(),
             bottom_tab: BottomTab::Runs,
         }
@@ -95,6 +100,31 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Fills the form with a run's data, model and training settings, for a new run.
+    pub fn use_run(&mut self, record: &crate::runs::RunRecord) {
+        let data = &record.data;
+        self.data_path = data.path.display().to_string();
+        self.target = data.target.clone();
+        self.task = data.task;
+        self.valid_fraction = data.valid_fraction;
+        self.split_seed = data.split_seed;
+        self.impute_missing = data.impute_missing;
+        if let Some(images) = &data.images {
+            self.images = images.clone();
+        }
+        match &record.model {
+            ModelConfig::Mlp(mlp) => {
+                self.model_kind = ModelKind::Mlp;
+                self.model = mlp.clone();
+            }
+            ModelConfig::Cnn(cnn) => {
+                self.model_kind = ModelKind::Cnn;
+                self.cnn = cnn.clone();
+            }
+        }
+        self.train = record.train.clone();
+    }
+
     /// The model the form describes.
     pub fn model_config(&self) -> ModelConfig {
         match self.model_kind {

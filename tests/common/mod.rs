@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (each test file is its own crate and uses some).
 #![allow(dead_code)]
 
+pub mod app;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -16,13 +16,36 @@ pub fn confusion_ui(
     confusion: &[Vec<u64>],
 ) -> Option<(usize, usize)> {
     ui.label("Confusion matrix (rows: actual class, columns: predicted), validation split");
-    ui.horizontal_top(|ui| {
+    if crate::ui::layout::fits_side_by_side(ui, matrix_width(classes.len()), REPORT_WIDTH) {
+        ui.horizontal_top(|ui| {
+            let clicked = matrix_ui(ui, classes, confusion);
+            ui.add_space(12.0);
+            report_ui(ui, classes, confusion);
+            clicked
+        })
+        .inner
+    } else {
         let clicked = matrix_ui(ui, classes, confusion);
-        ui.add_space(12.0);
+        ui.add_space(8.0);
         report_ui(ui, classes, confusion);
         clicked
-    })
-    .inner
+    }
+}
+
+/// The per-class report's width, roughly.
+const REPORT_WIDTH: f32 = 260.0;
+
+fn cell_size(classes: usize) -> egui::Vec2 {
+    if classes > 6 { SMALL_CELL } else { CELL }
+}
+
+fn matrix_width(classes: usize) -> f32 {
+    (classes as f32 + 1.0) * (cell_size(classes).x + 2.0)
+}
+
+/// The width the matrix and its report take side by side.
+pub fn needed_width(classes: usize) -> f32 {
+    matrix_width(classes) + REPORT_WIDTH
 }
 
 fn matrix_ui(
@@ -32,7 +55,7 @@ fn matrix_ui(
 ) -> Option<(usize, usize)> {
     let mut clicked = None;
     let accent = Color32::from_rgb(0x4e, 0x9a, 0xf1);
-    let cell = if classes.len() > 6 { SMALL_CELL } else { CELL };
+    let cell = cell_size(classes.len());
     egui::Grid::new("confusion_grid")
         .spacing(vec2(2.0, 2.0))
         .show(ui, |ui| {

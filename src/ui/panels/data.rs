@@ -3,14 +3,42 @@
 
 use egui_extras::{Column, TableBuilder};
 
-use crate::data::{ChannelMode, ColumnKind, DataSpec, PreparedData, Task, prepare};
+use crate::data::{
+    ChannelMode, ColumnKind, DataSpec, MAX_IMAGE_EDGE_PX, PreparedData, Task, prepare,
+};
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::dialogs::DialogKind;
 use crate::ui::promise::Task as Background;
 use crate::ui::settings::{ModelKind, Settings};
+use crate::ui::widgets::{FieldIssue, checked_number};
 
 /// Rows shown in the preview table.
 const PREVIEW_ROWS: usize = 50;
+/// Shifts beyond this are allowed but rarely help.
+const MAX_SHIFT_PX: u32 = 8;
+
+fn validation_share_issue(percent: f64) -> Option<FieldIssue> {
+    if !(percent > 0.0 && percent < 100.0) {
+        Some(FieldIssue::Error(
+            "the validation share must be above 0 % and below 100 % (both splits need rows)"
+                .to_string(),
+        ))
+    } else if percent > 50.0 {
+        Some(FieldIssue::Warning(
+            "more than half of the data is held out from training".to_string(),
+        ))
+    } else {
+        None
+    }
+}
+
+fn image_edge_issue(edge: u32) -> Option<FieldIssue> {
+    (edge == 0 || edge > MAX_IMAGE_EDGE_PX).then(|| {
+        FieldIssue::Error(format!(
+            "choose 1 to {MAX_IMAGE_EDGE_PX} pixels a side (larger inputs do not fit a small model)"
+        ))
+    })
+}
 
 #[derive(Default)]
 pub struct DataState {
@@ -58,7 +86,17 @@ impl KilnApp {
     }
 
     pub(crate) fn poll_data(&mut self) {
-        if let Some((spec, result)) = self.data.loading.take() {
+        let Some(outcome) = self.data.loading.take() else {
+            return;
+        };
+        let (spec, result) = match outcome {
+            Ok(loaded) => loaded,
+            Err(crashed) => {
+                self.data.error = Some(format!("Loading the dataset failed: {crashed}"));
+                return;
+            }
+        };
+        {
             match result {
                 Ok(prepared) => {
                     // A target that the file does not have came from an earlier dataset.
@@ -84,10 +122,8 @@ impl KilnApp {
                     self.data.loaded = Some((spec, prepared));
                     self.data.error = None;
                 }
-                Err(error) => {
-                    self.data.loaded = None;
-                    self.data.error = Some(error);
-                }
+                // The last good dataset stays loaded (and trainable) until a new one loads.
+                Err(error) => self.data.error = Some(error),
             }
         }
     }
@@ -138,6 +174,23 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     }
     if let Some(error) = &app.data.error {
         ui.colored_label(ui.visuals().error_fg_color, error);
+    }
+    if let Some((spec, _)) = &app.data.loaded {
+        let typed_elsewhere = spec.path != std::path::Path::new(app.settings.data_path.trim());
+        if app.data.error.is_some() {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!(
+                    "The dataset loaded before stays in use: {}",
+                    spec.path.display()
+                ),
+            );
+        } else if typed_elsewhere && !app.data.is_loading() {
+            ui.weak(format!(
+                "Train uses {} until you press Load",
+                spec.path.display()
+            ));
+        }
     }
     let Some((_, prepared)) = &app.data.loaded else {
         // Options for an image dataset that failed to load (skip bad files, a size for mixed
@@ -256,19 +309,12 @@ fn split_rows_ui(settings: &mut Settings, ui: &mut egui::Ui, prepared: &Prepared
     let label = ui.label("Validation");
     ui.horizontal(|ui| {
         let mut percent = settings.valid_fraction * 100.0;
-        if ui
-            .add(
-                egui::DragValue::new(&mut percent)
-                    .range(5.0..=50.0)
-                    .suffix(" %")
-                    .speed(0.5),
-            )
-            .labelled_by(label.id)
-            .changed()
-        {
+        if checked_number(ui, &mut percent, 0.5, label.id, validation_share_issue).changed() {
             settings.valid_fraction = percent / 100.0;
-            reload = true;
+            // An impossible share would only fail to load; keep the last good split meanwhile.
+            reload = validation_share_issue(percent).is_none_or(|issue| !issue.is_error());
         }
+        ui.label("%");
         let seed = ui.label("seed");
         reload |= ui
             .add(egui::DragValue::new(&mut settings.split_seed))
@@ -300,7 +346,7 @@ fn image_options_ui(settings: &mut Settings, ui: &mut egui::Ui) -> bool {
         .num_columns(2)
         .spacing([8.0, 4.0])
         .show(ui, |ui| {
-            ui.label("Input size");
+            let label = ui.label("Input size");
             ui.horizontal(|ui| {
                 let mut resize = options.size.is_some();
                 if ui
@@ -312,13 +358,9 @@ fn image_options_ui(settings: &mut Settings, ui: &mut egui::Ui) -> bool {
                     changed = true;
                 }
                 if let Some([width, height]) = &mut options.size {
-                    changed |= ui
-                        .add(egui::DragValue::new(width).range(1..=1024))
-                        .changed();
+                    changed |= checked_number(ui, width, 1.0, label.id, image_edge_issue).changed();
                     ui.label("×");
-                    changed |= ui
-                        .add(egui::DragValue::new(height).range(1..=1024))
-                        .changed();
+                    changed |= checked_number(ui, height, 1.0, label.id, image_edge_issue).changed();
                 }
             });
             ui.end_row();
@@ -345,14 +387,21 @@ fn image_options_ui(settings: &mut Settings, ui: &mut egui::Ui) -> bool {
                     .checkbox(&mut options.augment.flip_vertical, "flip ↕")
                     .changed();
                 let label = ui.label("shift");
-                changed |= ui
-                    .add(
-                        egui::DragValue::new(&mut options.augment.max_shift_px)
-                            .range(0..=8)
-                            .suffix(" px"),
-                    )
-                    .labelled_by(label.id)
-                    .changed();
+                changed |= checked_number(
+                    ui,
+                    &mut options.augment.max_shift_px,
+                    1.0,
+                    label.id,
+                    |shift| {
+                        (shift > MAX_SHIFT_PX).then(|| {
+                            FieldIssue::Warning(format!(
+                                "shifts above {MAX_SHIFT_PX} px push most of a small image out of view"
+                            ))
+                        })
+                    },
+                )
+                .changed();
+                ui.label("px");
             });
             ui.end_row();
         });

@@ -14,8 +14,41 @@ pub struct ExportState {
     /// The epoch whose confusion matrix the checkpoint tab shows (`None`: the checkpoint's own).
     pub confusion_epoch: Option<usize>,
     pub confirm_overwrite: Option<PathBuf>,
-    pub last: Option<BundlePaths>,
+    /// The last export, shown only with the checkpoint it came from.
+    pub last: Option<ExportDone>,
     task: Task<(PathBuf, Result<BundlePaths, ExportFailure>)>,
+    /// The checkpoint being exported and the formats it gets.
+    exporting: Option<((String, usize), ExportFormats)>,
+}
+
+/// An export that finished: where, from which checkpoint, and what was written.
+pub struct ExportDone {
+    pub checkpoint: (String, usize),
+    pub paths: BundlePaths,
+    pub formats: ExportFormats,
+}
+
+/// Which files a model's bundle gets, and why one is missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportFormats {
+    /// `None`: ONNX is written; `Some(reason)`: it cannot be, for this model.
+    pub onnx_missing: Option<String>,
+}
+
+impl ExportFormats {
+    pub fn for_model(model: &crate::model::ModelConfig) -> Self {
+        Self {
+            onnx_missing: crate::export::onnx_support(model).err(),
+        }
+    }
+
+    fn written(&self) -> &'static str {
+        if self.onnx_missing.is_none() {
+            "model card, Kiln weights (.bpk), safetensors (Python) and ONNX"
+        } else {
+            "model card, Kiln weights (.bpk) and safetensors (Python) — no ONNX"
+        }
+    }
 }
 
 pub enum ExportFailure {
@@ -37,18 +70,12 @@ impl KilnApp {
         };
         let runs_dir = self.cache.runs_dir.clone();
         self.export.path = path.display().to_string();
-        let onnx = match self.cache.listing(&run) {
-            Some(RunListing::Run { record, .. }) => {
-                match crate::export::onnx_support(&record.model) {
-                    Ok(()) => true,
-                    Err(reason) => {
-                        self.info(format!("Exporting without ONNX: {reason}."));
-                        false
-                    }
-                }
-            }
-            _ => true,
+        let formats = match self.cache.listing(&run) {
+            Some(RunListing::Run { record, .. }) => ExportFormats::for_model(&record.model),
+            _ => ExportFormats { onnx_missing: None },
         };
+        let onnx = formats.onnx_missing.is_none();
+        self.export.exporting = Some(((run.clone(), epoch), formats));
         self.export.task.start(ctx, move || {
             let options = ExportOptions {
                 force,
@@ -65,23 +92,44 @@ impl KilnApp {
     }
 
     pub(crate) fn poll_export(&mut self) {
-        if let Some((path, result)) = self.export.task.take() {
-            match result {
-                Ok(paths) => {
-                    self.info(format!(
-                        "Exported to {}",
-                        paths.card.parent().unwrap_or(&paths.card).display()
-                    ));
-                    self.export.last = Some(paths);
+        let Some(outcome) = self.export.task.take() else {
+            return;
+        };
+        let exporting = self.export.exporting.take();
+        match outcome {
+            Ok((_, Ok(paths))) => {
+                let Some((checkpoint, formats)) = exporting else {
+                    return;
+                };
+                let mut message = format!(
+                    "Exported to {}: {}",
+                    paths.card.parent().unwrap_or(&paths.card).display(),
+                    formats.written()
+                );
+                if let Some(reason) = &formats.onnx_missing {
+                    message.push_str(&format!(" ({reason})"));
                 }
-                Err(ExportFailure::Exists) => self.export.confirm_overwrite = Some(path),
-                Err(ExportFailure::Other(message)) => {
-                    self.error(format!("Export failed: {message}"))
-                }
+                self.info(message);
+                self.export.last = Some(ExportDone {
+                    checkpoint,
+                    paths,
+                    formats,
+                });
             }
+            Ok((path, Err(ExportFailure::Exists))) => {
+                self.export.confirm_overwrite = Some(path);
+                self.export.exporting = exporting;
+            }
+            Ok((_, Err(ExportFailure::Other(message)))) => {
+                self.error(format!("Export failed: {message}"))
+            }
+            Err(crashed) => self.error(format!("Export failed: {crashed}")),
         }
     }
 }
+
+/// Room the checkpoint's metric list takes beside the confusion matrix.
+const METRICS_WIDTH: f32 = 240.0;
 
 pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     let Some((run, epoch)) = app.selected_checkpoint.clone() else {
@@ -99,7 +147,7 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         .unwrap_or_default();
     let (name, classes, images) = match app.cache.listing(&run) {
         Some(RunListing::Run { record, .. }) => (
-            record.name.clone(),
+            app.identity_name(&run),
             record.schema.target.classes.clone(),
             record.preprocessor.image.is_some(),
         ),
@@ -110,44 +158,78 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         ui.label("This checkpoint is no longer kept (only the best and the latest ones are).");
         return;
     };
-    // Metrics on the left, the confusion matrix (classification) beside them.
-    ui.horizontal_top(|ui| {
+    // Metrics on the left and the confusion matrix (classification) beside them where the
+    // panel is wide enough; stacked otherwise.
+    let has_confusion = entry.confusion.is_some() || !confusions.is_empty();
+    let beside = has_confusion
+        && crate::ui::layout::fits_side_by_side(
+            ui,
+            METRICS_WIDTH,
+            super::confusion::needed_width(classes.len()),
+        );
+    let metrics_ui = |ui: &mut egui::Ui| {
         ui.vertical(|ui| {
             if entry.best {
                 ui.label("◆ The best checkpoint of this run (lowest validation loss).");
             }
-            egui::Grid::new("checkpoint_metrics")
-                .num_columns(2)
-                .show(ui, |ui| {
+            if beside || !has_confusion {
+                egui::Grid::new("checkpoint_metrics")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        for (metric, value) in &entry.metrics {
+                            ui.label(metric);
+                            ui.monospace(format!("{value:.5}"));
+                            ui.end_row();
+                        }
+                        ui.label("step");
+                        ui.monospace(entry.step.to_string());
+                        ui.end_row();
+                    });
+            } else {
+                // Above the matrix: one wrapped line, so the matrix starts high in the panel.
+                ui.horizontal_wrapped(|ui| {
                     for (metric, value) in &entry.metrics {
                         ui.label(metric);
                         ui.monospace(format!("{value:.5}"));
-                        ui.end_row();
+                        ui.add_space(10.0);
                     }
                     ui.label("step");
                     ui.monospace(entry.step.to_string());
-                    ui.end_row();
                 });
+            }
         });
-        if entry.confusion.is_some() || !confusions.is_empty() {
+    };
+    let mut clicked = None;
+    let mut confusion_block = |ui: &mut egui::Ui| {
+        ui.vertical(|ui| {
+            clicked = epoch_confusion_ui(
+                ui,
+                &mut app.export.confusion_epoch,
+                epoch,
+                &confusions,
+                entry.confusion.as_ref(),
+                &classes,
+            );
+        });
+    };
+    if beside {
+        ui.horizontal_top(|ui| {
+            metrics_ui(ui);
             // Space, not a separator: a vertical separator would stretch the row to the
             // panel's whole height.
             ui.add_space(24.0);
-            ui.vertical(|ui| {
-                let clicked = epoch_confusion_ui(
-                    ui,
-                    &mut app.export.confusion_epoch,
-                    epoch,
-                    &confusions,
-                    entry.confusion.as_ref(),
-                    &classes,
-                );
-                if clicked.is_some() {
-                    app.mistakes.cell = clicked;
-                }
-            });
+            confusion_block(ui);
+        });
+    } else {
+        metrics_ui(ui);
+        if has_confusion {
+            ui.add_space(8.0);
+            confusion_block(ui);
         }
-    });
+    }
+    if clicked.is_some() {
+        app.mistakes.cell = clicked;
+    }
     if images && entry.confusion.is_some() {
         ui.separator();
         if app.mistakes.cell.is_some() && !app.mistakes_shown_for(&run, epoch) {
@@ -189,11 +271,37 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             ui.spinner();
         }
     });
-    ui.weak("Writes the weights (.bpk for Kiln, .safetensors for Python) and a .card.json model card with golden vectors.");
-    if let Some(paths) = &app.export.last {
-        ui.label(format!("Last export: {}", paths.card.display()));
+    // Which files this model gets, said before exporting (and again after it).
+    let formats = match app.cache.listing(&run) {
+        Some(RunListing::Run { record, .. }) => ExportFormats::for_model(&record.model),
+        _ => ExportFormats { onnx_missing: None },
+    };
+    ui.weak(format!(
+        "Writes the {} with golden vectors.",
+        formats.written()
+    ));
+    if let Some(reason) = &formats.onnx_missing {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!("⚠ No ONNX file for this model: {reason}."),
+        );
+    }
+    if let Some(done) = &app.export.last
+        && done.checkpoint == (run.clone(), epoch)
+    {
+        ui.label(format!(
+            "Exported: {} ({})",
+            done.paths.card.display(),
+            done.formats.written()
+        ));
+        if let Some(reason) = &done.formats.onnx_missing {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("ONNX was not written: {reason}."),
+            );
+        }
         if ui.button("Open this model").clicked() {
-            app.push(Command::OpenModel(paths.card.clone()));
+            app.push(Command::OpenModel(done.paths.card.clone()));
         }
     }
     if let Some(path) = app.export.confirm_overwrite.clone() {
@@ -260,7 +368,11 @@ fn live_confusion_ui(app: &KilnApp, ui: &mut egui::Ui) {
     let Some(confusion) = &metrics.confusion else {
         return;
     };
-    let classes = match app.cache.listing(&training.run_id) {
+    let listing = training
+        .run_id
+        .as_deref()
+        .and_then(|id| app.cache.listing(id));
+    let classes = match listing {
         Some(RunListing::Run { record, .. }) => record.schema.target.classes.clone(),
         _ => (0..confusion.len())
             .map(|class| class.to_string())

@@ -60,13 +60,19 @@ impl KilnApp {
     }
 
     pub(crate) fn poll_mistakes(&mut self) {
-        if let Some((run, epoch, result)) = self.mistakes.task.take() {
-            self.mistakes.shown = Some(Shown {
-                run,
-                epoch,
-                result,
-                textures: Default::default(),
-            });
+        let Some(outcome) = self.mistakes.task.take() else {
+            return;
+        };
+        match outcome {
+            Err(crashed) => self.error(format!("Evaluating the checkpoint failed: {crashed}")),
+            Ok((run, epoch, result)) => {
+                self.mistakes.shown = Some(Shown {
+                    run,
+                    epoch,
+                    result,
+                    textures: Default::default(),
+                })
+            }
         }
     }
 }

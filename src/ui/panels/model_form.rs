@@ -1,8 +1,23 @@
 //! The model form: MLP (tables or flattened pixels) or CNN (images), with a live summary.
 
-use crate::model::{Activation, CnnConfig, ConvBlock, MAX_KERNEL_SIZE, MlpConfig};
+use crate::model::{
+    Activation, CnnConfig, ConvBlock, MAX_CONV_CHANNELS, MAX_KERNEL_SIZE, MAX_LAYER_WIDTH,
+    MlpConfig,
+};
 use crate::ui::app::KilnApp;
 use crate::ui::settings::ModelKind;
+use crate::ui::widgets::{FieldIssue, checked_number};
+
+/// 1 to `max`, with why the limit is there.
+fn count_issue(what: &'static str, max: usize) -> impl Fn(usize) -> Option<FieldIssue> {
+    move |value| {
+        (value == 0 || value > max).then(|| {
+            FieldIssue::Error(format!(
+                "{what} must be 1 to {max} (Kiln is made for small models; more is almost surely a typo)"
+            ))
+        })
+    }
+}
 
 pub fn model_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     let images = app
@@ -41,8 +56,13 @@ fn widths_ui(ui: &mut egui::Ui, widths: &mut Vec<usize>, label: egui::Id, defaul
     ui.horizontal_wrapped(|ui| {
         let mut remove = None;
         for (index, width) in widths.iter_mut().enumerate() {
-            ui.add(egui::DragValue::new(width).range(1..=4096).speed(1.0))
-                .labelled_by(label);
+            checked_number(
+                ui,
+                width,
+                1.0,
+                label,
+                count_issue("a layer's width", MAX_LAYER_WIDTH),
+            );
             if ui
                 .small_button("×")
                 .on_hover_text("Remove this layer")
@@ -91,33 +111,26 @@ fn cnn_form_ui(cnn: &mut CnnConfig, ui: &mut egui::Ui) {
             for (index, block) in cnn.blocks.iter_mut().enumerate() {
                 let label = ui.label(format!("Conv {}", index + 1));
                 ui.horizontal(|ui| {
-                    ui.add(
-                        egui::DragValue::new(&mut block.channels)
-                            .range(1..=512)
-                            .suffix(" ch"),
+                    checked_number(
+                        ui,
+                        &mut block.channels,
+                        1.0,
+                        label.id,
+                        count_issue("the channels", MAX_CONV_CHANNELS),
                     )
-                    .labelled_by(label.id)
                     .on_hover_text("Output channels");
-                    let kernel = ui.label("k");
-                    let mut size = block.kernel_size;
-                    if ui
-                        .add(egui::DragValue::new(&mut size).range(1..=MAX_KERNEL_SIZE))
-                        .labelled_by(kernel.id)
-                        .on_hover_text("Kernel size (odd)")
-                        .changed()
-                    {
-                        // Keep kernels odd so a block keeps its input's size.
-                        block.kernel_size = if size % 2 == 0 {
-                            if size > block.kernel_size {
-                                size + 1
-                            } else {
-                                size - 1
+                    ui.label("ch, k");
+                    // Odd sizes only: with same padding they keep the image's size.
+                    egui::ComboBox::from_id_salt(("kernel", index))
+                        .width(40.0)
+                        .selected_text(block.kernel_size.to_string())
+                        .show_ui(ui, |ui| {
+                            for size in (1..=MAX_KERNEL_SIZE).step_by(2) {
+                                ui.selectable_value(&mut block.kernel_size, size, size.to_string());
                             }
-                        } else {
-                            size
-                        }
-                        .clamp(1, MAX_KERNEL_SIZE);
-                    }
+                        })
+                        .response
+                        .on_hover_text("Kernel size (odd, so the block keeps its input's size)");
                     ui.checkbox(&mut block.pool, "pool")
                         .on_hover_text("2×2 max-pool after this block (halves the size)");
                     if ui
@@ -141,7 +154,7 @@ fn cnn_form_ui(cnn: &mut CnnConfig, ui: &mut egui::Ui) {
                     pool: true,
                 });
                 cnn.blocks.push(ConvBlock {
-                    channels: (last.channels * 2).min(512),
+                    channels: (last.channels * 2).min(MAX_CONV_CHANNELS),
                     ..last
                 });
             }

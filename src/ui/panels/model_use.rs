@@ -9,7 +9,8 @@ use egui_extras::{Column, TableBuilder};
 
 use crate::data::ColumnTransform;
 use crate::export::{
-    ImagePredictionReport, LoadedModel, Prediction, PredictionReport, predict_csv, predict_images,
+    ImagePredictionReport, LoadedModel, Prediction, PredictionReport, image_predictions_to_csv,
+    predict_csv, predict_images, predictions_to_csv,
 };
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::dialogs::DialogKind;
@@ -27,6 +28,8 @@ pub struct ModelUseState {
     pub image_report: Option<ImagePredictionReport>,
     pub row: BTreeMap<String, String>,
     pub row_result: Option<Result<Prediction, String>>,
+    /// Where "Save predictions" writes (typed, or from the dialog).
+    pub save_path: String,
     opening: Task<Result<LoadedModel, String>>,
     predicting: Task<Result<Predictions, String>>,
 }
@@ -87,35 +90,89 @@ impl KilnApp {
     }
 
     pub(crate) fn poll_model_use(&mut self) {
-        if let Some(result) = self.model_use.opening.take() {
-            match result {
-                Ok(model) => {
-                    self.info(format!("Opened {}", model.card_path.display()));
-                    self.model_use.row = first_golden_row(&model);
-                    self.model_use.model = Some(Arc::new(model));
-                    self.model_use.report = None;
-                    self.model_use.image_report = None;
-                    self.model_use.row_result = None;
-                }
-                Err(error) => self.error(format!("Cannot open the model: {error}")),
+        match self.model_use.opening.take() {
+            Some(Ok(Ok(model))) => {
+                self.info(format!("Opened {}", model.card_path.display()));
+                self.model_use.row = first_golden_row(&model);
+                self.model_use.model = Some(Arc::new(model));
+                self.model_use.report = None;
+                self.model_use.image_report = None;
+                self.model_use.row_result = None;
             }
+            Some(Ok(Err(error))) => self.error(format!("Cannot open the model: {error}")),
+            Some(Err(crashed)) => self.error(format!("Opening the model failed: {crashed}")),
+            None => {}
         }
-        if let Some(result) = self.model_use.predicting.take() {
-            match result {
-                Ok(Predictions::Table(report)) => {
-                    self.info(format!("Predicted {} rows", report.predictions.len()));
-                    self.model_use.report = Some(report);
-                    self.model_use.image_report = None;
+        match self.model_use.predicting.take() {
+            Some(Ok(Ok(Predictions::Table(report)))) => {
+                let mut message = format!("Predicted {} rows", report.predictions.len());
+                if let Some(score) = &report.score {
+                    message.push_str(&format!(": {score}"));
                 }
-                Ok(Predictions::Images(report)) => {
-                    self.info(format!("Predicted {} images", report.images.len()));
-                    self.model_use.image_report = Some(report);
-                    self.model_use.report = None;
-                }
-                Err(error) => self.error(format!("Cannot predict: {error}")),
+                self.info(message);
+                self.model_use.report = Some(report);
+                self.model_use.image_report = None;
             }
+            Some(Ok(Ok(Predictions::Images(report)))) => {
+                self.info(format!("Predicted {} images", report.images.len()));
+                self.model_use.image_report = Some(report);
+                self.model_use.report = None;
+            }
+            Some(Ok(Err(error))) => self.error(format!("Cannot predict: {error}")),
+            Some(Err(crashed)) => self.error(format!("Predicting failed: {crashed}")),
+            None => {}
         }
     }
+
+    /// Writes the shown predictions as the CLI's `kiln predict --out` would.
+    pub(crate) fn save_predictions(&mut self, path: PathBuf) {
+        let Some(model) = &self.model_use.model else {
+            self.error("Open a model and predict first.");
+            return;
+        };
+        let csv = match (&self.model_use.report, &self.model_use.image_report) {
+            (Some(report), _) => predictions_to_csv(&model.card, &report.predictions),
+            (None, Some(report)) => image_predictions_to_csv(&model.card, report),
+            (None, None) => {
+                self.error("Predict on a file first; then its predictions can be saved.");
+                return;
+            }
+        };
+        self.model_use.save_path = path.display().to_string();
+        match crate::runs::atomic::write_atomic(&path, csv.as_bytes()) {
+            Ok(()) => self.info(format!("Saved the predictions to {}", path.display())),
+            Err(error) => self.error(format!("Cannot save to {}: {error}", path.display())),
+        }
+    }
+}
+
+/// "Save predictions…" and a typed path, once there are predictions to save.
+pub(super) fn save_predictions_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
+    if app.model_use.report.is_none() && app.model_use.image_report.is_none() {
+        return;
+    }
+    ui.horizontal(|ui| {
+        if ui.button("Save predictions…").clicked() {
+            app.push(Command::Dialog(DialogKind::SavePredictions));
+        }
+        let label = ui.label("or to");
+        ui.add(
+            egui::TextEdit::singleline(&mut app.model_use.save_path)
+                .hint_text("predictions.csv")
+                .desired_width(260.0),
+        )
+        .labelled_by(label.id);
+        if ui
+            .add_enabled(
+                !app.model_use.save_path.trim().is_empty(),
+                egui::Button::new("Save"),
+            )
+            .clicked()
+        {
+            let path = PathBuf::from(app.model_use.save_path.trim());
+            app.push(Command::SavePredictions(path));
+        }
+    });
 }
 
 /// Pre-fills the row form with a real row from the card, so Predict works at once.
@@ -235,9 +292,16 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             None => {}
         }
     });
+    save_predictions_ui(app, ui);
     if let Some(report) = &app.model_use.report {
         for warning in &report.drift {
             ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ drift: {warning}"));
+        }
+        if let Some(score) = &report.score {
+            ui.strong(format!(
+                "Against the file's '{}' column: {score}",
+                card.schema.target.name
+            ));
         }
         predictions_table(ui, card, report);
     }

@@ -37,6 +37,7 @@ pub fn image_predict_ui(app: &mut KilnApp, ui: &mut egui::Ui, card: &ModelCard) 
             app.push(Command::Dialog(DialogKind::PredictFolder));
         }
     });
+    super::model_use::save_predictions_ui(app, ui);
     if let Some(report) = &app.model_use.image_report {
         report_ui(ui, card, report);
     }

@@ -1,23 +1,102 @@
-//! Starting, following and stopping a run; the model and training form.
+//! Starting, following and stopping this window's run: the data is prepared on a background
+//! thread (the window keeps answering, Stop works), then the engine's worker trains and reports
+//! events that this panel turns into progress, warnings and an honest account of how it ended.
 
 use crate::train::{
-    DeviceChoice, EpochMetrics, LrSchedule, OptimizerConfig, Outcome, ResumeRequest, TrainEvent,
-    TrainHandle, TrainRequest, resume, start,
+    EpochMetrics, Outcome, PlannedRun, ResumeRequest, TrainEvent, TrainHandle, TrainRequest, plan,
+    plan_resume,
 };
 use crate::ui::app::{Command, KilnApp};
+use crate::ui::promise::Task;
+
+use super::training_form::form_problems;
+
+/// The latest batch event.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchProgress {
+    pub epoch: usize,
+    pub batch: usize,
+    pub batches: usize,
+    pub samples_per_sec: f64,
+    pub eta_secs: f64,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub outcome: Outcome,
+    pub message: String,
+    pub epochs_completed: usize,
+}
+
+enum Phase {
+    /// Reading and preparing the data (and, for a resume, checking the run) off the UI thread.
+    Planning(Task<Result<PlannedRun, String>>),
+    Training(TrainHandle),
+    Ended,
+}
 
 /// The run this window is training, as far as its events have told.
 pub struct LiveTraining {
-    pub run_id: String,
+    /// Known once the run folder exists (a resume knows it from the start).
+    pub run_id: Option<String>,
     pub run_name: String,
-    pub handle: TrainHandle,
+    phase: Phase,
     pub device: Option<String>,
-    /// (epoch, batch, batches, samples/s, ETA seconds)
-    pub progress: Option<(usize, usize, usize, f64, f64)>,
+    pub progress: Option<BatchProgress>,
+    pub start_epoch: usize,
     pub total_epochs: usize,
     pub last_epoch: Option<EpochMetrics>,
-    pub finished: Option<(Outcome, String)>,
+    /// Every warning of this run, in order (none replaces another).
+    pub warnings: Vec<String>,
+    pub finished: Option<Finished>,
     pub stop_requested: bool,
+    /// Frames drawn while the data was being prepared: the window kept answering.
+    pub frames_while_preparing: usize,
+}
+
+impl LiveTraining {
+    fn planning(
+        run_id: Option<String>,
+        run_name: String,
+        task: Task<Result<PlannedRun, String>>,
+    ) -> Self {
+        Self {
+            run_id,
+            run_name,
+            phase: Phase::Planning(task),
+            device: None,
+            progress: None,
+            start_epoch: 0,
+            total_epochs: 0,
+            last_epoch: None,
+            warnings: Vec::new(),
+            finished: None,
+            stop_requested: false,
+            frames_while_preparing: 0,
+        }
+    }
+
+    /// Stops the run before its next batch; during preparation, before anything is written.
+    pub fn stop(&mut self) {
+        if let Phase::Training(handle) = &self.phase {
+            handle.stop();
+        }
+        self.stop_requested = true;
+    }
+
+    pub fn is_preparing(&self) -> bool {
+        matches!(self.phase, Phase::Planning(_))
+    }
+
+    fn end(&mut self, outcome: Outcome, message: String) {
+        self.phase = Phase::Ended;
+        self.finished = Some(Finished {
+            outcome,
+            message,
+            epochs_completed: self.start_epoch,
+        });
+    }
 }
 
 impl KilnApp {
@@ -25,22 +104,28 @@ impl KilnApp {
         if self.is_training() {
             return;
         }
+        // Train uses the dataset that loaded, not a path typed since.
+        let Some((spec, _)) = &self.data.loaded else {
+            self.error("Load a dataset first.");
+            return;
+        };
+        let name = Some(self.settings.run_name.trim().to_string()).filter(|n| !n.is_empty());
         let request = TrainRequest {
-            data: self.data_spec(),
+            data: spec.clone(),
             model: self.settings.model_config(),
             train: self.settings.train.clone(),
             device: self.settings.device,
-            name: Some(self.settings.run_name.clone()).filter(|n| !n.trim().is_empty()),
+            name: name.clone(),
             runs_dir: self.cache.runs_dir.clone(),
         };
-        let repaint = ctx.clone();
-        match start(
-            request,
-            Some(std::sync::Arc::new(move || repaint.request_repaint())),
-        ) {
-            Ok(handle) => self.follow(handle),
-            Err(error) => self.error(format!("Cannot train: {error}")),
-        }
+        // The next run gets its own name unless one is typed again.
+        self.settings.run_name.clear();
+        let shown_name = name.unwrap_or_else(|| spec.dataset_name());
+        let mut task = Task::default();
+        task.start(ctx, move || {
+            plan(request).map_err(|error| error.to_string())
+        });
+        self.training = Some(LiveTraining::planning(None, shown_name, task));
     }
 
     pub(crate) fn resume_run(
@@ -48,63 +133,90 @@ impl KilnApp {
         ctx: &egui::Context,
         run: String,
         extra_epochs: Option<usize>,
+        learning_rate: Option<f64>,
     ) {
         if self.is_training() {
             self.error("A run is training already; stop it first.");
             return;
         }
-        let repaint = ctx.clone();
         let request = ResumeRequest {
             runs_dir: self.cache.runs_dir.clone(),
-            run,
+            run: run.clone(),
             extra_epochs,
             device: Some(self.settings.device),
+            learning_rate,
         };
-        match resume(
-            request,
-            Some(std::sync::Arc::new(move || repaint.request_repaint())),
-        ) {
-            Ok(handle) => self.follow(handle),
-            Err(error) => self.error(format!("Cannot resume: {error}")),
-        }
-    }
-
-    fn follow(&mut self, handle: TrainHandle) {
-        let run_id = handle.run_id.clone();
-        self.cache.invalidate(&run_id);
-        if !self.settings.selected_runs.contains(&run_id) {
-            self.settings.selected_runs.push(run_id.clone());
-        }
-        self.training = Some(LiveTraining {
-            run_name: run_id.clone(),
-            run_id,
-            handle,
-            device: None,
-            progress: None,
-            total_epochs: 0,
-            last_epoch: None,
-            finished: None,
-            stop_requested: false,
+        let name = self.identity_name(&run);
+        let mut task = Task::default();
+        task.start(ctx, move || {
+            plan_resume(request).map_err(|error| error.to_string())
         });
+        self.training = Some(LiveTraining::planning(Some(run), name, task));
     }
 
     pub(crate) fn poll_training(&mut self, ctx: &egui::Context) {
         let Some(training) = &mut self.training else {
             return;
         };
+        if let Phase::Planning(task) = &mut training.phase {
+            let Some(planned) = task.take() else {
+                training.frames_while_preparing += 1;
+                return;
+            };
+            let planned = planned
+                .map_err(|crashed| format!("preparing the run failed: {crashed}"))
+                .and_then(|result| result);
+            match planned {
+                Ok(_) if training.stop_requested => training.end(
+                    Outcome::Stopped,
+                    "stopped before training began; nothing was written".to_string(),
+                ),
+                Ok(planned) => {
+                    let repaint = ctx.clone();
+                    let notify = std::sync::Arc::new(move || repaint.request_repaint());
+                    match planned.execute(Some(notify)) {
+                        Ok(handle) => {
+                            let run_id = handle.run_id.clone();
+                            training.run_id = Some(run_id.clone());
+                            training.phase = Phase::Training(handle);
+                            self.cache.invalidate(&run_id);
+                            if !self.settings.selected_runs.contains(&run_id) {
+                                self.settings.selected_runs.push(run_id);
+                            }
+                        }
+                        Err(error) => {
+                            training.end(Outcome::Failed, format!("Cannot train: {error}"))
+                        }
+                    }
+                }
+                Err(error) => training.end(Outcome::Failed, format!("Cannot train: {error}")),
+            }
+            if let Some(finished) = &training.finished
+                && finished.outcome == Outcome::Failed
+            {
+                let message = finished.message.clone();
+                self.error(message);
+            }
+            return;
+        }
+        let Phase::Training(handle) = &training.phase else {
+            return;
+        };
         let mut points = Vec::new();
         let mut changed = false;
-        let mut finished_message = None;
-        while let Ok(event) = training.handle.events().try_recv() {
+        let mut messages = Vec::new();
+        while let Ok(event) = handle.events().try_recv() {
             match event {
                 TrainEvent::Started {
                     run_name,
                     device,
+                    start_epoch,
                     total_epochs,
                     ..
                 } => {
                     training.run_name = run_name;
                     training.device = Some(format!("{} — {}", device.adapter, device.reason));
+                    training.start_epoch = start_epoch;
                     training.total_epochs = total_epochs;
                     changed = true;
                 }
@@ -115,214 +227,59 @@ impl KilnApp {
                     samples_per_sec,
                     eta_secs,
                     ..
-                } => training.progress = Some((epoch, batch, batches, samples_per_sec, eta_secs)),
+                } => {
+                    training.progress = Some(BatchProgress {
+                        epoch,
+                        batch,
+                        batches,
+                        samples_per_sec,
+                        eta_secs,
+                    })
+                }
                 TrainEvent::Epoch(metrics) => {
                     points.extend(metrics.points());
                     training.last_epoch = Some(metrics);
                 }
                 TrainEvent::Checkpoint { .. } => changed = true,
-                TrainEvent::Warning { message } => finished_message = Some((false, message)),
+                TrainEvent::Warning { message } => {
+                    messages.push((false, message.clone()));
+                    training.warnings.push(message);
+                }
                 TrainEvent::Finished {
-                    outcome, message, ..
+                    outcome,
+                    message,
+                    epochs_completed,
                 } => {
-                    training.finished = Some((outcome, message.clone()));
-                    finished_message = Some((
+                    training.phase = Phase::Ended;
+                    training.finished = Some(Finished {
+                        outcome,
+                        message: message.clone(),
+                        epochs_completed,
+                    });
+                    messages.push((
                         outcome == Outcome::Failed || outcome == Outcome::Diverged,
                         message,
                     ));
                     changed = true;
+                    break;
                 }
             }
         }
         let run_id = training.run_id.clone();
-        if !points.is_empty() {
-            self.cache.push_live_points(&run_id, points);
-        }
-        if changed {
-            self.cache.invalidate(&run_id);
-            self.cache.rescan(ctx);
-        }
-        match finished_message {
-            Some((true, message)) => self.error(message),
-            Some((false, message)) => self.info(message),
-            None => {}
-        }
-    }
-}
-
-/// Problems with the form that would make Train fail, shown before it is pressed.
-pub fn form_problems(app: &KilnApp) -> Vec<String> {
-    let mut problems = Vec::new();
-    if app.data.loaded.is_none() {
-        problems.push("Load a dataset first.".to_string());
-    }
-    let input = app
-        .data
-        .loaded
-        .as_ref()
-        .map(|(_, prepared)| prepared.preprocessor.input_shape());
-    let checked = match &input {
-        Some(input) => app.settings.model_config().validate_for(input),
-        None => app.settings.model_config().validate(),
-    };
-    if let Err(error) = checked {
-        problems.push(error.to_string());
-    }
-    if let Err(error) = app.settings.train.validate() {
-        problems.push(error.to_string());
-    }
-    problems
-}
-
-pub fn training_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
-    let train = &mut app.settings.train;
-    egui::Grid::new("train_grid")
-        .num_columns(2)
-        .spacing([8.0, 4.0])
-        .show(ui, |ui| {
-            ui.label("Optimizer");
-            ui.horizontal(|ui| {
-                let current = train.optimizer.name();
-                for (name, value) in [
-                    ("sgd", OptimizerConfig::Sgd { momentum: 0.9 }),
-                    ("adam", OptimizerConfig::Adam),
-                    ("adamw", OptimizerConfig::AdamW { weight_decay: 0.01 }),
-                ] {
-                    if ui.selectable_label(current == name, name).clicked() && current != name {
-                        train.optimizer = value;
-                    }
-                }
-            });
-            ui.end_row();
-            match &mut train.optimizer {
-                OptimizerConfig::Sgd { momentum } => {
-                    let label = ui.label("Momentum");
-                    ui.add(
-                        egui::DragValue::new(momentum)
-                            .range(0.0..=0.999)
-                            .speed(0.01),
-                    )
-                    .labelled_by(label.id);
-                    ui.end_row();
-                }
-                OptimizerConfig::AdamW { weight_decay } => {
-                    let label = ui.label("Weight decay");
-                    ui.add(
-                        egui::DragValue::new(weight_decay)
-                            .range(0.0..=1.0)
-                            .speed(0.001),
-                    )
-                    .labelled_by(label.id);
-                    ui.end_row();
-                }
-                OptimizerConfig::Adam => {}
+        if let Some(run_id) = run_id {
+            if !points.is_empty() {
+                self.cache.push_live_points(&run_id, points);
             }
-            let label = ui.label("Learning rate");
-            ui.add(
-                egui::DragValue::new(&mut train.learning_rate)
-                    .range(1e-6..=1.0)
-                    .speed(0.0005)
-                    .max_decimals(6),
-            )
-            .labelled_by(label.id);
-            ui.end_row();
-            ui.label("Schedule");
-            ui.horizontal(|ui| {
-                let current = train.schedule.name();
-                for (name, value) in [
-                    ("constant", LrSchedule::Constant),
-                    ("cosine", LrSchedule::Cosine { min_factor: 0.0 }),
-                    (
-                        "step",
-                        LrSchedule::Step {
-                            every_epochs: 10,
-                            gamma: 0.5,
-                        },
-                    ),
-                ] {
-                    if ui.selectable_label(current == name, name).clicked() && current != name {
-                        train.schedule = value;
-                    }
-                }
-            });
-            ui.end_row();
-            if let LrSchedule::Step {
-                every_epochs,
-                gamma,
-            } = &mut train.schedule
-            {
-                ui.label("Step every");
-                ui.horizontal(|ui| {
-                    ui.add(
-                        egui::DragValue::new(every_epochs)
-                            .range(1..=10_000)
-                            .suffix(" epochs"),
-                    );
-                    let label = ui.label("×");
-                    ui.add(egui::DragValue::new(gamma).range(0.01..=1.0).speed(0.01))
-                        .labelled_by(label.id);
-                });
-                ui.end_row();
+            if changed {
+                self.cache.invalidate(&run_id);
+                self.cache.rescan(ctx);
             }
-            let label = ui.label("Batch size");
-            ui.add(egui::DragValue::new(&mut train.batch_size).range(1..=65_536))
-                .labelled_by(label.id);
-            ui.end_row();
-            let label = ui.label("Epochs");
-            ui.add(egui::DragValue::new(&mut train.epochs).range(1..=100_000))
-                .labelled_by(label.id);
-            ui.end_row();
-            let label = ui.label("Seed");
-            ui.add(egui::DragValue::new(&mut train.seed))
-                .labelled_by(label.id);
-            ui.end_row();
-            ui.label("Early stopping");
-            ui.horizontal(|ui| {
-                let mut enabled = train.early_stopping_patience.is_some();
-                let toggle = ui.checkbox(&mut enabled, "patience");
-                if toggle.changed() {
-                    train.early_stopping_patience = enabled.then_some(10);
-                }
-                if let Some(patience) = &mut train.early_stopping_patience {
-                    ui.add(
-                        egui::DragValue::new(patience)
-                            .range(1..=10_000)
-                            .suffix(" epochs"),
-                    )
-                    .labelled_by(toggle.id);
-                }
-            });
-            ui.end_row();
-            ui.label("Device");
-            ui.horizontal(|ui| {
-                for choice in DeviceChoice::ALL {
-                    ui.selectable_value(&mut app.settings.device, choice, choice.name());
-                }
-            });
-            ui.end_row();
-        });
-    match &app.detected_adapters {
-        None => {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.weak("Looking for GPUs…");
-            });
         }
-        Some(adapters) if adapters.is_empty() => {
-            ui.weak("No wgpu adapter found: training runs on the CPU.");
-        }
-        Some(adapters) => {
-            for adapter in adapters {
-                ui.weak(format!(
-                    "wgpu: {} ({}{})",
-                    adapter.name,
-                    adapter.backend,
-                    if adapter.software {
-                        ", software — auto uses the CPU"
-                    } else {
-                        ""
-                    }
-                ));
+        for (is_error, message) in messages {
+            if is_error {
+                self.error(message);
+            } else {
+                self.info(message);
             }
         }
     }
@@ -337,7 +294,10 @@ pub fn train_controls_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 .hint_text("dataset name")
                 .desired_width(180.0),
         )
-        .labelled_by(label.id);
+        .labelled_by(label.id)
+        .on_hover_text(
+            "Left empty, the run is named after the dataset; a name in use gets -2, -3, …",
+        );
     });
     let problems = form_problems(app);
     for problem in &problems {
@@ -359,40 +319,62 @@ pub fn train_controls_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             app.push(Command::StopTraining);
         }
     });
-    let Some(training) = &app.training else {
-        return;
-    };
+    if let Some(training) = &app.training {
+        progress_ui(ui, training);
+    }
+}
+
+fn progress_ui(ui: &mut egui::Ui, training: &LiveTraining) {
     ui.label(egui::RichText::new(&training.run_name).strong());
     if let Some(device) = &training.device {
         ui.weak(device);
     }
-    if let Some((epoch, batch, batches, samples_per_sec, eta_secs)) = training.progress {
-        let total = training.total_epochs.max(1);
-        let done = (epoch - 1) as f32 + batch as f32 / batches.max(1) as f32;
-        let fraction = if training.finished.is_some() {
-            1.0
-        } else {
-            done / total as f32
-        };
-        ui.add(
-            egui::ProgressBar::new(fraction)
-                .show_percentage()
-                .desired_width(300.0),
-        );
-        ui.label(format!(
-            "epoch {epoch}/{total} · batch {batch}/{batches} · {samples_per_sec:.0} samples/s · ETA {}",
-            format_duration(eta_secs)
-        ));
-    } else if training.finished.is_none() {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label("Starting (choosing the device, compiling kernels)…");
-        });
+    let total = training.total_epochs.max(1);
+    match (&training.finished, training.progress) {
+        (Some(finished), _) => {
+            // Where it really ended, not 100 %: an early stop at 19 of 60 shows 19 of 60.
+            let done = finished.epochs_completed.min(total);
+            if training.total_epochs > 0 {
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total as f32)
+                        .text(format!("{done} of {total} epochs"))
+                        .desired_width(300.0),
+                );
+            }
+            ui.label(ending_summary(finished, training.total_epochs));
+        }
+        (None, Some(progress)) => {
+            let done = (progress.epoch - 1) as f32
+                + progress.batch as f32 / progress.batches.max(1) as f32;
+            ui.add(
+                egui::ProgressBar::new(done / total as f32)
+                    .show_percentage()
+                    .desired_width(300.0),
+            );
+            ui.label(format!(
+                "epoch {}/{total} · batch {}/{} · {:.0} samples/s · ETA {}",
+                progress.epoch,
+                progress.batch,
+                progress.batches,
+                progress.samples_per_sec,
+                format_duration(progress.eta_secs)
+            ));
+        }
+        (None, None) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(if training.is_preparing() {
+                    "Preparing the data…"
+                } else {
+                    "Starting (choosing the device, compiling kernels)…"
+                });
+            });
+        }
     }
     if let Some(metrics) = &training.last_epoch {
         let mut text = format!(
-            "train loss {:.4} · valid loss {:.4}",
-            metrics.train_loss, metrics.valid_loss
+            "epoch {}: train loss {:.4} · valid loss {:.4}",
+            metrics.epoch, metrics.train_loss, metrics.valid_loss
         );
         if let Some(accuracy) = metrics.valid_accuracy {
             text.push_str(&format!(" · valid acc {:.1}%", accuracy * 100.0));
@@ -402,14 +384,34 @@ pub fn train_controls_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         }
         ui.label(text);
     }
-    if let Some((outcome, message)) = &training.finished {
-        let color = match outcome {
+    for warning in &training.warnings {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {warning}"));
+    }
+    if let Some(finished) = &training.finished {
+        let color = match finished.outcome {
             Outcome::Failed | Outcome::Diverged => ui.visuals().error_fg_color,
             _ => ui.visuals().text_color(),
         };
-        ui.colored_label(color, message);
+        ui.add(egui::Label::new(egui::RichText::new(&finished.message).color(color)).wrap());
     } else if training.stop_requested {
-        ui.weak("Stopping after this batch…");
+        ui.weak(if training.is_preparing() {
+            "Stopping once the data is read…"
+        } else {
+            "Stopping after this batch…"
+        });
+    }
+}
+
+/// One line on how a run ended, with the epoch it reached.
+fn ending_summary(finished: &Finished, total_epochs: usize) -> String {
+    let done = finished.epochs_completed;
+    match finished.outcome {
+        Outcome::Completed => format!("Completed all {done} epochs."),
+        Outcome::EarlyStopped => format!("Stopped early after epoch {done} of {total_epochs}."),
+        Outcome::Stopped if total_epochs == 0 => "Stopped before training began.".to_string(),
+        Outcome::Stopped => format!("Stopped after epoch {done} of {total_epochs}."),
+        Outcome::Diverged => format!("Diverged in epoch {}.", done + 1),
+        Outcome::Failed => format!("Failed after epoch {done}."),
     }
 }
 
