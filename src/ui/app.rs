@@ -72,6 +72,8 @@ pub struct KilnApp {
     /// The name each listed run is shown under (see [`display_names`]).
     names: HashMap<String, String>,
     last_plot: PlotOutcome,
+    /// The Train/Stop block's height in the last frame.
+    train_controls_height: f32,
     auto_selected: bool,
     first_frame_shown: bool,
 }
@@ -112,6 +114,7 @@ impl KilnApp {
             commands: vec![Command::LoadData, Command::Rescan],
             names: HashMap::new(),
             last_plot: PlotOutcome::default(),
+            train_controls_height: 0.0,
             auto_selected: false,
             first_frame_shown: false,
             settings,
@@ -515,15 +518,25 @@ impl eframe::App for KilnApp {
             .show(ui, |ui| {
                 // Train and Stop stay in view however long the form gets; their block scrolls
                 // too when a small window cannot hold all of it.
-                egui::Panel::bottom("kiln_train_controls").show(ui, |ui| {
-                    ui.add_space(4.0);
-                    let max_height =
-                        ui.ctx().content_rect().height() * layout::MAX_TRAIN_CONTROLS_FRACTION;
-                    egui::ScrollArea::vertical()
-                        .id_salt("train_controls_scroll")
-                        .max_height(max_height)
-                        .show(ui, |ui| panels::train_controls_ui(self, ui));
-                });
+                // Sized from its content (measured last frame), up to a share of the window;
+                // beyond that it scrolls. A panel cannot grow from inside a scroll area by itself.
+                let max_height =
+                    ui.ctx().content_rect().height() * layout::MAX_TRAIN_CONTROLS_FRACTION;
+                let height = (self.train_controls_height + 12.0).min(max_height);
+                egui::Panel::bottom("kiln_train_controls")
+                    .exact_size(height)
+                    .show(ui, |ui| {
+                        ui.add_space(4.0);
+                        let scroll = egui::ScrollArea::vertical()
+                            .id_salt("train_controls_scroll")
+                            .auto_shrink([false, true])
+                            .show(ui, |ui| panels::train_controls_ui(self, ui));
+                        let content = scroll.content_size.y;
+                        if (content - self.train_controls_height).abs() > 0.5 {
+                            self.train_controls_height = content;
+                            ui.ctx().request_repaint();
+                        }
+                    });
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     panels::setup_ui(self, ui);
                 });

@@ -37,6 +37,8 @@ pub struct StoreCache {
     stale: Vec<String>,
     /// A reading task that crashed, to report once.
     task_error: Option<String>,
+    /// A rescan was asked for while one was running: the files may have changed since it began.
+    rescan_again: bool,
 }
 
 impl StoreCache {
@@ -51,6 +53,7 @@ impl StoreCache {
             curve_tasks: HashMap::new(),
             stale: Vec::new(),
             task_error: None,
+            rescan_again: false,
         }
     }
 
@@ -61,8 +64,10 @@ impl StoreCache {
     /// Starts a rescan now.
     pub fn rescan(&mut self, ctx: &egui::Context) {
         if self.scan.is_pending() {
+            self.rescan_again = true;
             return;
         }
+        self.rescan_again = false;
         let runs_dir = self.runs_dir.clone();
         self.last_scan = Some(Instant::now());
         self.scan.start(ctx, move || {
@@ -88,9 +93,10 @@ impl StoreCache {
                 Err(error) => self.scan_error = Some(error),
             }
         }
-        if self
-            .last_scan
-            .is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL)
+        if self.rescan_again
+            || self
+                .last_scan
+                .is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL)
         {
             self.rescan(ctx);
         }

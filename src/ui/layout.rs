@@ -55,7 +55,7 @@ pub enum Edge {
 /// Draws a small grip on a panel's draggable edge so users find the splitter without hovering.
 pub fn splitter_grip(ctx: &egui::Context, panel: Rect, edge: Edge) {
     let painter = ctx.layer_painter(egui::LayerId::new(
-        egui::Order::Foreground,
+        egui::Order::Middle,
         egui::Id::unique("kiln_splitter_grips"),
     ));
     let color = ctx

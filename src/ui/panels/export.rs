@@ -336,7 +336,7 @@ fn best_shortcuts_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         if ui
             .button(format!(
                 "Select the best checkpoint of {} (epoch {epoch})",
-                crate::ui::app::short_id(&id)
+                app.identity_name(&id)
             ))
             .clicked()
         {

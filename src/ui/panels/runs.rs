@@ -403,7 +403,7 @@ impl RunsPanel {
             egui::Grid::new("continue_grid")
                 .num_columns(2)
                 .show(ui, |ui| {
-                    let label = ui.label("Learning rate");
+                    let label = ui.label("New learning rate");
                     crate::ui::widgets::checked_number(
                         ui,
                         &mut dialog.learning_rate,
