@@ -1,7 +1,7 @@
 //! Kiln: load a dataset, train a small model with Burn, keep and compare runs, export models.
 //!
 //! Layers, each using only the ones above it in this list:
-//! [`data`] → [`model`] → [`train`] (engine) ↔ [`runs`] (store) → [`export`];
+//! [`data`] → [`model`] → [`train`] (engine) ↔ [`runs`] (store) → [`sweep`] → [`export`];
 //! the CLI ([`cli`]) and the desktop app ([`ui`]) are thin shells over them.
 
 pub mod cli;
@@ -9,6 +9,7 @@ pub mod data;
 pub mod export;
 pub mod model;
 pub mod runs;
+pub mod sweep;
 pub mod train;
 pub mod ui;
 

@@ -72,6 +72,13 @@ pub struct TrainArgs {
     /// Fill missing cells instead of failing.
     #[arg(long)]
     pub impute: bool,
+    /// Hold out this share of the rows as a test split (seeded, stratified, before the
+    /// validation split): never trained on or used to select; `kiln export --test` scores it.
+    #[arg(long, conflicts_with = "test_file")]
+    pub test_fraction: Option<f64>,
+    /// A CSV file with the same columns to serve as the test split instead.
+    #[arg(long)]
+    pub test_file: Option<PathBuf>,
     #[command(flatten)]
     pub images: ImageArgs,
 }
@@ -235,6 +242,11 @@ pub fn train_request(args: &TrainArgs, runs_dir: &Path) -> Result<TrainRequest> 
         data.valid_fraction = fraction;
     }
     data.impute_missing = args.impute;
+    data.test = match (args.test_fraction, &args.test_file) {
+        (Some(fraction), _) => Some(crate::data::TestSplit::Fraction(fraction)),
+        (None, Some(file)) => Some(crate::data::TestSplit::File(file.clone())),
+        (None, None) => None,
+    };
     if images {
         data.images = Some(image_options(&args.images));
     }

@@ -95,7 +95,7 @@ pub(super) fn follow(handle: TrainHandle) -> Result<()> {
     let run_id = handle.run_id.clone();
     handle.wait();
     match outcome {
-        Some(Outcome::Completed | Outcome::EarlyStopped) => {
+        Some(Outcome::Completed | Outcome::EarlyStopped | Outcome::Pruned) => {
             println!("{run_id}");
             Ok(())
         }

@@ -3,6 +3,7 @@
 mod args;
 mod follow;
 mod predict;
+mod sweep;
 mod views;
 
 pub use args::{ChannelsArg, ConfigFile, ImageArgs, ModelArg, TaskArg, TrainArgs, train_request};
@@ -84,6 +85,10 @@ pub enum Command {
         /// Skip the ONNX file.
         #[arg(long)]
         no_onnx: bool,
+        /// Score the checkpoint on the run's held-out test split (once) and record the result in
+        /// the card and the run.
+        #[arg(long)]
+        test: bool,
     },
     /// Predict with an exported model on a CSV file, or (image models) an image file or folder;
     /// prints CSV.
@@ -102,6 +107,9 @@ pub enum Command {
     Verify { bundle: PathBuf },
     /// Rename a run.
     Rename { run: String, name: String },
+    /// Search hyperparameters: run, follow, resume, stop and promote sweeps.
+    #[command(subcommand)]
+    Sweep(sweep::SweepCommand),
     /// Delete a run and its checkpoints.
     Delete {
         run: String,
@@ -118,6 +126,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match command {
         Command::Train(args) => train(*args, &runs_dir),
+        Command::Sweep(command) => sweep::run(command, &runs_dir),
         Command::Runs { json } => list_runs(&runs_dir, json),
         Command::Show { run, json } => show_run(&runs_dir, &run, json),
         Command::Resume {
@@ -144,12 +153,15 @@ pub fn run(cli: Cli) -> Result<()> {
             force,
             no_safetensors,
             no_onnx,
+            test,
         } => {
             let options = ExportOptions {
                 burnpack: true,
                 safetensors: !no_safetensors,
                 onnx: !no_onnx,
                 force,
+                evaluate_test: test,
+                sweep: None,
             };
             let paths = export_checkpoint(&runs_dir, &run, &out, &options)?;
             println!("model card:  {}", paths.card.display());
@@ -159,6 +171,12 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             if options.onnx {
                 println!("onnx:        {}", paths.onnx.display());
+            }
+            if test {
+                let card = crate::export::ModelCard::locate(&paths.card)?.1;
+                if let Some(result) = card.test {
+                    println!("test split:  {}", views::test_line(&result));
+                }
             }
             Ok(())
         }

@@ -168,6 +168,38 @@ pub(super) fn show_run(runs_dir: &Path, run: &str, json: bool) -> Result<()> {
         "epochs:      {}/{} ({} steps, {:.1}s)",
         record.epochs_completed, record.train.epochs, record.steps_completed, record.train_secs
     );
+    if let Some(test) = &record.data.test {
+        println!(
+            "test split:  {} (held out from training and selection)",
+            match test {
+                crate::data::TestSplit::Fraction(fraction) =>
+                    format!("{:.0}% of the rows", fraction * 100.0),
+                crate::data::TestSplit::File(file) => file.display().to_string(),
+            }
+        );
+    }
+    if let Some(result) = &record.test {
+        println!("test result: {}", test_line(result));
+    }
+    if let Some(sweep) = &record.sweep {
+        let params: Vec<String> = sweep
+            .params
+            .iter()
+            .map(|(path, value)| format!("{path}={value}"))
+            .collect();
+        println!(
+            "sweep:       {} trial {} ({})",
+            sweep.sweep_id,
+            sweep.trial,
+            params.join(", ")
+        );
+    }
+    for change in &record.changes {
+        println!(
+            "changed:     {} from {} to {} after epoch {}",
+            change.field, change.from, change.to, change.after_epoch
+        );
+    }
     if !log.bad_lines.is_empty() {
         println!(
             "warning:     metrics.jsonl has unreadable line(s) {:?} (ignored)",
@@ -215,6 +247,27 @@ pub(super) fn show_run(runs_dir: &Path, run: &str, json: bool) -> Result<()> {
         println!("no confusion matrix was logged for epoch {epoch}");
     }
     Ok(())
+}
+
+/// A test-split result on one line: its metrics, rows and checkpoint.
+pub(super) fn test_line(result: &crate::runs::TestResult) -> String {
+    let metrics: Vec<String> = result
+        .metrics
+        .iter()
+        .map(|(name, value)| {
+            if name.ends_with("accuracy") {
+                format!("{name} {:.2}%", value * 100.0)
+            } else {
+                format!("{name} {value:.4}")
+            }
+        })
+        .collect();
+    format!(
+        "{} on {} held-out rows (checkpoint of epoch {})",
+        metrics.join(", "),
+        result.rows,
+        result.epoch
+    )
 }
 
 /// Precision, recall and rows per class, from `confusion[actual][predicted]`.

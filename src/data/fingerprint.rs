@@ -30,20 +30,24 @@ impl DatasetFingerprint {
     }
 }
 
+/// `test_file`: the bytes of a separate test file, when the spec names one.
 pub fn fingerprint(
     bytes: &[u8],
     spec: &DataSpec,
     table: &RawTable,
     schema: &Schema,
+    test_file: Option<&[u8]>,
 ) -> DatasetFingerprint {
     let content_sha256 = hex(&Sha256::digest(bytes));
-    let options = serde_json::json!({
+    let mut options = serde_json::json!({
         "target": schema.target.name,
         "task": schema.target.task,
         "valid_fraction": spec.valid_fraction,
         "split_seed": spec.split_seed,
         "impute_missing": spec.impute_missing,
     });
+    // Only present with a test split, so every earlier fingerprint stays what it was.
+    add_test_options(&mut options, spec, test_file);
     let mut hasher = Sha256::new();
     hasher.update(content_sha256.as_bytes());
     hasher.update(options.to_string().as_bytes());
@@ -75,12 +79,13 @@ pub fn fingerprint(
 
 /// The fingerprint of an image dataset: every file's name and content, and the loading options.
 pub fn image_fingerprint(set: &ImageSet, spec: &DataSpec) -> DatasetFingerprint {
-    let options = serde_json::json!({
+    let mut options = serde_json::json!({
         "images": spec.images.clone().unwrap_or_default(),
         "shape": set.shape,
         "valid_fraction": spec.valid_fraction,
         "split_seed": spec.split_seed,
     });
+    add_test_options(&mut options, spec, None);
     let mut hasher = Sha256::new();
     hasher.update(set.content_sha256.as_bytes());
     hasher.update(options.to_string().as_bytes());
@@ -97,6 +102,19 @@ pub fn image_fingerprint(set: &ImageSet, spec: &DataSpec) -> DatasetFingerprint 
         columns: set.shape.pixels(),
         class_counts: set.classes.iter().cloned().zip(counts).collect(),
     }
+}
+
+fn add_test_options(options: &mut serde_json::Value, spec: &DataSpec, test_file: Option<&[u8]>) {
+    let test = match (&spec.test, test_file) {
+        (None, _) => return,
+        (Some(super::TestSplit::Fraction(fraction)), _) => {
+            serde_json::json!({ "fraction": fraction })
+        }
+        (Some(super::TestSplit::File(_)), bytes) => serde_json::json!({
+            "file_sha256": bytes.map(|bytes| hex(&Sha256::digest(bytes))),
+        }),
+    };
+    options["test"] = test;
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -24,7 +24,7 @@ pub use images::{
 pub use preprocess::{ColumnTransform, EncodedMatrix, InputShape, Preprocessor};
 pub use schema::{
     ColumnKind, ColumnSchema, DataSource, DataSpec, Schema, TargetSchema, Task, TaskOverride,
-    infer_schema,
+    TestSplit, infer_schema,
 };
 pub use split::{Split, split_indices, stratified_split};
 
@@ -134,6 +134,9 @@ pub struct PreparedData {
     pub preprocessor: Preprocessor,
     pub train: EncodedMatrix,
     pub valid: EncodedMatrix,
+    /// The held-out test rows, when the spec asks for a test split. The trainer never reads
+    /// them; only the evaluation of a chosen checkpoint does.
+    pub test: Option<EncodedMatrix>,
     pub loaded: LoadedData,
     pub split: Split,
     /// Training-time changes to image data (flips, shifts), if any.
@@ -273,8 +276,20 @@ pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, Da
         path: spec.path.clone(),
         message,
     };
-    let split =
-        stratified_split(&set.labels(), spec.valid_fraction, spec.split_seed).map_err(invalid)?;
+    if matches!(spec.test, Some(TestSplit::File(_))) {
+        return Err(invalid(
+            "a separate test file is for CSV datasets; give image datasets a test fraction"
+                .to_string(),
+        ));
+    }
+    let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
+    let split = stratified_split(
+        &set.labels(),
+        spec.valid_fraction,
+        test_fraction,
+        spec.split_seed,
+    )
+    .map_err(invalid)?;
     if split.train.is_empty() || split.valid.is_empty() {
         return Err(DataError::TooFewRows {
             path: spec.path.clone(),
@@ -299,6 +314,7 @@ pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, Da
         }
     };
     let (train, valid) = (encode(&split.train), encode(&split.valid));
+    let test = spec.test.is_some().then(|| encode(&split.test));
     let schema = Schema {
         features: Vec::new(),
         target: TargetSchema {
@@ -321,6 +337,7 @@ pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, Da
         preprocessor: Preprocessor::for_images(transform),
         train,
         valid,
+        test,
         loaded: LoadedData::Images(set),
         split,
         augmentation: spec.images.as_ref().map(|options| options.augment),
@@ -332,13 +349,35 @@ pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, Da
 pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, DataError> {
     let table = parse_csv_bytes(&spec.path, bytes)?;
     let schema = infer_schema(&table, spec)?;
-    let fingerprint = fingerprint(bytes, spec, &table, &schema);
-    let split = split_indices(&table, &schema, spec.valid_fraction, spec.split_seed).map_err(
-        |message| DataError::Invalid {
-            path: spec.path.clone(),
-            message,
-        },
-    )?;
+    let test_file = match &spec.test {
+        Some(TestSplit::File(path)) => {
+            let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            Some((parse_csv_bytes(path, &bytes)?, bytes))
+        }
+        _ => None,
+    };
+    let fingerprint = fingerprint(
+        bytes,
+        spec,
+        &table,
+        &schema,
+        test_file.as_ref().map(|(_, bytes)| bytes.as_slice()),
+    );
+    let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
+    let split = split_indices(
+        &table,
+        &schema,
+        spec.valid_fraction,
+        test_fraction,
+        spec.split_seed,
+    )
+    .map_err(|message| DataError::Invalid {
+        path: spec.path.clone(),
+        message,
+    })?;
     if split.train.is_empty() || split.valid.is_empty() {
         return Err(DataError::TooFewRows {
             path: spec.path.clone(),
@@ -348,12 +387,31 @@ pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, Data
     let preprocessor = Preprocessor::fit(&table, &schema, &split.train);
     let train = preprocessor.encode_rows(&table, &schema, &split.train, spec.impute_missing)?;
     let valid = preprocessor.encode_rows(&table, &schema, &split.valid, spec.impute_missing)?;
+    let test = match (&spec.test, test_file) {
+        (Some(TestSplit::File(_)), Some((test_table, _))) => {
+            // The target column is required here: the test rows are scored against it.
+            preprocessor.check_columns(&test_table, &[schema.target.name.as_str()])?;
+            let rows: Vec<usize> = (0..test_table.rows.len()).collect();
+            Some(preprocessor.encode_rows(&test_table, &schema, &rows, spec.impute_missing)?)
+        }
+        (Some(TestSplit::Fraction(_)), _) => {
+            Some(preprocessor.encode_rows(&table, &schema, &split.test, spec.impute_missing)?)
+        }
+        _ => None,
+    };
+    if test.as_ref().is_some_and(|test| test.rows == 0) {
+        return Err(DataError::Invalid {
+            path: spec.path.clone(),
+            message: "the test split has no rows".to_string(),
+        });
+    }
     Ok(PreparedData {
         schema,
         fingerprint,
         preprocessor,
         train,
         valid,
+        test,
         loaded: LoadedData::Table(table),
         split,
         augmentation: None,

@@ -35,6 +35,29 @@ pub struct DataSpec {
     /// How to read image datasets (a folder of class folders, or IDX files); ignored for CSV.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<ImageOptions>,
+    /// Rows held out from training, validation, sweeps, pruning and early stopping: read only
+    /// to evaluate a chosen checkpoint once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestSplit>,
+}
+
+/// Where the test rows come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestSplit {
+    /// A seeded share of the dataset (stratified by class), split off before validation.
+    Fraction(f64),
+    /// A separate CSV file with the same columns (tables only).
+    File(PathBuf),
+}
+
+impl TestSplit {
+    pub fn fraction(&self) -> f64 {
+        match self {
+            TestSplit::Fraction(fraction) => *fraction,
+            TestSplit::File(_) => 0.0,
+        }
+    }
 }
 
 /// What kind of dataset a path holds.
@@ -64,6 +87,7 @@ impl DataSpec {
             split_seed: default_split_seed(),
             impute_missing: false,
             images: None,
+            test: None,
         }
     }
 

@@ -14,17 +14,21 @@ use super::schema::{Schema, Task};
 pub struct Split {
     pub train: Vec<usize>,
     pub valid: Vec<usize>,
+    /// Held out from training and selection alike (empty without a test fraction).
+    pub test: Vec<usize>,
 }
 
-/// Splits rows so that about `valid_fraction` of them (of each class, for classification) are
-/// held out for validation. The same table, fraction and seed always give the same split.
+/// Splits rows so that about `valid_fraction` of them (and `test_fraction`, for a test split)
+/// of each class, for classification, are held out. The same table, fractions and seed always
+/// give the same split; without a test fraction it is the split Kiln always made.
 pub fn split_indices(
     table: &RawTable,
     schema: &Schema,
     valid_fraction: f64,
+    test_fraction: f64,
     seed: u64,
 ) -> Result<Split, String> {
-    check_fraction(valid_fraction)?;
+    check_fractions(valid_fraction, test_fraction)?;
     let groups: Vec<Vec<usize>> = match schema.target.task {
         Task::Regression => vec![(0..table.rows.len()).collect()],
         Task::Classification => {
@@ -42,12 +46,17 @@ pub fn split_indices(
             by_class.into_values().collect()
         }
     };
-    Ok(split_groups(groups, valid_fraction, seed))
+    Ok(split_groups(groups, valid_fraction, test_fraction, seed))
 }
 
 /// Splits class labels (stratified), for datasets that are not tables.
-pub fn stratified_split(labels: &[usize], valid_fraction: f64, seed: u64) -> Result<Split, String> {
-    check_fraction(valid_fraction)?;
+pub fn stratified_split(
+    labels: &[usize],
+    valid_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<Split, String> {
+    check_fractions(valid_fraction, test_fraction)?;
     let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (index, &label) in labels.iter().enumerate() {
         by_class.entry(label).or_default().push(index);
@@ -55,35 +64,66 @@ pub fn stratified_split(labels: &[usize], valid_fraction: f64, seed: u64) -> Res
     Ok(split_groups(
         by_class.into_values().collect(),
         valid_fraction,
+        test_fraction,
         seed,
     ))
 }
 
-fn check_fraction(valid_fraction: f64) -> Result<(), String> {
+fn check_fractions(valid_fraction: f64, test_fraction: f64) -> Result<(), String> {
     if !(valid_fraction > 0.0 && valid_fraction < 1.0) {
         return Err(format!(
             "the validation fraction must be between 0 and 1, not {valid_fraction}"
         ));
     }
+    if !(0.0..1.0).contains(&test_fraction) {
+        return Err(format!(
+            "the test fraction must be at least 0 and below 1, not {test_fraction}"
+        ));
+    }
+    if valid_fraction + test_fraction >= 1.0 {
+        return Err(format!(
+            "validation ({valid_fraction}) and test ({test_fraction}) together leave no rows to train on"
+        ));
+    }
     Ok(())
 }
 
-fn split_groups(groups: Vec<Vec<usize>>, valid_fraction: f64, seed: u64) -> Split {
+fn split_groups(
+    groups: Vec<Vec<usize>>,
+    valid_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> Split {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut split = Split {
         train: Vec::new(),
         valid: Vec::new(),
+        test: Vec::new(),
     };
     for mut group in groups {
         group.shuffle(&mut rng);
-        let mut valid_count = (group.len() as f64 * valid_fraction).round() as usize;
-        if group.len() >= 2 {
-            valid_count = valid_count.clamp(1, group.len() - 1);
+        let size = group.len();
+        let mut test_count = (size as f64 * test_fraction).round() as usize;
+        if test_fraction > 0.0 && size >= 3 {
+            test_count = test_count.clamp(1, size - 2);
         }
-        split.valid.extend_from_slice(&group[..valid_count]);
-        split.train.extend_from_slice(&group[valid_count..]);
+        test_count = test_count.min(size.saturating_sub(2));
+        let rest = size - test_count;
+        let mut valid_count = (size as f64 * valid_fraction).round() as usize;
+        if rest >= 2 {
+            valid_count = valid_count.clamp(1, rest - 1);
+        }
+        valid_count = valid_count.min(rest);
+        split.test.extend_from_slice(&group[..test_count]);
+        split
+            .valid
+            .extend_from_slice(&group[test_count..test_count + valid_count]);
+        split
+            .train
+            .extend_from_slice(&group[test_count + valid_count..]);
     }
     split.train.shuffle(&mut rng);
     split.valid.sort_unstable();
+    split.test.sort_unstable();
     split
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use burn::store::{BurnToPyTorchAdapter, SafetensorsStore};
 use burn::tensor::Device;
 
-use super::card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
+use super::card::{
+    ArchitectureLayer, CARD_FORMAT_VERSION, CardSweep, FileDigest, GoldenVectors, ModelCard,
+};
 use super::predict::outputs_to_card_values;
 use super::{ExportError, io_error, sha256_hex};
 use crate::data::InputShape;
@@ -23,6 +25,11 @@ pub struct ExportOptions {
     pub onnx: bool,
     /// Replace existing files.
     pub force: bool,
+    /// Score the checkpoint on the run's test split (once) and put the result in the card and
+    /// the run.
+    pub evaluate_test: bool,
+    /// The sweep the checkpoint is promoted from.
+    pub sweep: Option<CardSweep>,
 }
 
 impl Default for ExportOptions {
@@ -32,6 +39,8 @@ impl Default for ExportOptions {
             safetensors: true,
             onnx: true,
             force: false,
+            evaluate_test: false,
+            sweep: None,
         }
     }
 }
@@ -104,6 +113,16 @@ pub fn export_checkpoint(
             ExportError::Model(format!("ONNX export: {reason} (or export without ONNX)"))
         })?;
     }
+    // Measured before anything is written, so a failing evaluation leaves no bundle.
+    let test = if options.evaluate_test {
+        Some(super::test_split::evaluate_test_split(
+            runs_dir,
+            &record.id,
+            entry.epoch,
+        )?)
+    } else {
+        None
+    };
     if let Some(parent) = paths.card.parent() {
         std::fs::create_dir_all(parent).map_err(io_error(parent))?;
     }
@@ -204,6 +223,8 @@ pub fn export_checkpoint(
         dataset: record.fingerprint.clone(),
         files,
         golden,
+        sweep: options.sweep.clone(),
+        test,
     };
     write_json_atomic(&paths.card, &card).map_err(io_error(&paths.card))?;
     Ok(paths)

@@ -81,6 +81,29 @@ pub struct ModelCard {
     /// takes the encoded inputs (`input_names`, dynamic batch axis) and returns the card's outputs.
     pub files: BTreeMap<String, FileDigest>,
     pub golden: GoldenVectors,
+    /// The sweep this model won (or placed in), when it was promoted from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<CardSweep>,
+    /// The checkpoint's metrics on the held-out test split (measured once, at export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<crate::runs::TestResult>,
+}
+
+/// Where a promoted model stood in its sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardSweep {
+    pub sweep_id: String,
+    pub sweep_name: String,
+    pub trial: usize,
+    pub repeat: usize,
+    /// 1 = the best trial by `metric`.
+    pub rank: usize,
+    pub trials: usize,
+    pub metric: String,
+    pub goal: crate::runs::Goal,
+    /// The trial's value of `metric` (its mean over repeats), on the validation split.
+    pub value: f64,
+    pub params: BTreeMap<String, serde_json::Value>,
 }
 
 impl ModelCard {

@@ -7,9 +7,13 @@ mod evaluate;
 mod onnx;
 mod predict;
 mod predict_images;
+mod promote;
+mod test_split;
 
 pub use bundle::{BundlePaths, ExportOptions, export_checkpoint};
-pub use card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
+pub use card::{
+    ArchitectureLayer, CARD_FORMAT_VERSION, CardSweep, FileDigest, GoldenVectors, ModelCard,
+};
 pub use evaluate::{CheckpointEvaluation, ValidationPrediction, evaluate_checkpoint};
 pub use onnx::onnx_support;
 pub use predict::{
@@ -19,6 +23,8 @@ pub use predict::{
 pub use predict_images::{
     ImagePrediction, ImagePredictionReport, image_predictions_to_csv, predict_images,
 };
+pub use promote::{PromoteError, Promoted, promote, winner};
+pub use test_split::evaluate_test_split;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

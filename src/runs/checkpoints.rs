@@ -89,6 +89,66 @@ pub fn macro_precision_recall(confusion: &[Vec<u64>]) -> (f64, f64) {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointIndex {
     pub checkpoints: Vec<CheckpointEntry>,
+    /// What makes a checkpoint the best one; absent: the lowest validation loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_by: Option<BestBy>,
+}
+
+/// The metric (a key of [`CheckpointEntry::metrics`], e.g. `valid_accuracy`) that picks the best
+/// checkpoint, and whether higher or lower is better.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BestBy {
+    pub metric: String,
+    pub goal: Goal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    Min,
+    Max,
+}
+
+impl Goal {
+    /// The goal a metric naturally has: losses and errors go down, the rest up.
+    pub fn natural(metric: &str) -> Self {
+        if metric.ends_with("loss") || metric.ends_with("rmse") {
+            Goal::Min
+        } else {
+            Goal::Max
+        }
+    }
+
+    /// `value` turned into something to minimise.
+    pub fn as_cost(self, value: f64) -> f64 {
+        match self {
+            Goal::Min => value,
+            Goal::Max => -value,
+        }
+    }
+
+    /// Whether `a` is better than `b`.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        self.as_cost(a) < self.as_cost(b)
+    }
+}
+
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Goal::Min => "min",
+            Goal::Max => "max",
+        })
+    }
+}
+
+impl Default for BestBy {
+    fn default() -> Self {
+        Self {
+            metric: "valid_loss".to_string(),
+            goal: Goal::Min,
+        }
+    }
 }
 
 impl CheckpointIndex {
@@ -104,8 +164,9 @@ impl CheckpointIndex {
         self.checkpoints.iter().find(|entry| entry.epoch == epoch)
     }
 
-    /// Adds a checkpoint (replacing one of the same epoch), re-marks the best (lowest finite
-    /// validation loss) and returns the entries the keep policy drops, whose files can go.
+    /// Adds a checkpoint (replacing one of the same epoch), re-marks the best (by
+    /// [`Self::best_by`]: the lowest finite validation loss unless set) and returns the entries
+    /// the keep policy drops, whose files can go.
     pub fn insert(&mut self, entry: CheckpointEntry, keep_last: usize) -> Vec<CheckpointEntry> {
         self.checkpoints
             .retain(|existing| existing.epoch != entry.epoch);
@@ -140,10 +201,15 @@ impl CheckpointIndex {
     }
 
     fn mark_best(&mut self) {
+        let best_by = self.best_by.clone().unwrap_or_default();
         let best_epoch = self
             .checkpoints
             .iter()
-            .filter_map(|entry| Some((entry.epoch, entry.valid_loss().filter(|v| v.is_finite())?)))
+            .filter_map(|entry| {
+                let value = entry.metrics.get(&best_by.metric)?;
+                Some((entry.epoch, best_by.goal.as_cost(*value)))
+            })
+            .filter(|(_, cost)| cost.is_finite())
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(epoch, _)| epoch);
         for entry in &mut self.checkpoints {

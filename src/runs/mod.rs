@@ -9,9 +9,12 @@ mod run;
 mod store;
 
 pub use checkpoints::{
-    CheckpointEntry, CheckpointIndex, ClassMetrics, class_report, macro_precision_recall,
+    BestBy, CheckpointEntry, CheckpointIndex, ClassMetrics, Goal, class_report,
+    macro_precision_recall,
 };
 pub use confusion_log::{ConfusionLog, append_confusion};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
-pub use run::{BestSummary, ConfigChange, RUN_FORMAT_VERSION, RunRecord, RunStatus};
+pub use run::{
+    BestSummary, ConfigChange, RUN_FORMAT_VERSION, RunRecord, RunStatus, SweepTag, TestResult,
+};
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};

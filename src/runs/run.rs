@@ -14,6 +14,8 @@ pub enum RunStatus {
     Running,
     Completed,
     EarlyStopped,
+    /// Ended by a sweep's pruner (kept, like every run, and can be extended).
+    Pruned,
     Stopped,
     Diverged,
     Failed,
@@ -27,6 +29,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::EarlyStopped => "early stopped",
+            RunStatus::Pruned => "pruned",
             RunStatus::Stopped => "stopped",
             RunStatus::Diverged => "diverged",
             RunStatus::Failed => "failed",
@@ -95,6 +98,38 @@ pub struct RunRecord {
     /// Settings changed during the run's life (e.g. a lower learning rate after a divergence).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ConfigChange>,
+    /// The sweep this run is a trial of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepTag>,
+    /// A checkpoint's metrics on the held-out test split, measured once when it was chosen
+    /// (never during training or selection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestResult>,
+}
+
+/// Which sweep a run belongs to, and which of its trials it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepTag {
+    pub sweep_id: String,
+    /// 1-based trial number.
+    pub trial: usize,
+    /// 0-based repeat of the trial's settings (with another seed).
+    #[serde(default)]
+    pub repeat: usize,
+    /// The searched settings of this trial, by dotted path (`train.learning_rate`).
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Metrics of one checkpoint on the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub epoch: usize,
+    pub rows: usize,
+    /// `test_loss`, `test_accuracy` or `test_rmse`.
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// RFC 3339 time of the evaluation.
+    pub evaluated: String,
 }
 
 /// A setting changed when a run was resumed: training after `after_epoch` used `to`.

@@ -407,6 +407,7 @@ impl RunDir {
         model_bytes: &[u8],
         optimizer_bytes: &[u8],
         keep_last: usize,
+        best_by: Option<&super::BestBy>,
     ) -> Result<CheckpointIndex, StoreError> {
         let dir = self.checkpoints_dir();
         let model_path = dir.join(&entry.model_file);
@@ -415,6 +416,7 @@ impl RunDir {
         super::atomic::write_atomic(&optimizer_path, optimizer_bytes)
             .map_err(io_error(&optimizer_path))?;
         let mut index = self.read_index()?;
+        index.best_by = best_by.cloned();
         let dropped = index.insert(entry, keep_last);
         self.write_index(&index)?;
         self.remove_checkpoint_files(&dropped);

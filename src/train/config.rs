@@ -95,6 +95,10 @@ pub struct TrainConfig {
     /// Checkpoints kept besides the best one.
     #[serde(default = "default_keep_last")]
     pub keep_last_checkpoints: usize,
+    /// The metric that picks the best checkpoint (and that early stopping watches); absent:
+    /// the lowest validation loss. A sweep sets it to the sweep's metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_by: Option<crate::runs::BestBy>,
 }
 
 fn default_keep_last() -> usize {
@@ -112,6 +116,7 @@ impl Default for TrainConfig {
             seed: 42,
             early_stopping_patience: None,
             keep_last_checkpoints: default_keep_last(),
+            best_by: None,
         }
     }
 }

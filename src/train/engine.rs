@@ -9,12 +9,12 @@ use std::thread::JoinHandle;
 use super::config::{TrainConfig, TrainConfigError};
 use super::device::{DeviceChoice, DeviceInfo};
 use super::events::{Outcome, TrainEvent};
-use super::fit::{FitPlan, run_fit};
+use super::fit::{EpochJudge, FitPlan, run_fit};
 use crate::data::{DataError, DataSpec, PreparedData, prepare};
 use crate::model::{ModelConfig, ModelConfigError};
 use crate::runs::{
     CheckpointEntry, ConfigChange, RUN_FORMAT_VERSION, RunDir, RunRecord, RunStatus, RunStore,
-    StoreError, append_resume_marker,
+    StoreError, SweepTag, append_resume_marker,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +111,8 @@ pub struct PlannedRun {
     kind: PlannedKind,
     data: PreparedData,
     device: DeviceChoice,
+    judge: Option<EpochJudge>,
+    sweep: Option<SweepTag>,
 }
 
 enum PlannedKind {
@@ -133,11 +135,29 @@ impl PlannedRun {
         &self.data
     }
 
+    /// Asks `judge` after every epoch whether to go on (a sweep's pruner).
+    pub fn with_judge(mut self, judge: EpochJudge) -> Self {
+        self.judge = Some(judge);
+        self
+    }
+
+    /// Marks a new run as a trial of a sweep (recorded in `run.json`).
+    pub fn in_sweep(mut self, tag: SweepTag) -> Self {
+        self.sweep = Some(tag);
+        self
+    }
+
     /// Writes the run (a new folder, or the resumed run's changes) and starts training.
     pub fn execute(self, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
-        let PlannedRun { kind, data, device } = self;
+        let PlannedRun {
+            kind,
+            data,
+            device,
+            judge,
+            sweep,
+        } = self;
         let plan = match kind {
-            PlannedKind::New { runs_dir, request } => create_run(&runs_dir, *request, data)?,
+            PlannedKind::New { runs_dir, request } => create_run(&runs_dir, *request, data, sweep)?,
             PlannedKind::Resume {
                 dir,
                 record,
@@ -145,7 +165,14 @@ impl PlannedRun {
                 learning_rate,
             } => reopen_run(dir, *record, last, learning_rate, data)?,
         };
-        spawn(FitPlan { device, ..plan }, notify)
+        spawn(
+            FitPlan {
+                device,
+                judge,
+                ..plan
+            },
+            notify,
+        )
     }
 }
 
@@ -160,6 +187,8 @@ pub fn plan(request: TrainRequest) -> Result<PlannedRun, EngineError> {
         .validate_for(&prepared.preprocessor.input_shape())?;
     Ok(PlannedRun {
         device: request.device,
+        judge: None,
+        sweep: None,
         kind: PlannedKind::New {
             runs_dir: request.runs_dir.clone(),
             request: Box::new(request),
@@ -177,6 +206,7 @@ fn create_run(
     runs_dir: &std::path::Path,
     request: TrainRequest,
     prepared: PreparedData,
+    sweep: Option<SweepTag>,
 ) -> Result<FitPlan, EngineError> {
     let store = RunStore::open(runs_dir)?;
     let wanted = request
@@ -216,6 +246,8 @@ fn create_run(
         sample_rows: prepared.sample_valid_rows(GOLDEN_ROWS),
         pid: Some(std::process::id()),
         changes: Vec::new(),
+        sweep,
+        test: None,
     };
     dir.write_record(&record)?;
     Ok(FitPlan {
@@ -224,6 +256,7 @@ fn create_run(
         data: prepared,
         device: request.device,
         resume_from: None,
+        judge: None,
     })
 }
 
@@ -291,6 +324,8 @@ pub fn plan_resume(request: ResumeRequest) -> Result<PlannedRun, EngineError> {
         },
         data: prepared,
         device,
+        judge: None,
+        sweep: None,
     })
 }
 
@@ -340,6 +375,7 @@ fn reopen_run(
         data: prepared,
         device: DeviceChoice::Auto,
         resume_from: last,
+        judge: None,
     })
 }
 

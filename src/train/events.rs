@@ -11,6 +11,8 @@ use crate::runs::{MetricPoint, SplitName};
 pub enum Outcome {
     Completed,
     EarlyStopped,
+    /// Ended by a sweep's pruner: it lagged behind the other trials.
+    Pruned,
     Stopped,
     Diverged,
     Failed,

@@ -42,12 +42,18 @@ pub(crate) struct FitPlan {
     pub data: PreparedData,
     pub device: DeviceChoice,
     pub resume_from: Option<CheckpointEntry>,
+    pub judge: Option<EpochJudge>,
 }
+
+/// Asked after every epoch (once its checkpoint is saved) whether the run should go on; a
+/// reason ends it as `pruned` (a sweep's pruner says so when a trial lags behind the others).
+pub type EpochJudge = std::sync::Arc<dyn Fn(&EpochMetrics) -> Option<String> + Send + Sync>;
 
 /// Why training ended early, with the message stored in the run.
 enum Ending {
     Stopped,
     EarlyStopped(String),
+    Pruned(String),
     Diverged(String),
     Failed(String),
 }
@@ -59,6 +65,7 @@ pub(crate) fn run_fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
         data,
         device,
         resume_from,
+        judge,
     } = plan;
     let ending = match Trainer::new(
         &dir,
@@ -67,6 +74,7 @@ pub(crate) fn run_fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
         device,
         resume_from.as_ref(),
         emitter,
+        judge,
     ) {
         Ok(mut trainer) => trainer.train(stop),
         Err(message) => Some(Ending::Failed(message)),
@@ -88,6 +96,7 @@ pub(crate) fn run_fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
         Some(Ending::EarlyStopped(message)) => {
             (RunStatus::EarlyStopped, Outcome::EarlyStopped, message)
         }
+        Some(Ending::Pruned(message)) => (RunStatus::Pruned, Outcome::Pruned, message),
         Some(Ending::Diverged(message)) => (RunStatus::Diverged, Outcome::Diverged, message),
         Some(Ending::Failed(message)) => (RunStatus::Failed, Outcome::Failed, message),
     };
@@ -119,7 +128,9 @@ struct Trainer<'a> {
     step: u64,
     /// Wall seconds of earlier sessions of this run, so curves continue on resume.
     wall_offset_secs: f64,
+    /// The best checkpoint so far: its epoch and its value of the `best_by` metric.
     best: Option<(usize, f64)>,
+    judge: Option<EpochJudge>,
 }
 
 impl<'a> Trainer<'a> {
@@ -130,6 +141,7 @@ impl<'a> Trainer<'a> {
         choice: DeviceChoice,
         resume_from: Option<&CheckpointEntry>,
         emitter: &'a Emitter,
+        judge: Option<EpochJudge>,
     ) -> Result<Self, String> {
         let resolved = resolve(choice).map_err(|error| error.to_string())?;
         record.device = resolved.info.clone();
@@ -163,10 +175,11 @@ impl<'a> Trainer<'a> {
                     format!("checkpoint {} optimizer state: {error:?}", entry.epoch)
                 })?;
         }
-        let best = dir
-            .read_index()
-            .ok()
-            .and_then(|index| index.best().and_then(|b| Some((b.epoch, b.valid_loss()?))));
+        let best_by = record.train.best_by.clone().unwrap_or_default();
+        let best = dir.read_index().ok().and_then(|index| {
+            let best = index.best()?;
+            Some((best.epoch, *best.metrics.get(&best_by.metric)?))
+        });
         dir.write_record(record)
             .map_err(|error| error.to_string())?;
         let train = DeviceData::upload(&data.train, data.schema.task(), &train_device);
@@ -183,6 +196,7 @@ impl<'a> Trainer<'a> {
             optimizer,
             train,
             best,
+            judge,
         })
     }
 
@@ -403,6 +417,7 @@ impl<'a> Trainer<'a> {
                 message: format!("could not log the confusion matrix: {error}"),
             });
         }
+        let metrics_for_judge = metrics.clone();
         self.emitter.send(TrainEvent::Epoch(metrics));
 
         if !train_loss.is_finite() || !valid_loss.is_finite() {
@@ -447,10 +462,14 @@ impl<'a> Trainer<'a> {
             Err(error) => return Some(Ending::Failed(format!("saving the optimizer: {error:?}"))),
         };
         let keep_last = self.record.train.keep_last_checkpoints;
-        let index = match self
-            .dir
-            .save_checkpoint(entry, &model_bytes, &optimizer_bytes, keep_last)
-        {
+        let best_by = self.record.train.best_by.clone().unwrap_or_default();
+        let index = match self.dir.save_checkpoint(
+            entry,
+            &model_bytes,
+            &optimizer_bytes,
+            keep_last,
+            self.record.train.best_by.as_ref(),
+        ) {
             Ok(index) => index,
             // A full disk or a vanished folder: stop cleanly with the earlier checkpoints intact.
             Err(error) => {
@@ -460,7 +479,7 @@ impl<'a> Trainer<'a> {
             }
         };
         let best_entry = index.best();
-        self.best = best_entry.and_then(|b| Some((b.epoch, b.valid_loss()?)));
+        self.best = best_entry.and_then(|b| Some((b.epoch, *b.metrics.get(&best_by.metric)?)));
         self.record.epochs_completed = epoch;
         self.record.steps_completed = self.step;
         self.record.train_secs = self.wall_offset_secs + session_secs;
@@ -480,13 +499,23 @@ impl<'a> Trainer<'a> {
             best_epoch: self.best.map(|(epoch, _)| epoch),
         });
 
-        if let (Some(patience), Some((best_epoch, best_loss))) =
+        if let (Some(patience), Some((best_epoch, best_value))) =
             (self.record.train.early_stopping_patience, self.best)
             && epoch - best_epoch >= patience
         {
+            let what = if best_by.metric == "valid_loss" {
+                "validation loss".to_string()
+            } else {
+                best_by.metric.clone()
+            };
             return Some(Ending::EarlyStopped(format!(
-                "stopped early at epoch {epoch}: no better validation loss than {best_loss:.4} (epoch {best_epoch}) for {patience} epochs"
+                "stopped early at epoch {epoch}: no better {what} than {best_value:.4} (epoch {best_epoch}) for {patience} epochs"
             )));
+        }
+        if let Some(judge) = &self.judge
+            && let Some(reason) = judge(&metrics_for_judge)
+        {
+            return Some(Ending::Pruned(reason));
         }
         None
     }

@@ -17,8 +17,9 @@ pub use device::{
     wgpu_adapters,
 };
 pub use engine::{
-    EngineError, PlannedRun, ResumeRequest, TrainHandle, TrainRequest, plan, plan_resume, resume,
-    start,
+    EngineError, Notify, PlannedRun, ResumeRequest, TrainHandle, TrainRequest, plan, plan_resume,
+    resume, start,
 };
 pub use events::{EpochMetrics, Outcome, TrainEvent};
-pub use tensors::{DeviceData, Predictor, argmax, softmax};
+pub use fit::EpochJudge;
+pub use tensors::{DeviceData, Predictor, Score, argmax, score, softmax};

@@ -111,7 +111,7 @@ pub fn softmax(logits: &[f32]) -> Vec<f64> {
 
 /// How well raw outputs match encoded targets.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Score {
+pub struct Score {
     pub loss: f64,
     pub accuracy: Option<f64>,
     /// Root mean squared error in the target's units (regression).
@@ -120,7 +120,7 @@ pub(crate) struct Score {
     pub confusion: Option<Vec<Vec<u64>>>,
 }
 
-pub(crate) fn score(
+pub fn score(
     outputs: &[f32],
     data: &EncodedMatrix,
     task: Task,

@@ -13,6 +13,7 @@ use super::identity::display_names;
 use super::layout;
 use super::panels::{
     self, DataState, ExportState, LiveTraining, MistakesState, ModelUseState, RunsPanel, RunsView,
+    SweepContext, SweepPanel, SweepUpdate,
 };
 use super::plot::{PlotOutcome, PlotRun, curves_ui};
 use super::promise::Task;
@@ -60,6 +61,7 @@ pub struct KilnApp {
     pub(crate) data: DataState,
     pub(crate) training: Option<LiveTraining>,
     pub(crate) runs: RunsPanel,
+    pub(crate) sweep: SweepPanel,
     pub(crate) export: ExportState,
     pub(crate) model_use: ModelUseState,
     pub(crate) mistakes: MistakesState,
@@ -103,6 +105,7 @@ impl KilnApp {
             data: DataState::default(),
             training: None,
             runs: RunsPanel::default(),
+            sweep: SweepPanel::default(),
             export: ExportState::default(),
             model_use: ModelUseState::default(),
             mistakes: MistakesState::default(),
@@ -250,6 +253,16 @@ impl KilnApp {
         }
     }
 
+    /// The sweep the Sweep tab shows (running, or chosen), as last read.
+    pub fn shown_sweep(&self) -> Option<&crate::sweep::SweepRecord> {
+        self.sweep.shown()
+    }
+
+    /// True while this window runs (or starts) a sweep.
+    pub fn sweep_running(&self) -> bool {
+        self.sweep.is_running()
+    }
+
     /// True while any background work (scan, load, export, prediction, dialog) is pending.
     pub fn is_busy(&self) -> bool {
         self.dialog.is_pending()
@@ -301,6 +314,8 @@ impl KilnApp {
         }
         self.poll_data();
         self.poll_training(ctx);
+        let updates = self.sweep.poll(&self.cache.runs_dir);
+        self.apply_sweep_updates(updates);
         self.poll_export();
         self.poll_model_use();
         self.poll_mistakes();
@@ -310,6 +325,39 @@ impl KilnApp {
         }
         if let Some(error) = self.cache.take_task_error() {
             self.error(error);
+        }
+    }
+
+    fn apply_sweep_updates(&mut self, updates: Vec<SweepUpdate>) {
+        for update in updates {
+            match update {
+                SweepUpdate::ShowRun(run) => {
+                    if !self.settings.selected_runs.contains(&run) {
+                        self.settings.selected_runs.push(run.clone());
+                    }
+                    self.cache.invalidate(&run);
+                    self.cache.rescan_soon();
+                }
+                SweepUpdate::LivePoints(run, points) => self.cache.push_live_points(&run, points),
+                SweepUpdate::RunChanged(run) => {
+                    self.cache.invalidate(&run);
+                    self.cache.rescan_soon();
+                }
+                SweepUpdate::Info(text) => self.info(text),
+                SweepUpdate::Error(text) => self.error(text),
+                SweepUpdate::Promote { run, epoch, card } => {
+                    self.info(format!(
+                        "Trial {} of {} won ({} {:.4}); export its checkpoint of epoch {epoch} here",
+                        card.trial, card.sweep_name, card.metric, card.value
+                    ));
+                    if !self.settings.selected_runs.contains(&run) {
+                        self.settings.selected_runs.push(run.clone());
+                    }
+                    self.export.evaluate_test = true;
+                    self.export.promoted = Some(((run.clone(), epoch), card));
+                    self.push(Command::SelectCheckpoint { run, epoch });
+                }
+            }
         }
     }
 
@@ -464,11 +512,32 @@ impl KilnApp {
             .auto_shrink([false, false])
             .show(ui, |ui| match self.settings.bottom_tab {
                 BottomTab::Runs => {}
+                BottomTab::Sweep => self.sweep_ui(ui),
                 BottomTab::Data => panels::data_preview_ui(self, ui),
                 BottomTab::Compare => panels::compare_ui(self, ui),
                 BottomTab::Checkpoint => panels::checkpoint_ui(self, ui),
                 BottomTab::Model => panels::model_use_ui(self, ui),
             });
+    }
+}
+
+impl KilnApp {
+    fn sweep_ui(&mut self, ui: &mut egui::Ui) {
+        let data = self
+            .data
+            .loaded
+            .as_ref()
+            .map(|(spec, prepared)| (spec, prepared.schema.task()));
+        let context = SweepContext {
+            runs_dir: &self.cache.runs_dir,
+            data,
+            model: self.settings.model_config(),
+            train: self.settings.train.clone(),
+            device: self.settings.device,
+        };
+        let mut updates = Vec::new();
+        self.sweep.ui(ui, context, &mut updates);
+        self.apply_sweep_updates(updates);
     }
 }
 

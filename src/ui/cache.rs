@@ -165,6 +165,11 @@ impl StoreCache {
         self.curve_tasks.insert(key, task);
     }
 
+    /// Rescans on the next frame's update (e.g. after a file of a run changed).
+    pub fn rescan_soon(&mut self) {
+        self.rescan_again = true;
+    }
+
     /// A background read that crashed since the last call, to show once.
     pub fn take_task_error(&mut self) -> Option<String> {
         self.task_error.take()

@@ -17,13 +17,15 @@ pub enum BottomTab {
     Compare,
     Checkpoint,
     Model,
+    Sweep,
 }
 
 impl BottomTab {
-    pub const ALL: [BottomTab; 5] = [
+    pub const ALL: [BottomTab; 6] = [
         BottomTab::Runs,
         BottomTab::Data,
         BottomTab::Compare,
+        BottomTab::Sweep,
         BottomTab::Checkpoint,
         BottomTab::Model,
     ];
@@ -35,6 +37,7 @@ impl BottomTab {
             BottomTab::Compare => "Compare",
             BottomTab::Checkpoint => "Checkpoint & export",
             BottomTab::Model => "Use a model",
+            BottomTab::Sweep => "Sweep",
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct Settings {
     pub task: TaskOverride,
     pub valid_fraction: f64,
     pub split_seed: u64,
+    /// A held-out test split, as a share of the rows.
+    pub test_fraction: Option<f64>,
     pub impute_missing: bool,
     pub images: ImageOptions,
     pub model_kind: ModelKind,
@@ -79,6 +84,7 @@ impl Default for Settings {
             task: TaskOverride::Auto,
             valid_fraction: 0.2,
             split_seed: 42,
+            test_fraction: None,
             impute_missing: false,
             images: ImageOptions::default(),
             model_kind: ModelKind::Mlp,
@@ -108,6 +114,10 @@ impl Settings {
         self.task = data.task;
         self.valid_fraction = data.valid_fraction;
         self.split_seed = data.split_seed;
+        self.test_fraction = match &data.test {
+            Some(crate::data::TestSplit::Fraction(fraction)) => Some(*fraction),
+            _ => None,
+        };
         self.impute_missing = data.impute_missing;
         if let Some(images) = &data.images {
             self.images = images.clone();

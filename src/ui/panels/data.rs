@@ -32,6 +32,15 @@ fn validation_share_issue(percent: f64) -> Option<FieldIssue> {
     }
 }
 
+fn test_share_issue(percent: f64) -> Option<FieldIssue> {
+    (!(percent > 0.0 && percent < 100.0)).then(|| {
+        FieldIssue::Error(
+            "the test share must be above 0 % and below 100 %, leaving rows to train on"
+                .to_string(),
+        )
+    })
+}
+
 fn image_edge_issue(edge: u32) -> Option<FieldIssue> {
     (edge == 0 || edge > MAX_IMAGE_EDGE_PX).then(|| {
         FieldIssue::Error(format!(
@@ -65,6 +74,7 @@ impl KilnApp {
             split_seed: settings.split_seed,
             impute_missing: settings.impute_missing,
             images: None,
+            test: settings.test_fraction.map(crate::data::TestSplit::Fraction),
         };
         if spec.is_image_data() {
             spec.images = Some(settings.images.clone());
@@ -322,11 +332,41 @@ fn split_rows_ui(settings: &mut Settings, ui: &mut egui::Ui, prepared: &Prepared
             .changed();
     });
     ui.end_row();
+    let label = ui.label("Test").on_hover_text(
+        "Rows held out from training, validation, sweeps and early stopping: only an export \
+         (or a sweep's promote) scores the chosen checkpoint on them, once",
+    );
+    ui.horizontal(|ui| {
+        let mut held_out = settings.test_fraction.is_some();
+        if ui
+            .checkbox(&mut held_out, "hold out")
+            .labelled_by(label.id)
+            .changed()
+        {
+            settings.test_fraction = held_out.then_some(0.15);
+            reload = true;
+        }
+        if let Some(fraction) = &mut settings.test_fraction {
+            let mut percent = *fraction * 100.0;
+            if checked_number(ui, &mut percent, 0.5, label.id, test_share_issue).changed() {
+                *fraction = percent / 100.0;
+                reload = test_share_issue(percent).is_none_or(|issue| !issue.is_error());
+            }
+            ui.label("%");
+        }
+    });
+    ui.end_row();
     ui.label("Split");
-    ui.label(format!(
-        "{} train / {} validation",
-        prepared.train.rows, prepared.valid.rows
-    ));
+    ui.label(match &prepared.test {
+        Some(test) => format!(
+            "{} train / {} validation / {} test",
+            prepared.train.rows, prepared.valid.rows, test.rows
+        ),
+        None => format!(
+            "{} train / {} validation",
+            prepared.train.rows, prepared.valid.rows
+        ),
+    });
     ui.end_row();
     ui.label("Fingerprint");
     ui.monospace(prepared.fingerprint.short_id())

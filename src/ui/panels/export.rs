@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::export::{BundlePaths, ExportError, ExportOptions, export_checkpoint};
+use crate::export::{BundlePaths, CardSweep, ExportError, ExportOptions, export_checkpoint};
 use crate::runs::RunListing;
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::dialogs::DialogKind;
@@ -19,6 +19,10 @@ pub struct ExportState {
     task: Task<(PathBuf, Result<BundlePaths, ExportFailure>)>,
     /// The checkpoint being exported and the formats it gets.
     exporting: Option<((String, usize), ExportFormats)>,
+    /// Score the exported checkpoint on the run's test split.
+    pub evaluate_test: bool,
+    /// A sweep's winner chosen by "Promote best": its checkpoint and the card's sweep section.
+    pub promoted: Option<((String, usize), CardSweep)>,
 }
 
 /// An export that finished: where, from which checkpoint, and what was written.
@@ -75,11 +79,21 @@ impl KilnApp {
             _ => ExportFormats { onnx_missing: None },
         };
         let onnx = formats.onnx_missing.is_none();
+        let evaluate_test = self.export.evaluate_test
+            && matches!(self.cache.listing(&run), Some(RunListing::Run { record, .. }) if record.data.test.is_some());
+        let sweep = self
+            .export
+            .promoted
+            .as_ref()
+            .filter(|(checkpoint, _)| *checkpoint == (run.clone(), epoch))
+            .map(|(_, card)| card.clone());
         self.export.exporting = Some(((run.clone(), epoch), formats));
         self.export.task.start(ctx, move || {
             let options = ExportOptions {
                 force,
                 onnx,
+                evaluate_test,
+                sweep,
                 ..ExportOptions::default()
             };
             let result = export_checkpoint(&runs_dir, &format!("{run}@{epoch}"), &path, &options)
@@ -110,6 +124,8 @@ impl KilnApp {
                     message.push_str(&format!(" ({reason})"));
                 }
                 self.info(message);
+                self.cache.invalidate(&checkpoint.0);
+                self.cache.rescan_soon();
                 self.export.last = Some(ExportDone {
                     checkpoint,
                     paths,
@@ -271,6 +287,18 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             ui.spinner();
         }
     });
+    if let Some(((_, _), card)) = app
+        .export
+        .promoted
+        .as_ref()
+        .filter(|(checkpoint, _)| *checkpoint == (run.clone(), epoch))
+    {
+        ui.strong(format!(
+            "The winner of sweep {}: trial {} (rank 1 of {}), {} {:.4}; the card will say so.",
+            card.sweep_name, card.trial, card.trials, card.metric, card.value
+        ));
+    }
+    test_split_ui(app, ui, &run, epoch);
     // Which files this model gets, said before exporting (and again after it).
     let formats = match app.cache.listing(&run) {
         Some(RunListing::Run { record, .. }) => ExportFormats::for_model(&record.model),
@@ -321,6 +349,43 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 app.export.confirm_overwrite = None;
             }
         });
+    }
+}
+
+/// The run's test split: whether the export scores it, and the result once measured (shown
+/// apart from the validation metrics, which selection used).
+fn test_split_ui(app: &mut KilnApp, ui: &mut egui::Ui, run: &str, epoch: usize) {
+    let Some(RunListing::Run { record, .. }) = app.cache.listing(run) else {
+        return;
+    };
+    if record.data.test.is_none() {
+        return;
+    }
+    let result = record.test.clone().filter(|result| result.epoch == epoch);
+    ui.checkbox(
+        &mut app.export.evaluate_test,
+        "Score this checkpoint on the held-out test split when exporting",
+    )
+    .on_hover_text(
+        "The test rows were never used for training or choosing; look at them once, at the end",
+    );
+    if let Some(result) = result {
+        let metrics: Vec<String> = result
+            .metrics
+            .iter()
+            .map(|(name, value)| {
+                if name.ends_with("accuracy") {
+                    format!("{name} {:.2}%", value * 100.0)
+                } else {
+                    format!("{name} {value:.4}")
+                }
+            })
+            .collect();
+        ui.strong(format!(
+            "Test split (held out): {} on {} rows",
+            metrics.join(", "),
+            result.rows
+        ));
     }
 }
 

@@ -9,6 +9,7 @@ mod model_form;
 mod model_use;
 mod model_use_images;
 mod runs;
+mod sweep;
 mod thumbnails;
 mod training;
 mod training_form;
@@ -19,6 +20,7 @@ pub use export::{ExportState, checkpoint_ui};
 pub use mistakes::MistakesState;
 pub use model_use::{ModelUseState, model_use_ui};
 pub use runs::{RunsPanel, RunsView};
+pub use sweep::{SweepContext, SweepPanel, SweepUpdate};
 pub use training::LiveTraining;
 
 use crate::ui::app::KilnApp;

@@ -408,6 +408,7 @@ fn ending_summary(finished: &Finished, total_epochs: usize) -> String {
     match finished.outcome {
         Outcome::Completed => format!("Completed all {done} epochs."),
         Outcome::EarlyStopped => format!("Stopped early after epoch {done} of {total_epochs}."),
+        Outcome::Pruned => format!("Pruned after epoch {done} of {total_epochs}."),
         Outcome::Stopped if total_epochs == 0 => "Stopped before training began.".to_string(),
         Outcome::Stopped => format!("Stopped after epoch {done} of {total_epochs}."),
         Outcome::Diverged => format!("Diverged in epoch {}.", done + 1),
