@@ -5,10 +5,12 @@
 //!
 //!     cargo run --release --example bench            # full suite, rewrites BENCHMARKS.md
 //!     cargo run --release --example bench -- --quick # a short smoke run, writes nothing
+//!     cargo run --release --example bench -- --only sweeps  # just the sweep section
 //!
 //! PyTorch is measured when `KILN_TORCH_PYTHON` names a Python with torch installed.
 
 mod cnn;
+mod sweeps;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,7 +35,7 @@ struct Options {
     quick: bool,
 }
 
-struct Row {
+pub(crate) struct Row {
     group: &'static str,
     name: String,
     value: String,
@@ -44,6 +46,24 @@ fn main() -> anyhow::Result<()> {
     let options = Options {
         quick: std::env::args().any(|a| a == "--quick"),
     };
+    let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
+    if only.as_deref() == Some("sweeps") {
+        let work = tempfile::tempdir()?;
+        let rows = sweeps::rows(work.path(), options.quick)?;
+        let table = render(&rows);
+        println!("{table}");
+        if !options.quick {
+            let text = format!(
+                "## Sweeps\n\nMeasured {} on {} ({} cores) by `cargo run --release --example bench -- --only sweeps`.\n\n{table}\n{}\n",
+                chrono::Utc::now().format("%Y-%m-%d"),
+                cpu_model(),
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                sweeps::EXPLANATION,
+            );
+            write_section("sweeps", &text)?;
+        }
+        return Ok(());
+    }
     let work = tempfile::tempdir()?;
     let mut rows = Vec::new();
     let rows_in_data = if options.quick { 4096 } else { 32_768 };
@@ -327,13 +347,38 @@ fn main() -> anyhow::Result<()> {
             HIDDEN[0],
             HIDDEN[1],
         );
-        std::fs::write("BENCHMARKS.md", document)?;
-        println!("wrote BENCHMARKS.md");
+        write_section("core", &document)?;
     }
     Ok(())
 }
 
-fn row(
+/// Replaces one marked section of BENCHMARKS.md, keeping the others (each benchmark group is
+/// measured by its own command). A file without markers is taken as the core section.
+fn write_section(name: &str, text: &str) -> anyhow::Result<()> {
+    let path = Path::new("BENCHMARKS.md");
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let old = if old.contains("<!-- section:") {
+        old
+    } else {
+        format!("<!-- section:core -->\n{}<!-- /section:core -->\n", old)
+    };
+    let (open, close) = (
+        format!("<!-- section:{name} -->\n"),
+        format!("<!-- /section:{name} -->\n"),
+    );
+    let block = format!("{open}{text}{close}");
+    let document = match (old.find(&open), old.find(&close)) {
+        (Some(start), Some(end)) if end > start => {
+            format!("{}{block}{}", &old[..start], &old[end + close.len()..])
+        }
+        _ => format!("{old}\n{block}"),
+    };
+    std::fs::write(path, document)?;
+    println!("wrote the {name} section of BENCHMARKS.md");
+    Ok(())
+}
+
+pub(crate) fn row(
     group: &'static str,
     name: impl Into<String>,
     value: String,
@@ -380,7 +425,7 @@ fn write_dataset(dir: &Path, rows: usize) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
