@@ -79,8 +79,60 @@ pub struct TrainArgs {
     /// A CSV file with the same columns to serve as the test split instead.
     #[arg(long)]
     pub test_file: Option<PathBuf>,
+    /// Start from an earlier model instead of random weights: RUN[@best|@last|@EPOCH] in the
+    /// store, or an exported bundle. The architecture is the source's (model flags are an
+    /// error); the new data must fit its inputs; the run records it as its parent.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// With --from RUN: continue with the checkpoint's optimizer state too (default: fresh).
+    #[arg(long)]
+    pub keep_optimizer: bool,
+    /// With --from: refit the input standardisation on the new data (default: keep the
+    /// source's, so the weights keep their meaning).
+    #[arg(long)]
+    pub refit_stats: bool,
     #[command(flatten)]
     pub images: ImageArgs,
+}
+
+impl TrainArgs {
+    /// With --from the architecture is the source's: flags that would change it are errors.
+    pub fn refuse_architecture_flags(&self) -> Result<()> {
+        let given: Vec<&str> = [
+            ("--model", self.model.is_some()),
+            ("--hidden", self.hidden.is_some()),
+            ("--activation", self.activation.is_some()),
+            ("--dropout", self.dropout.is_some()),
+            ("--conv", self.images.conv.is_some()),
+            ("--kernel", self.images.kernel.is_some()),
+            ("--no-pool", self.images.no_pool),
+            ("--no-batch-norm", self.images.no_batch_norm),
+            ("--dense", self.images.dense.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| flag)
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "--from takes the model's architecture from its source; drop {}",
+                given.join(", ")
+            );
+        }
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file: ConfigFile = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a valid config", path.display()))?;
+            if file.model.is_some() {
+                bail!(
+                    "--from takes the model's architecture from its source; {} has a \"model\" section",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Image datasets and the CNN.

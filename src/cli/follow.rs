@@ -14,12 +14,53 @@ pub(super) fn train(args: TrainArgs, runs_dir: &Path) -> Result<()> {
     if let Some(warning) = crate::train::learning_rate_warning(request.train.learning_rate) {
         eprintln!("warning: {warning}");
     }
-    let handle = start(request, None)?;
+    let handle = match &args.from {
+        Some(source) => {
+            args.refuse_architecture_flags()?;
+            let warm =
+                crate::export::warm_start(runs_dir, source, args.keep_optimizer, args.refit_stats)?;
+            eprintln!(
+                "starting from {} (epoch {}){}",
+                warm.lineage.parent().map_or("?", |p| p.run_name.as_str()),
+                warm.lineage.parent().map_or(0, |p| p.epoch),
+                if args.refit_stats {
+                    "; input statistics refitted on the new data"
+                } else {
+                    "; keeping its input statistics"
+                }
+            );
+            crate::train::plan_warm(request, warm)?.execute(None)?
+        }
+        None => {
+            if args.keep_optimizer || args.refit_stats {
+                bail!("--keep-optimizer and --refit-stats go with --from");
+            }
+            start(request, None)?
+        }
+    };
     follow(handle)
 }
 
 /// Prints a run's events until it ends: a progress bar and one line per epoch. Ctrl-C stops it.
 pub(super) fn follow(handle: TrainHandle) -> Result<()> {
+    let (run_id, outcome) = watch(handle)?;
+    match outcome {
+        Some(Outcome::Completed | Outcome::EarlyStopped | Outcome::Pruned) => {
+            println!("{run_id}");
+            Ok(())
+        }
+        Some(Outcome::Stopped) => {
+            println!("{run_id}");
+            eprintln!("resume with: kiln resume {run_id}");
+            Ok(())
+        }
+        Some(Outcome::Diverged) => bail!("run {run_id} diverged"),
+        Some(Outcome::Failed) | None => bail!("run {run_id} failed"),
+    }
+}
+
+/// Prints a run's events until it ends (Ctrl-C stops it); returns its id and how it ended.
+pub(super) fn watch(handle: TrainHandle) -> Result<(String, Option<Outcome>)> {
     let stop = handle.stop_flag();
     // A second handler cannot be installed in one process; that only matters in tests.
     let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
@@ -94,19 +135,7 @@ pub(super) fn follow(handle: TrainHandle) -> Result<()> {
     }
     let run_id = handle.run_id.clone();
     handle.wait();
-    match outcome {
-        Some(Outcome::Completed | Outcome::EarlyStopped | Outcome::Pruned) => {
-            println!("{run_id}");
-            Ok(())
-        }
-        Some(Outcome::Stopped) => {
-            println!("{run_id}");
-            eprintln!("resume with: kiln resume {run_id}");
-            Ok(())
-        }
-        Some(Outcome::Diverged) => bail!("run {run_id} diverged"),
-        Some(Outcome::Failed) | None => bail!("run {run_id} failed"),
-    }
+    Ok((run_id, outcome))
 }
 
 /// Prints a line above the progress bar, or plainly when there is no bar (not a terminal).

@@ -4,6 +4,7 @@ mod args;
 mod follow;
 mod predict;
 mod sweep;
+mod update;
 mod views;
 
 pub use args::{ChannelsArg, ConfigFile, ImageArgs, ModelArg, TaskArg, TrainArgs, train_request};
@@ -107,6 +108,9 @@ pub enum Command {
     Verify { bundle: PathBuf },
     /// Rename a run.
     Rename { run: String, name: String },
+    /// Train a new version of an exported model on new data; write it only if it beats the
+    /// current one on the new data (champion/challenger).
+    Update(Box<update::UpdateArgs>),
     /// Search hyperparameters: run, follow, resume, stop and promote sweeps.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
@@ -127,6 +131,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Train(args) => train(*args, &runs_dir),
         Command::Sweep(command) => sweep::run(command, &runs_dir),
+        Command::Update(args) => update::update(*args, &runs_dir),
         Command::Runs { json } => list_runs(&runs_dir, json),
         Command::Show { run, json } => show_run(&runs_dir, &run, json),
         Command::Resume {

@@ -194,6 +194,29 @@ pub(super) fn show_run(runs_dir: &Path, run: &str, json: bool) -> Result<()> {
             params.join(", ")
         );
     }
+    if let Some(lineage) = &record.lineage {
+        println!("versions:    (oldest first; this run last)");
+        for (number, ancestor) in lineage.chain.iter().enumerate() {
+            println!("  {}", ancestor_line(number + 1, ancestor));
+        }
+        println!(
+            "  v{} {} (this run) on {} [{}]{}{}",
+            lineage.chain.len() + 1,
+            record.name,
+            record.fingerprint.file_name,
+            record.fingerprint.short_id(),
+            if lineage.refit_stats {
+                ", input statistics refitted"
+            } else {
+                ", parent's input statistics"
+            },
+            if lineage.kept_optimizer {
+                ", parent's optimizer state"
+            } else {
+                ""
+            }
+        );
+    }
     for change in &record.changes {
         println!(
             "changed:     {} from {} to {} after epoch {}",
@@ -247,6 +270,35 @@ pub(super) fn show_run(runs_dir: &Path, run: &str, json: bool) -> Result<()> {
         println!("no confusion matrix was logged for epoch {epoch}");
     }
     Ok(())
+}
+
+/// One earlier version: its run, epoch, weights hash, data and key metric.
+pub(super) fn ancestor_line(number: usize, ancestor: &crate::runs::Ancestor) -> String {
+    let metric = ancestor
+        .metrics
+        .get("valid_accuracy")
+        .map(|v| format!("valid acc {:.2}%", v * 100.0))
+        .or_else(|| {
+            ancestor
+                .metrics
+                .get("valid_loss")
+                .map(|v| format!("valid loss {v:.4}"))
+        })
+        .unwrap_or_default();
+    format!(
+        "v{number} {} @{} weights {} on {} [{}] {}{} ({})",
+        ancestor.run_name,
+        ancestor.epoch,
+        &ancestor.weights_sha256[..ancestor.weights_sha256.len().min(12)],
+        ancestor.dataset_file,
+        &ancestor.dataset[..ancestor.dataset.len().min(12)],
+        metric,
+        ancestor
+            .bundle
+            .as_ref()
+            .map_or(String::new(), |bundle| format!(", from bundle {bundle}")),
+        ancestor.created.get(..10).unwrap_or(&ancestor.created)
+    )
 }
 
 /// A test-split result on one line: its metrics, rows and checkpoint.

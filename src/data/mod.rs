@@ -6,6 +6,7 @@
 
 mod csv;
 mod fingerprint;
+mod for_model;
 mod idx;
 mod image_transform;
 mod images;
@@ -15,6 +16,7 @@ mod split;
 
 pub use self::csv::{RawTable, load_csv, parse_csv_bytes};
 pub use fingerprint::{DatasetFingerprint, fingerprint, image_fingerprint};
+pub use for_model::prepare_for_model;
 pub use idx::{find_idx_images, is_idx_images, load_idx, write_idx};
 pub use image_transform::{ImageTransform, augment_image};
 pub use images::{

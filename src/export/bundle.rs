@@ -225,6 +225,11 @@ pub fn export_checkpoint(
         golden,
         sweep: options.sweep.clone(),
         test,
+        lineage: record
+            .lineage
+            .as_ref()
+            .map(|lineage| lineage.chain.clone())
+            .unwrap_or_default(),
     };
     write_json_atomic(&paths.card, &card).map_err(io_error(&paths.card))?;
     Ok(paths)

@@ -87,6 +87,10 @@ pub struct ModelCard {
     /// The checkpoint's metrics on the held-out test split (measured once, at export).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<crate::runs::TestResult>,
+    /// The earlier versions this model was trained from, oldest first (each with its weights'
+    /// hash, its data's fingerprint and its metrics); empty for a model trained from scratch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<crate::runs::Ancestor>,
 }
 
 /// Where a promoted model stood in its sweep.

@@ -4,6 +4,7 @@
 mod bundle;
 mod card;
 mod evaluate;
+mod lineage;
 mod onnx;
 mod predict;
 mod predict_images;
@@ -15,6 +16,9 @@ pub use card::{
     ArchitectureLayer, CARD_FORMAT_VERSION, CardSweep, FileDigest, GoldenVectors, ModelCard,
 };
 pub use evaluate::{CheckpointEvaluation, ValidationPrediction, evaluate_checkpoint};
+pub use lineage::{
+    Comparison, ModelParts, SplitScore, compare_with_parent, is_bundle, load_model, warm_start,
+};
 pub use onnx::onnx_support;
 pub use predict::{
     DriftWarning, LoadedModel, Prediction, PredictionReport, TargetScore, VerifyReport,

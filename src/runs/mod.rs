@@ -15,6 +15,7 @@ pub use checkpoints::{
 pub use confusion_log::{ConfusionLog, append_confusion};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
 pub use run::{
-    BestSummary, ConfigChange, RUN_FORMAT_VERSION, RunRecord, RunStatus, SweepTag, TestResult,
+    Ancestor, BestSummary, ConfigChange, Lineage, RUN_FORMAT_VERSION, RunRecord, RunStatus,
+    SweepTag, TestResult,
 };
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};

@@ -105,6 +105,50 @@ pub struct RunRecord {
     /// (never during training or selection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<TestResult>,
+    /// The model this run started from (a warm start), with that model's own history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+}
+
+/// Where a warm-started run's first weights came from, and every earlier version before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// Oldest first; the last one is the direct parent. Copied, not referenced, so deleting an
+    /// ancestor's run leaves the history intact.
+    pub chain: Vec<Ancestor>,
+    /// The input statistics were refitted on the new data (else the parent's were kept).
+    #[serde(default)]
+    pub refit_stats: bool,
+    /// The optimizer state came from the parent checkpoint too.
+    #[serde(default)]
+    pub kept_optimizer: bool,
+}
+
+impl Lineage {
+    pub fn parent(&self) -> Option<&Ancestor> {
+        self.chain.last()
+    }
+}
+
+/// One earlier version of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ancestor {
+    /// The run that trained it, its name and the checkpoint's epoch.
+    pub run_id: String,
+    pub run_name: String,
+    pub epoch: usize,
+    /// Set when the weights were taken from an exported bundle (its card's path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    /// SHA-256 of its burnpack weights.
+    pub weights_sha256: String,
+    /// The fingerprint id and file of the data it was trained on.
+    pub dataset: String,
+    pub dataset_file: String,
+    /// Its checkpoint's validation metrics.
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// When its run was created (RFC 3339).
+    pub created: String,
 }
 
 /// Which sweep a run belongs to, and which of its trials it is.

@@ -9,12 +9,12 @@ use std::thread::JoinHandle;
 use super::config::{TrainConfig, TrainConfigError};
 use super::device::{DeviceChoice, DeviceInfo};
 use super::events::{Outcome, TrainEvent};
-use super::fit::{EpochJudge, FitPlan, run_fit};
-use crate::data::{DataError, DataSpec, PreparedData, prepare};
+use super::fit::{EpochJudge, FitPlan, InitialWeights, run_fit};
+use crate::data::{DataError, DataSpec, PreparedData, prepare, prepare_for_model};
 use crate::model::{ModelConfig, ModelConfigError};
 use crate::runs::{
-    CheckpointEntry, ConfigChange, RUN_FORMAT_VERSION, RunDir, RunRecord, RunStatus, RunStore,
-    StoreError, SweepTag, append_resume_marker,
+    CheckpointEntry, ConfigChange, Lineage, RUN_FORMAT_VERSION, RunDir, RunRecord, RunStatus,
+    RunStore, StoreError, SweepTag, append_resume_marker,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,7 @@ enum PlannedKind {
     New {
         runs_dir: PathBuf,
         request: Box<TrainRequest>,
+        warm: Option<Box<WarmStart>>,
     },
     Resume {
         dir: RunDir,
@@ -157,7 +158,11 @@ impl PlannedRun {
             sweep,
         } = self;
         let plan = match kind {
-            PlannedKind::New { runs_dir, request } => create_run(&runs_dir, *request, data, sweep)?,
+            PlannedKind::New {
+                runs_dir,
+                request,
+                warm,
+            } => create_run(&runs_dir, *request, data, sweep, warm.map(|warm| *warm))?,
             PlannedKind::Resume {
                 dir,
                 record,
@@ -192,6 +197,53 @@ pub fn plan(request: TrainRequest) -> Result<PlannedRun, EngineError> {
         kind: PlannedKind::New {
             runs_dir: request.runs_dir.clone(),
             request: Box::new(request),
+            warm: None,
+        },
+        data: prepared,
+    })
+}
+
+/// A model to start from: its architecture, the inputs it takes, its weights (and optimizer
+/// state), and where it came from. The export layer builds one from a run's checkpoint or a
+/// bundle (`export::warm_start`).
+#[derive(Debug, Clone)]
+pub struct WarmStart {
+    pub model: ModelConfig,
+    pub schema: crate::data::Schema,
+    pub preprocessor: crate::data::Preprocessor,
+    pub weights: Vec<u8>,
+    pub optimizer: Option<Vec<u8>>,
+    /// Refit the input statistics on the new data (else keep the parent's).
+    pub refit_stats: bool,
+    /// The parent and its own history (`lineage.chain` ends with the parent).
+    pub lineage: Lineage,
+}
+
+/// Plans a new run that starts from an earlier model's weights: the architecture is the
+/// parent's (`request.model` is replaced), and the data must fit its inputs (the same columns
+/// and types, no unseen category or class, the same image size), else an error names what does
+/// not fit. The parent's input statistics are kept unless `warm.refit_stats`.
+pub fn plan_warm(mut request: TrainRequest, warm: WarmStart) -> Result<PlannedRun, EngineError> {
+    request.model = warm.model.clone();
+    request.model.validate()?;
+    request.train.validate()?;
+    let prepared = prepare_for_model(
+        &request.data,
+        &warm.schema,
+        &warm.preprocessor,
+        warm.refit_stats,
+    )?;
+    request
+        .model
+        .validate_for(&prepared.preprocessor.input_shape())?;
+    Ok(PlannedRun {
+        device: request.device,
+        judge: None,
+        sweep: None,
+        kind: PlannedKind::New {
+            runs_dir: request.runs_dir.clone(),
+            request: Box::new(request),
+            warm: Some(Box::new(warm)),
         },
         data: prepared,
     })
@@ -207,6 +259,7 @@ fn create_run(
     request: TrainRequest,
     prepared: PreparedData,
     sweep: Option<SweepTag>,
+    warm: Option<WarmStart>,
 ) -> Result<FitPlan, EngineError> {
     let store = RunStore::open(runs_dir)?;
     let wanted = request
@@ -248,6 +301,7 @@ fn create_run(
         changes: Vec::new(),
         sweep,
         test: None,
+        lineage: warm.as_ref().map(|warm| warm.lineage.clone()),
     };
     dir.write_record(&record)?;
     Ok(FitPlan {
@@ -257,6 +311,10 @@ fn create_run(
         device: request.device,
         resume_from: None,
         judge: None,
+        initial: warm.map(|warm| InitialWeights {
+            model: warm.weights,
+            optimizer: warm.optimizer,
+        }),
     })
 }
 
@@ -299,7 +357,11 @@ pub fn plan_resume(request: ResumeRequest) -> Result<PlannedRun, EngineError> {
             )));
         }
     }
-    let prepared = prepare(&record.data)?;
+    // A warm-started run's data is encoded as its parent's was.
+    let prepared = match &record.lineage {
+        Some(_) => prepare_for_model(&record.data, &record.schema, &record.preprocessor, false)?,
+        None => prepare(&record.data)?,
+    };
     if prepared.fingerprint.id != record.fingerprint.id {
         return Err(not_resumable(format!(
             "{} changed since the run was trained (fingerprint {} now, {} then); train a new run on the new data",
@@ -376,6 +438,7 @@ fn reopen_run(
         device: DeviceChoice::Auto,
         resume_from: last,
         judge: None,
+        initial: None,
     })
 }
 

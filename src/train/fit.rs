@@ -43,6 +43,23 @@ pub(crate) struct FitPlan {
     pub device: DeviceChoice,
     pub resume_from: Option<CheckpointEntry>,
     pub judge: Option<EpochJudge>,
+    /// A warm start's weights (and optimizer state), used when not resuming.
+    pub initial: Option<InitialWeights>,
+}
+
+/// What a run's first epoch starts from.
+enum StartFrom {
+    Scratch,
+    /// A checkpoint of the run itself (resume).
+    Checkpoint(CheckpointEntry),
+    /// Another model's weights (a warm start).
+    Weights(InitialWeights),
+}
+
+/// Burnpack model bytes and, optionally, optimizer state to start a new run from.
+pub struct InitialWeights {
+    pub model: Vec<u8>,
+    pub optimizer: Option<Vec<u8>>,
 }
 
 /// Asked after every epoch (once its checkpoint is saved) whether the run should go on; a
@@ -66,16 +83,14 @@ pub(crate) fn run_fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
         device,
         resume_from,
         judge,
+        initial,
     } = plan;
-    let ending = match Trainer::new(
-        &dir,
-        &mut record,
-        &data,
-        device,
-        resume_from.as_ref(),
-        emitter,
-        judge,
-    ) {
+    let start_from = match (resume_from, initial) {
+        (Some(entry), _) => StartFrom::Checkpoint(entry),
+        (None, Some(weights)) => StartFrom::Weights(weights),
+        (None, None) => StartFrom::Scratch,
+    };
+    let ending = match Trainer::new(&dir, &mut record, &data, device, start_from, emitter, judge) {
         Ok(mut trainer) => trainer.train(stop),
         Err(message) => Some(Ending::Failed(message)),
     };
@@ -139,7 +154,7 @@ impl<'a> Trainer<'a> {
         record: &'a mut RunRecord,
         data: &'a PreparedData,
         choice: DeviceChoice,
-        resume_from: Option<&CheckpointEntry>,
+        start_from: StartFrom,
         emitter: &'a Emitter,
         judge: Option<EpochJudge>,
     ) -> Result<Self, String> {
@@ -159,7 +174,22 @@ impl<'a> Trainer<'a> {
             Network::new(&record.model, &input, outputs, &train_device)?
         };
         let mut optimizer = make_optimizer(config);
-        if let Some(entry) = resume_from {
+        if let StartFrom::Weights(initial) = &start_from {
+            model = Network::from_burnpack(
+                &record.model,
+                &input,
+                outputs,
+                initial.model.clone(),
+                &train_device,
+            )
+            .map_err(|error| format!("the parent model's weights: {error}"))?;
+            if let Some(bytes) = &initial.optimizer {
+                optimizer = optimizer
+                    .from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+                    .map_err(|error| format!("the parent's optimizer state: {error:?}"))?;
+            }
+        }
+        if let StartFrom::Checkpoint(entry) = &start_from {
             let model_bytes = dir
                 .read_checkpoint_file(&entry.model_file)
                 .map_err(|error| error.to_string())?;

@@ -17,8 +17,8 @@ pub use device::{
     wgpu_adapters,
 };
 pub use engine::{
-    EngineError, Notify, PlannedRun, ResumeRequest, TrainHandle, TrainRequest, plan, plan_resume,
-    resume, start,
+    EngineError, Notify, PlannedRun, ResumeRequest, TrainHandle, TrainRequest, WarmStart, plan,
+    plan_resume, plan_warm, resume, start,
 };
 pub use events::{EpochMetrics, Outcome, TrainEvent};
 pub use fit::EpochJudge;

@@ -13,7 +13,7 @@ use super::identity::display_names;
 use super::layout;
 use super::panels::{
     self, DataState, ExportState, LiveTraining, MistakesState, ModelUseState, RunsPanel, RunsView,
-    SweepContext, SweepPanel, SweepUpdate,
+    SweepContext, SweepPanel, SweepUpdate, VersionsState,
 };
 use super::plot::{PlotOutcome, PlotRun, curves_ui};
 use super::promise::Task;
@@ -65,6 +65,7 @@ pub struct KilnApp {
     pub(crate) export: ExportState,
     pub(crate) model_use: ModelUseState,
     pub(crate) mistakes: MistakesState,
+    pub(crate) versions: VersionsState,
     pub(crate) selected_checkpoint: Option<(String, usize)>,
     status: StatusBar,
     dialog: Task<(DialogKind, Option<PathBuf>)>,
@@ -109,6 +110,7 @@ impl KilnApp {
             export: ExportState::default(),
             model_use: ModelUseState::default(),
             mistakes: MistakesState::default(),
+            versions: VersionsState::default(),
             selected_checkpoint: None,
             status: StatusBar::default(),
             dialog: Task::default(),
@@ -216,6 +218,14 @@ impl KilnApp {
         &self.settings.selected_runs
     }
 
+    /// Selects a checkpoint as a click on its marker would.
+    pub fn select_checkpoint(&mut self, run: &str, epoch: usize) {
+        self.push(Command::SelectCheckpoint {
+            run: run.to_string(),
+            epoch,
+        });
+    }
+
     pub fn selected_checkpoint(&self) -> Option<(String, usize)> {
         self.selected_checkpoint.clone()
     }
@@ -270,6 +280,7 @@ impl KilnApp {
             || self.export.is_pending()
             || self.model_use.is_pending()
             || self.mistakes.is_pending()
+            || self.versions.is_pending()
     }
 
     pub(crate) fn info(&mut self, text: impl Into<String>) {
@@ -319,6 +330,9 @@ impl KilnApp {
         self.poll_export();
         self.poll_model_use();
         self.poll_mistakes();
+        if let Some(error) = self.versions.poll() {
+            self.error(error);
+        }
         let wanted = self.settings.selected_runs.clone();
         if self.cache.update(ctx, &wanted) {
             self.on_rescan();

@@ -70,6 +70,9 @@ pub struct Settings {
     /// Not remembered: a name typed for one run must not silently name the next.
     #[serde(skip)]
     pub run_name: String,
+    /// The earlier model the next run starts from ("Train on new data…"); not remembered.
+    #[serde(skip)]
+    pub warm_from: Option<super::panels::WarmFrom>,
     pub selected_runs: Vec<String>,
     pub run_colors: RunColors,
     pub plot: PlotSettings,
@@ -97,6 +100,7 @@ impl Default for Settings {
             },
             device: DeviceChoice::Auto,
             run_name: String::new(),
+            warm_from: None,
             selected_runs: Vec::new(),
             run_colors: RunColors::default(),
             plot: PlotSettings::default(),

@@ -255,6 +255,7 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         super::mistakes::mistakes_ui(app, ui, &run, epoch, &classes);
     }
     ui.separator();
+    super::versions::lineage_ui(app, ui, &run, epoch);
     if app.export.path.is_empty() {
         let base = dirs::document_dir()
             .or_else(dirs::home_dir)

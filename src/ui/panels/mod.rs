@@ -13,6 +13,7 @@ mod sweep;
 mod thumbnails;
 mod training;
 mod training_form;
+mod versions;
 
 pub use compare::compare_ui;
 pub use data::{DataState, data_preview_ui};
@@ -22,6 +23,7 @@ pub use model_use::{ModelUseState, model_use_ui};
 pub use runs::{RunsPanel, RunsView};
 pub use sweep::{SweepContext, SweepPanel, SweepUpdate};
 pub use training::LiveTraining;
+pub use versions::{VersionsState, WarmFrom};
 
 use crate::ui::app::KilnApp;
 use crate::ui::plot::{PlotSettings, XAxis};

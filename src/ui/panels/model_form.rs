@@ -20,6 +20,13 @@ fn count_issue(what: &'static str, max: usize) -> impl Fn(usize) -> Option<Field
 }
 
 pub fn model_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
+    super::versions::warm_banner_ui(app, ui);
+    // Starting from an earlier model, the architecture is that model's.
+    let from_scratch = app.settings.warm_from.is_none();
+    ui.add_enabled_ui(from_scratch, |ui| model_settings_ui(app, ui));
+}
+
+fn model_settings_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     let images = app
         .data
         .loaded

@@ -223,12 +223,39 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             _ => format!("{} (value)", card.schema.target.name),
         }
     ));
-    ui.weak(format!(
-        "trained on {} (fingerprint {}), run {}",
-        card.dataset.file_name,
-        card.dataset.short_id(),
-        card.source_run_id
-    ));
+    ui.horizontal(|ui| {
+        ui.weak(format!(
+            "trained on {} (fingerprint {}), run {}",
+            card.dataset.file_name,
+            card.dataset.short_id(),
+            card.source_run_id
+        ));
+        if ui
+            .button("Train on new data…")
+            .on_hover_text("A new run that starts from this model's weights; choose the new data in the Data section")
+            .clicked()
+        {
+            app.settings.warm_from = Some(super::WarmFrom {
+                source: model.card_path.display().to_string(),
+                label: format!("the model {} (epoch {})", card.source_run_name, card.epoch),
+                has_optimizer: false,
+                refit_stats: false,
+                keep_optimizer: false,
+            });
+            app.info("The form now starts from this model: choose the new data, then Train");
+        }
+    });
+    if !card.lineage.is_empty() {
+        ui.weak(format!(
+            "version {} of this model; earlier: {}",
+            card.lineage.len() + 1,
+            card.lineage
+                .iter()
+                .map(|a| format!("{}@{}", a.run_name, a.epoch))
+                .collect::<Vec<_>>()
+                .join(" → ")
+        ));
+    }
     ui.separator();
     if model.takes_images() {
         super::model_use_images::image_predict_ui(app, ui, card);

@@ -80,6 +80,7 @@ impl RunsPanel {
                     .column(Column::exact(18.0))
                     .column(Column::exact(26.0))
                     .column(Column::auto().at_least(150.0).resizable(true).clip(true))
+                    .column(Column::auto().at_least(60.0).clip(true))
                     .column(Column::auto().at_least(80.0).clip(true))
                     .column(Column::auto().at_least(90.0))
                     .column(Column::auto().at_least(115.0))
@@ -143,6 +144,21 @@ impl RunsPanel {
                                         }
                                     });
                                     row.col(|ui| {
+                                        // The version it was trained from (a warm start).
+                                        match record.lineage.as_ref().and_then(|l| l.parent()) {
+                                            Some(parent) => {
+                                                ui.label(format!("← {}", parent.run_name))
+                                                    .on_hover_text(format!(
+                                                        "started from {} at epoch {}",
+                                                        parent.run_name, parent.epoch
+                                                    ));
+                                            }
+                                            None => {
+                                                ui.weak("—");
+                                            }
+                                        }
+                                    });
+                                    row.col(|ui| {
                                         ui.label(&record.fingerprint.file_name).on_hover_text(
                                             format!(
                                                 "fingerprint {}",
@@ -189,6 +205,7 @@ impl RunsPanel {
                                     row.col(|ui| {
                                         ui.label(id);
                                     });
+                                    row.col(|_| {});
                                     row.col(|_| {});
                                     row.col(|ui| {
                                         ui.colored_label(ui.visuals().error_fg_color, "broken")

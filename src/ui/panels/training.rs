@@ -4,7 +4,7 @@
 
 use crate::train::{
     EpochMetrics, Outcome, PlannedRun, ResumeRequest, TrainEvent, TrainHandle, TrainRequest, plan,
-    plan_resume,
+    plan_resume, plan_warm,
 };
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::promise::Task;
@@ -121,9 +121,20 @@ impl KilnApp {
         // The next run gets its own name unless one is typed again.
         self.settings.run_name.clear();
         let shown_name = name.unwrap_or_else(|| spec.dataset_name());
+        let warm = self.settings.warm_from.clone();
+        let runs_dir = self.cache.runs_dir.clone();
         let mut task = Task::default();
-        task.start(ctx, move || {
-            plan(request).map_err(|error| error.to_string())
+        task.start(ctx, move || match warm {
+            // Loading the parent and fitting the data to its inputs happen here, off the UI thread.
+            Some(warm) => crate::export::warm_start(
+                &runs_dir,
+                &warm.source,
+                warm.keep_optimizer,
+                warm.refit_stats,
+            )
+            .map_err(|error| error.to_string())
+            .and_then(|start| plan_warm(request, start).map_err(|error| error.to_string())),
+            None => plan(request).map_err(|error| error.to_string()),
         });
         self.training = Some(LiveTraining::planning(None, shown_name, task));
     }
