@@ -2,8 +2,10 @@
 //!
 //! Layers, each using only the ones above it in this list:
 //! [`data`] → [`model`] → [`train`] (engine) ↔ [`runs`] (store) → [`sweep`] → [`export`];
+//! [`analysis`] looks at many runs at once (columns, filters, seed groups, importance);
 //! the CLI ([`cli`]) and the desktop app ([`ui`]) are thin shells over them.
 
+pub mod analysis;
 pub mod cli;
 pub mod data;
 pub mod export;

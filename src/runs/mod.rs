@@ -4,18 +4,22 @@
 pub mod atomic;
 mod checkpoints;
 mod confusion_log;
+mod index;
 mod metrics_log;
 mod run;
 mod store;
+mod summary;
 
 pub use checkpoints::{
     BestBy, CheckpointEntry, CheckpointIndex, ClassMetrics, Goal, class_report,
     macro_precision_recall,
 };
 pub use confusion_log::{ConfusionLog, append_confusion};
+pub use index::{FileStamp, StoreSummary};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
 pub use run::{
     Ancestor, BestSummary, ConfigChange, Lineage, RUN_FORMAT_VERSION, RunRecord, RunStatus,
     SweepTag, TestResult,
 };
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};
+pub use summary::{MetricSummary, RunSummary, Summary, flatten};

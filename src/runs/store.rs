@@ -226,7 +226,7 @@ impl RunStore {
             };
             listings.push(match dir.read_record() {
                 Ok(record) => {
-                    let status = effective_status(&record);
+                    let status = record_status(&record);
                     RunListing::Run {
                         dir,
                         record: Box::new(record),
@@ -292,8 +292,13 @@ fn process_alive(_pid: u32) -> bool {
     true
 }
 
-fn effective_status(record: &RunRecord) -> RunStatus {
-    match (record.status, record.pid) {
+fn record_status(record: &RunRecord) -> RunStatus {
+    effective_status(record.status, record.pid)
+}
+
+/// The status a reader should see: `interrupted` for a `running` run whose process is gone.
+pub(crate) fn effective_status(status: RunStatus, pid: Option<u32>) -> RunStatus {
+    match (status, pid) {
         (RunStatus::Running, Some(pid)) if !process_alive(pid) => RunStatus::Interrupted,
         (RunStatus::Running, None) => RunStatus::Interrupted,
         (status, _) => status,
@@ -335,7 +340,7 @@ impl RunDir {
 
     /// The run's status as a reader should see it (`interrupted` for a dead `running` run).
     pub fn status(&self) -> Result<RunStatus, StoreError> {
-        Ok(effective_status(&self.read_record()?))
+        Ok(record_status(&self.read_record()?))
     }
 
     pub fn write_record(&self, record: &RunRecord) -> Result<(), StoreError> {

@@ -91,6 +91,7 @@ impl RunsPanel {
                             "",
                             "",
                             "Run",
+                            "From",
                             "Dataset",
                             "Status",
                             "Started",

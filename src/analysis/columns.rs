@@ -1,0 +1,144 @@
+//! Table columns: the fixed ones, a column per config key (by default only keys whose value
+//! differs among the shown runs), and metric columns summarised as best, last or epoch of best.
+
+use std::collections::BTreeSet;
+
+use crate::runs::{RunSummary, Summary};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Column {
+    Name,
+    Status,
+    Dataset,
+    Started,
+    /// Training time in seconds.
+    Duration,
+    Epochs,
+    Config(String),
+    Metric(String, Summary),
+}
+
+impl Column {
+    pub fn title(&self) -> String {
+        match self {
+            Column::Name => "name".into(),
+            Column::Status => "status".into(),
+            Column::Dataset => "dataset".into(),
+            Column::Started => "started".into(),
+            Column::Duration => "duration".into(),
+            Column::Epochs => "epochs".into(),
+            Column::Config(key) => key.clone(),
+            Column::Metric(name, Summary::Best) => name.clone(),
+            Column::Metric(name, summary) => format!("{name} ({})", summary.name()),
+        }
+    }
+}
+
+/// A cell: a number (sorts and compares numerically) or text; missing when the run lacks it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellValue {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+impl CellValue {
+    pub fn of(run: &RunSummary, column: &Column) -> CellValue {
+        match column {
+            Column::Name => CellValue::Text(run.name.clone()),
+            Column::Status => CellValue::Text(run.status.name().to_string()),
+            Column::Dataset => CellValue::Text(run.dataset.clone()),
+            Column::Started => CellValue::Text(
+                run.created
+                    .get(..16)
+                    .unwrap_or(&run.created)
+                    .replace('T', " "),
+            ),
+            Column::Duration => CellValue::Number(run.train_secs),
+            Column::Epochs => CellValue::Number(run.epochs_completed as f64),
+            Column::Config(key) => match run.config.get(key) {
+                Some(serde_json::Value::Number(number)) => number
+                    .as_f64()
+                    .map_or(CellValue::Missing, CellValue::Number),
+                Some(serde_json::Value::String(text)) => CellValue::Text(text.clone()),
+                Some(serde_json::Value::Bool(flag)) => CellValue::Text(flag.to_string()),
+                Some(other) => CellValue::Text(other.to_string()),
+                None => CellValue::Missing,
+            },
+            Column::Metric(name, summary) => {
+                run.metrics.get(name).map_or(CellValue::Missing, |metric| {
+                    CellValue::Number(metric.value(*summary))
+                })
+            }
+        }
+    }
+
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            CellValue::Number(value) => Some(*value),
+            _ => None,
+        }
+    }
+
+    /// Orders numbers before text, missing last.
+    pub fn sort_cmp(&self, other: &CellValue) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self, other) {
+            (CellValue::Number(a), CellValue::Number(b)) => a.total_cmp(b),
+            (CellValue::Text(a), CellValue::Text(b)) => a.cmp(b),
+            (CellValue::Number(_), _) => Ordering::Less,
+            (_, CellValue::Number(_)) => Ordering::Greater,
+            (CellValue::Text(_), CellValue::Missing) => Ordering::Less,
+            (CellValue::Missing, CellValue::Text(_)) => Ordering::Greater,
+            (CellValue::Missing, CellValue::Missing) => Ordering::Equal,
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            CellValue::Number(value) if value.fract() == 0.0 && value.abs() < 1e9 => {
+                format!("{value}")
+            }
+            CellValue::Number(value) if value.abs() >= 1e-3 && value.abs() < 1e6 => {
+                format!("{value:.4}")
+            }
+            CellValue::Number(value) => format!("{value:.3e}"),
+            CellValue::Text(text) => text.clone(),
+            CellValue::Missing => "—".into(),
+        }
+    }
+}
+
+/// Config keys whose value is not the same in every run (a key some runs lack varies too).
+pub fn varying_keys<'a>(runs: impl IntoIterator<Item = &'a RunSummary>) -> Vec<String> {
+    let runs: Vec<&RunSummary> = runs.into_iter().collect();
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    let keys: BTreeSet<&String> = runs.iter().flat_map(|run| run.config.keys()).collect();
+    keys.into_iter()
+        .filter(|key| {
+            let value = first.config.get(*key);
+            runs.iter().any(|run| run.config.get(*key) != value)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Every config key of the runs (for "all keys").
+pub fn config_columns<'a>(runs: impl IntoIterator<Item = &'a RunSummary>) -> Vec<String> {
+    let keys: BTreeSet<String> = runs
+        .into_iter()
+        .flat_map(|run| run.config.keys().cloned())
+        .collect();
+    keys.into_iter().collect()
+}
+
+/// Every metric the runs logged.
+pub fn metric_names<'a>(runs: impl IntoIterator<Item = &'a RunSummary>) -> Vec<String> {
+    let names: BTreeSet<String> = runs
+        .into_iter()
+        .flat_map(|run| run.metrics.keys().cloned())
+        .collect();
+    names.into_iter().collect()
+}

@@ -1,0 +1,188 @@
+//! A run in a line: what the run table, filters, groups and analyses need, without the run's
+//! schema, statistics or curves. Built from `run.json` and `metrics.jsonl`; kept in the store
+//! index so a store of thousands of runs opens without reading them all.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::checkpoints::Goal;
+use super::metrics_log::MetricsLog;
+use super::run::{RunRecord, RunStatus};
+
+/// A metric over a run's epochs: its best value (by the metric's natural goal) and its last.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricSummary {
+    pub best: f64,
+    pub best_epoch: usize,
+    pub last: f64,
+    pub last_epoch: usize,
+}
+
+/// How a metric column is summarised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Summary {
+    #[default]
+    Best,
+    Last,
+    EpochOfBest,
+}
+
+impl Summary {
+    pub const ALL: [Summary; 3] = [Summary::Best, Summary::Last, Summary::EpochOfBest];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Summary::Best => "best",
+            Summary::Last => "last",
+            Summary::EpochOfBest => "epoch of best",
+        }
+    }
+}
+
+impl MetricSummary {
+    pub fn value(&self, summary: Summary) -> f64 {
+        match summary {
+            Summary::Best => self.best,
+            Summary::Last => self.last,
+            Summary::EpochOfBest => self.best_epoch as f64,
+        }
+    }
+}
+
+/// Everything the run table shows and filters on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub name: String,
+    /// As stored (`running` is judged alive or interrupted when listed).
+    pub status: RunStatus,
+    #[serde(default)]
+    pub status_message: Option<String>,
+    pub created: String,
+    pub train_secs: f64,
+    pub epochs_completed: usize,
+    pub planned_epochs: usize,
+    pub dataset: String,
+    pub fingerprint: String,
+    /// The run's settings flattened to dotted paths (`train.learning_rate`, `model.hidden`,
+    /// `data.valid_fraction`, `device`): the table's config columns.
+    pub config: BTreeMap<String, serde_json::Value>,
+    /// `valid_loss`, `train_accuracy`, …
+    pub metrics: BTreeMap<String, MetricSummary>,
+    #[serde(default)]
+    pub sweep: Option<(String, usize)>,
+    /// The run this one started from (a warm start).
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+impl RunSummary {
+    pub fn of(record: &RunRecord, log: &MetricsLog) -> Self {
+        let mut config = BTreeMap::new();
+        let document = serde_json::json!({
+            "data": {
+                "target": record.schema.target.name,
+                "task": record.schema.target.task,
+                "valid_fraction": record.data.valid_fraction,
+                "split_seed": record.data.split_seed,
+                "test": record.data.test,
+                "images": record.data.images,
+            },
+            "model": record.model,
+            "train": record.train,
+            "device": record.device.backend,
+        });
+        flatten("", &document, &mut config);
+        let mut series: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
+        for point in &log.points {
+            series
+                .entry(format!("{}_{}", point.split.name(), point.metric))
+                .or_default()
+                .push((point.epoch, point.value));
+        }
+        let metrics = series
+            .into_iter()
+            .filter(|(name, _)| name != "train_batch_loss")
+            .filter_map(|(name, points)| {
+                let goal = Goal::natural(&name);
+                let (last_epoch, last) = *points.last()?;
+                let (best_epoch, best) = points
+                    .iter()
+                    .filter(|(_, value)| value.is_finite())
+                    .min_by(|a, b| goal.as_cost(a.1).total_cmp(&goal.as_cost(b.1)))
+                    .copied()
+                    .unwrap_or((last_epoch, last));
+                Some((
+                    name,
+                    MetricSummary {
+                        best,
+                        best_epoch,
+                        last,
+                        last_epoch,
+                    },
+                ))
+            })
+            .collect();
+        Self {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            status: record.status,
+            status_message: record.status_message.clone(),
+            created: record.created.clone(),
+            train_secs: record.train_secs,
+            epochs_completed: record.epochs_completed,
+            planned_epochs: record.train.epochs,
+            dataset: record.fingerprint.file_name.clone(),
+            fingerprint: record.fingerprint.id.clone(),
+            config,
+            metrics,
+            sweep: record
+                .sweep
+                .as_ref()
+                .map(|tag| (tag.sweep_id.clone(), tag.trial)),
+            parent: record
+                .lineage
+                .as_ref()
+                .and_then(|lineage| lineage.parent())
+                .map(|parent| parent.run_name.clone()),
+            pid: record.pid,
+        }
+    }
+
+    /// The config without the seed: runs that differ only in it are repeats of one setting.
+    pub fn group_key(&self) -> String {
+        self.config
+            .iter()
+            .filter(|(key, _)| key.as_str() != "train.seed")
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+}
+
+/// Flattens a JSON value into `path → value` pairs (lists and scalars are leaves).
+pub fn flatten(
+    prefix: &str,
+    value: &serde_json::Value,
+    out: &mut BTreeMap<String, serde_json::Value>,
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&path, child, out);
+            }
+        }
+        serde_json::Value::Null => {}
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
