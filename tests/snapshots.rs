@@ -214,7 +214,7 @@ fn digits_store(name: &str) -> PathBuf {
 
 fn settle_on_runs(harness: &mut Harness<'static, KilnApp>) {
     let start = Instant::now();
-    while harness.state().run_listings().is_empty()
+    while harness.state().run_summaries().is_empty()
         || !harness
             .state()
             .selected_runs()

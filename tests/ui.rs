@@ -10,7 +10,7 @@ use std::path::Path;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use kiln::model::ModelConfig;
-use kiln::runs::{RunListing, RunStore};
+use kiln::runs::RunStore;
 use kiln::ui::dialogs::{DialogKind, ScriptedDialogs};
 use kiln::ui::{KilnApp, ModelKind};
 
@@ -60,9 +60,9 @@ fn stop_button_stops_within_a_batch_and_the_run_is_resumable() {
     harness.step();
     harness.get_by_label("▶ Train").click();
     step_until(&mut harness, "a few epochs", |app| {
-        app.run_listings()
+        app.run_summaries()
             .iter()
-            .any(|l| matches!(l, RunListing::Run { record, .. } if record.epochs_completed >= 2))
+            .any(|run| run.epochs_completed >= 2)
     });
     harness.get_by_label("■ Stop").click();
     step_until(&mut harness, "the stop", |app| {
@@ -71,9 +71,9 @@ fn stop_button_stops_within_a_batch_and_the_run_is_resumable() {
     let (_, message) = harness.state().last_finished().unwrap();
     assert!(message.contains("stopped after"), "{message}");
     step_until(&mut harness, "the rescan", |app| {
-        app.run_listings()
+        app.run_summaries()
             .iter()
-            .any(|l| matches!(l, RunListing::Run { status, .. } if status.is_resumable()))
+            .any(|run| run.status.is_resumable())
     });
     // The run's menu in the runs table offers Resume for it.
     harness.get_by_label("Runs").click_accesskit();
@@ -93,7 +93,7 @@ fn compare_two_runs_and_export_the_best_checkpoint_through_the_dialog() {
     dialogs.answer(DialogKind::SaveBundle, &export_to);
     let mut harness = app(store.path(), dialogs);
     step_until(&mut harness, "the run list", |app| {
-        app.run_listings().len() == 2
+        app.run_summaries().len() == 2
     });
     // The table sizes its columns in its first frame; interact after that.
     harness.run_steps(3);
@@ -195,10 +195,10 @@ fn a_run_started_elsewhere_appears_in_the_browser() {
     let store = tempfile::tempdir().unwrap();
     let mut harness = app(store.path(), ScriptedDialogs::default());
     step_until(&mut harness, "the first scan", |app| !app.is_busy());
-    assert!(harness.state().run_listings().is_empty());
+    assert!(harness.state().run_summaries().is_empty());
     let id = train_run(store.path(), "from-the-cli", 0.01);
     step_until(&mut harness, "the rescan", |app| {
-        app.run_listings().iter().any(|listing| listing.id() == id)
+        app.run_summaries().iter().any(|run| run.id == id)
     });
 }
 
@@ -258,7 +258,7 @@ fn image_folder_shows_thumbnails_trains_a_cnn_and_predicts_a_folder() {
 
     // The best checkpoint's confusion matrix, then export it.
     step_until(&mut harness, "the rescan", |app| {
-        app.run_listings().iter().any(|l| l.id() == run_id)
+        app.run_summaries().iter().any(|run| run.id == run_id)
     });
     harness
         .get_by_label("Checkpoint & export")

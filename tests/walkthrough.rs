@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use kiln::model::{Activation, MlpConfig, ModelConfig};
-use kiln::runs::{RunListing, RunStatus, RunStore};
+use kiln::runs::{RunStatus, RunStore};
 use kiln::train::{DeviceChoice, OptimizerConfig, Outcome, ResumeRequest, TrainConfig, resume};
 use kiln::ui::KilnApp;
 use kiln::ui::dialogs::{DialogKind, FileDialogs, ScriptedDialogs};
@@ -96,16 +96,13 @@ fn a_typed_name_names_one_run_and_equal_names_never_merge_in_the_plot() {
         });
     }
     step_until(&mut harness, "both runs listed", |app| {
-        app.run_listings().len() == 2
+        app.run_summaries().len() == 2
     });
     let mut names: Vec<String> = harness
         .state()
-        .run_listings()
+        .run_summaries()
         .iter()
-        .map(|listing| match listing {
-            RunListing::Run { record, .. } => record.name.clone(),
-            RunListing::Broken { id, .. } => id.clone(),
-        })
+        .map(|run| run.name.clone())
         .collect();
     names.sort();
     assert_eq!(names, ["trial", "trial-2"]);
@@ -123,10 +120,7 @@ fn a_typed_name_names_one_run_and_equal_names_never_merge_in_the_plot() {
     dir.write_record(&second).unwrap();
     harness.get_by_label("Rescan").click_accesskit();
     step_until(&mut harness, "the shared name", |app| {
-        app.run_listings().iter().all(|l| match l {
-            RunListing::Run { record, .. } => record.name == "trial",
-            _ => false,
-        })
+        app.run_summaries().iter().all(|run| run.name == "trial")
     });
     harness.run_steps(3);
     let legend = harness.state().last_plot().legend.clone();
@@ -150,9 +144,9 @@ fn a_manual_stop_reports_where_it_stopped_without_an_eta() {
     harness.step();
     click_train(&mut harness);
     step_until(&mut harness, "two epochs", |app| {
-        app.run_listings()
+        app.run_summaries()
             .iter()
-            .any(|l| matches!(l, RunListing::Run { record, .. } if record.epochs_completed >= 2))
+            .any(|run| run.epochs_completed >= 2)
     });
     harness.get_by_label("■ Stop").click();
     step_until(&mut harness, "the stop", |app| {
@@ -227,7 +221,7 @@ fn a_divergence_in_the_first_epoch_says_no_checkpoint_exists() {
 
     // Nothing to continue from: the menu says so instead of offering a resume that cannot work.
     step_until(&mut harness, "the run listed", |app| {
-        !app.run_listings().is_empty()
+        !app.run_summaries().is_empty()
     });
     open_row_menu(&mut harness, 0);
     let continue_item = harness.get_by_label("Continue with a lower learning rate…");
@@ -272,7 +266,7 @@ fn a_diverged_run_continues_from_its_last_good_checkpoint_with_a_lower_learning_
 
     let mut harness = app(store.path());
     step_until(&mut harness, "the run list", |app| {
-        app.run_listings().len() == 1
+        app.run_summaries().len() == 1
     });
     harness.run_steps(2);
     open_row_menu(&mut harness, 0);
@@ -316,7 +310,7 @@ fn rename_takes_focus_escape_cancels_and_enter_renames() {
     let run = train_run(store.path(), "first-name", 0.01);
     let mut harness = app(store.path());
     step_until(&mut harness, "the run list", |app| {
-        app.run_listings().len() == 1
+        app.run_summaries().len() == 1
     });
     harness.run_steps(2);
 
@@ -368,7 +362,7 @@ fn deleting_a_run_keeps_the_colours_of_the_others() {
         .collect();
     let mut harness = app(store.path());
     step_until(&mut harness, "the run list", |app| {
-        app.run_listings().len() == 3
+        app.run_summaries().len() == 3
     });
     harness.run_steps(2);
     let before: Vec<egui::Color32> = ids.iter().map(|id| harness.state().run_color(id)).collect();
@@ -386,7 +380,7 @@ fn deleting_a_run_keeps_the_colours_of_the_others() {
     harness.run_steps(2);
     harness.get_by_label("Delete").click();
     step_until(&mut harness, "the deletion", |app| {
-        app.run_listings().len() == 2
+        app.run_summaries().len() == 2
     });
     harness.run_steps(2);
     assert_eq!(harness.state().run_color(&ids[0]), before[0]);

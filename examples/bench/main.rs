@@ -646,9 +646,10 @@ fn frame_ms(runs: usize, points: usize, hover: bool, frames: usize) -> f64 {
                     name: &names[i],
                     color: kiln::ui::run_color(i),
                     curves: c,
+                    highlighted: false,
                 })
                 .collect();
-            curves_ui(ui, &settings, &plot_runs, None);
+            curves_ui(ui, &settings, &plot_runs, &[], None);
         });
         let _ = ctx.tessellate(output.shapes, output.pixels_per_point);
         if frame > 0 {

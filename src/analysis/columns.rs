@@ -14,6 +14,8 @@ pub enum Column {
     /// Training time in seconds.
     Duration,
     Epochs,
+    /// The run it started from (a warm start).
+    Parent,
     Config(String),
     Metric(String, Summary),
 }
@@ -27,6 +29,7 @@ impl Column {
             Column::Started => "started".into(),
             Column::Duration => "duration".into(),
             Column::Epochs => "epochs".into(),
+            Column::Parent => "from".into(),
             Column::Config(key) => key.clone(),
             Column::Metric(name, Summary::Best) => name.clone(),
             Column::Metric(name, summary) => format!("{name} ({})", summary.name()),
@@ -56,6 +59,9 @@ impl CellValue {
             ),
             Column::Duration => CellValue::Number(run.train_secs),
             Column::Epochs => CellValue::Number(run.epochs_completed as f64),
+            Column::Parent => run.parent.as_ref().map_or(CellValue::Missing, |parent| {
+                CellValue::Text(format!("← {parent}"))
+            }),
             Column::Config(key) => match run.config.get(key) {
                 Some(serde_json::Value::Number(number)) => number
                     .as_f64()

@@ -334,6 +334,11 @@ impl Parser<'_> {
 }
 
 impl Filter {
+    /// The filter that keeps every run.
+    pub fn all() -> Filter {
+        Filter { expr: None }
+    }
+
     /// Parses `text` against the columns the runs have (config keys and metrics).
     pub fn parse(
         text: &str,

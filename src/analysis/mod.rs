@@ -11,5 +11,5 @@ mod parallel;
 pub use columns::{CellValue, Column, config_columns, metric_names, varying_keys};
 pub use filter::{Filter, FilterError};
 pub use groups::{Band, BandKind, GroupCurve, SeedGroup, seed_groups};
-pub use importance::{Importance, parameter_importance};
+pub use importance::{FEW_RUNS, Importance, parameter_importance, spearman};
 pub use parallel::{Axis, AxisKind, Brush, axes_for, brushed};

@@ -49,6 +49,11 @@ pub enum Command {
     Runs {
         #[arg(long)]
         json: bool,
+        /// Only runs matching this expression, e.g. 'valid_accuracy >= 0.9 && lr < 0.001 &&
+        /// status != pruned' (columns: name, status, dataset, duration, epochs, sweep, parent,
+        /// any metric — valid_loss.last for the last value —, any setting or its last part).
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Show one run: config, dataset fingerprint, checkpoints, and per-class validation metrics
     /// of the best checkpoint (RUN@last, or RUN@EPOCH for any epoch).
@@ -111,6 +116,8 @@ pub enum Command {
     /// Train a new version of an exported model on new data; write it only if it beats the
     /// current one on the new data (champion/challenger).
     Update(Box<update::UpdateArgs>),
+    /// Train a new run with exactly a run's settings, seed and data (refused if the data changed).
+    Rerun { run: String },
     /// Search hyperparameters: run, follow, resume, stop and promote sweeps.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
@@ -132,7 +139,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(*args, &runs_dir),
         Command::Sweep(command) => sweep::run(command, &runs_dir),
         Command::Update(args) => update::update(*args, &runs_dir),
-        Command::Runs { json } => list_runs(&runs_dir, json),
+        Command::Rerun { run } => follow(crate::train::plan_rerun(&runs_dir, &run)?.execute(None)?),
+        Command::Runs { json, filter } => list_runs(&runs_dir, json, filter.as_deref()),
         Command::Show { run, json } => show_run(&runs_dir, &run, json),
         Command::Resume {
             run,

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::runs::{CheckpointSelector, RunListing, RunStore};
+use crate::runs::{CheckpointSelector, RunStore};
 
 #[derive(Debug, Serialize)]
 struct RunRow {
@@ -19,44 +19,60 @@ struct RunRow {
     best_valid_loss: Option<f64>,
     best_valid_accuracy: Option<f64>,
     error: Option<String>,
+    /// The run's settings by dotted path, and every metric's best/last summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<std::collections::BTreeMap<String, crate::runs::MetricSummary>>,
 }
 
-pub(super) fn list_runs(runs_dir: &Path, json: bool) -> Result<()> {
+/// `kiln runs [--filter EXPR] [--json]`, read through the store index.
+pub(super) fn list_runs(runs_dir: &Path, json: bool, filter: Option<&str>) -> Result<()> {
     let store = RunStore::open(runs_dir)?;
-    let rows: Vec<RunRow> = store
-        .list()?
+    let summary = store.summaries()?;
+    let filter = match filter {
+        Some(text) => crate::analysis::Filter::for_runs(text, &summary.runs)
+            .map_err(|error| anyhow::anyhow!("--filter: {error}"))?,
+        None => crate::analysis::Filter::all(),
+    };
+    let mut rows: Vec<RunRow> = summary
+        .runs
         .into_iter()
-        .map(|listing| match listing {
-            RunListing::Run {
-                dir,
-                record,
-                status,
-            } => RunRow {
-                id: dir.id,
-                name: record.name.clone(),
-                dataset: record.fingerprint.file_name.clone(),
-                status: status.name().to_string(),
-                epochs: record.epochs_completed,
-                planned_epochs: record.train.epochs,
-                best_epoch: record.best.as_ref().map(|b| b.epoch),
-                best_valid_loss: record.best.as_ref().map(|b| b.valid_loss),
-                best_valid_accuracy: record.best.as_ref().and_then(|b| b.valid_accuracy),
+        .filter(|run| filter.matches(run))
+        .map(|run| {
+            let loss = run.metrics.get("valid_loss").copied();
+            RunRow {
+                name: run.name.clone(),
+                dataset: run.dataset.clone(),
+                status: run.status.name().to_string(),
+                epochs: run.epochs_completed,
+                planned_epochs: run.planned_epochs,
+                best_epoch: loss.map(|m| m.best_epoch),
+                best_valid_loss: loss.map(|m| m.best),
+                best_valid_accuracy: run.metrics.get("valid_accuracy").map(|m| m.best),
                 error: None,
-            },
-            RunListing::Broken { id, error, .. } => RunRow {
-                id,
-                name: String::new(),
-                dataset: String::new(),
-                status: "broken".to_string(),
-                epochs: 0,
-                planned_epochs: 0,
-                best_epoch: None,
-                best_valid_loss: None,
-                best_valid_accuracy: None,
-                error: Some(error),
-            },
+                config: Some(run.config),
+                metrics: Some(run.metrics),
+                id: run.id,
+            }
         })
         .collect();
+    if filter == crate::analysis::Filter::all() {
+        rows.extend(summary.broken.into_iter().map(|(id, error)| RunRow {
+            id,
+            name: String::new(),
+            dataset: String::new(),
+            status: "broken".to_string(),
+            epochs: 0,
+            planned_epochs: 0,
+            best_epoch: None,
+            best_valid_loss: None,
+            best_valid_accuracy: None,
+            error: Some(error),
+            config: None,
+            metrics: None,
+        }));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());

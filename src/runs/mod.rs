@@ -9,6 +9,7 @@ mod metrics_log;
 mod run;
 mod store;
 mod summary;
+mod watch;
 
 pub use checkpoints::{
     BestBy, CheckpointEntry, CheckpointIndex, ClassMetrics, Goal, class_report,
@@ -23,3 +24,4 @@ pub use run::{
 };
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};
 pub use summary::{MetricSummary, RunSummary, Summary, flatten};
+pub use watch::StoreWatcher;

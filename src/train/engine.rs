@@ -318,6 +318,55 @@ fn create_run(
     })
 }
 
+/// Plans a new run with exactly `run`'s settings, seed, device and data. Refused, naming what
+/// changed, when the dataset's fingerprint is not the original's.
+pub fn plan_rerun(runs_dir: &std::path::Path, run: &str) -> Result<PlannedRun, EngineError> {
+    let dir = RunStore::open(runs_dir)?.find(run)?;
+    let record = dir.read_record()?;
+    let refuse = |reason: String| EngineError::NotResumable {
+        run: record.id.clone(),
+        reason,
+    };
+    if record.lineage.is_some() {
+        return Err(refuse(
+            "it started from another model; re-run it from the same parent with --from".to_string(),
+        ));
+    }
+    let device = match record.device.backend.as_str() {
+        "wgpu" => DeviceChoice::Wgpu,
+        "cpu" => DeviceChoice::Cpu,
+        _ => DeviceChoice::Auto,
+    };
+    let planned = plan(TrainRequest {
+        data: record.data.clone(),
+        model: record.model.clone(),
+        train: record.train.clone(),
+        device,
+        name: Some(format!("{}-rerun", record.name)),
+        runs_dir: runs_dir.to_path_buf(),
+    })?;
+    let now = &planned.data.fingerprint;
+    let then = &record.fingerprint;
+    if now.id != then.id {
+        let what = if now.content_sha256 != then.content_sha256 {
+            format!(
+                "the content of {} changed ({} rows now, {} then)",
+                record.data.path.display(),
+                now.rows,
+                then.rows
+            )
+        } else {
+            "the way it is read changed (target, task, split or options)".to_string()
+        };
+        return Err(refuse(format!(
+            "cannot be re-run exactly: {what}; fingerprint {} now, {} then",
+            now.short_id(),
+            then.short_id()
+        )));
+    }
+    Ok(planned)
+}
+
 /// Checks that a run can continue and prepares its data again; writes nothing.
 pub fn plan_resume(request: ResumeRequest) -> Result<PlannedRun, EngineError> {
     let store = RunStore::open(&request.runs_dir)?;

@@ -18,7 +18,7 @@ pub use device::{
 };
 pub use engine::{
     EngineError, Notify, PlannedRun, ResumeRequest, TrainHandle, TrainRequest, WarmStart, plan,
-    plan_resume, plan_warm, resume, start,
+    plan_rerun, plan_resume, plan_warm, resume, start,
 };
 pub use events::{EpochMetrics, Outcome, TrainEvent};
 pub use fit::EpochJudge;

@@ -6,21 +6,21 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::cache::StoreCache;
+use super::cache::{RunCurves, StoreCache};
 pub use super::commands::Command;
 use super::dialogs::{DialogKind, FileDialogs, NativeDialogs};
 use super::identity::display_names;
 use super::layout;
 use super::panels::{
-    self, DataState, ExportState, LiveTraining, MistakesState, ModelUseState, RunsPanel, RunsView,
-    SweepContext, SweepPanel, SweepUpdate, VersionsState,
+    self, AnalysisPanel, DataState, ExportState, LiveTraining, MistakesState, ModelUseState,
+    RunsPanel, RunsView, SweepContext, SweepPanel, SweepUpdate, VersionsState,
 };
-use super::plot::{PlotOutcome, PlotRun, curves_ui};
+use super::plot::{PlotGroup, PlotOutcome, PlotRun, curves_ui};
 use super::promise::Task;
 use super::settings::{BottomTab, Settings};
 pub use super::status::Level;
 use super::status::StatusBar;
-use crate::runs::{RunListing, default_runs_dir};
+use crate::runs::{RunSummary, default_runs_dir};
 use crate::train::AdapterSummary;
 
 /// How the app is started (tests give a temporary store and scripted dialogs).
@@ -61,6 +61,9 @@ pub struct KilnApp {
     pub(crate) data: DataState,
     pub(crate) training: Option<LiveTraining>,
     pub(crate) runs: RunsPanel,
+    pub(crate) analysis: AnalysisPanel,
+    /// The run picked in the table or on the plot.
+    pub(crate) highlighted: Option<String>,
     pub(crate) sweep: SweepPanel,
     pub(crate) export: ExportState,
     pub(crate) model_use: ModelUseState,
@@ -106,6 +109,8 @@ impl KilnApp {
             data: DataState::default(),
             training: None,
             runs: RunsPanel::default(),
+            analysis: AnalysisPanel::default(),
+            highlighted: None,
             sweep: SweepPanel::default(),
             export: ExportState::default(),
             model_use: ModelUseState::default(),
@@ -243,8 +248,34 @@ impl KilnApp {
         &mut self.settings
     }
 
-    pub fn run_listings(&self) -> &[RunListing] {
-        &self.cache.listings
+    /// The runs table's rows as shown (filtered, brushed, sorted).
+    pub fn table_run_ids(&self) -> Vec<String> {
+        self.runs.shown_ids(&self.cache.runs)
+    }
+
+    /// What is wrong with the table's filter expression, if anything.
+    pub fn table_filter_error(&self) -> Option<String> {
+        self.runs.filter_error().map(ToString::to_string)
+    }
+
+    /// Whether the store is watched for changes (else polled).
+    pub fn store_watched(&self) -> bool {
+        self.cache.is_watched()
+    }
+
+    /// Axes brushed in the analysis view.
+    pub fn brushes(&self) -> usize {
+        self.analysis.brush_count()
+    }
+
+    /// The run picked in the table or on the plot.
+    pub fn highlighted_run(&self) -> Option<&str> {
+        self.highlighted.as_deref()
+    }
+
+    /// Every run of the store as the window last read it, oldest first.
+    pub fn run_summaries(&self) -> &[RunSummary] {
+        &self.cache.runs
     }
 
     /// The colour a run is drawn in, everywhere in the window.
@@ -414,26 +445,27 @@ impl KilnApp {
 
     /// Keeps the plotted selection, colours and shown names in step with a fresh run list.
     fn on_rescan(&mut self) {
-        let known: Vec<&str> = self.cache.listings.iter().map(RunListing::id).collect();
+        let known: Vec<&str> = self.cache.runs.iter().map(|run| run.id.as_str()).collect();
         self.settings.run_colors.update(known.iter().copied());
-        self.names = display_names(&self.cache.listings);
-        // Runs deleted elsewhere (or remembered from another store) drop out of the selection.
+        self.names = display_names(&self.cache.runs);
+        // Runs deleted elsewhere drop out of the selection, and at launch so do runs remembered
+        // from another store; a run that just started may not be listed yet and stays.
         let live = self.training.as_ref().and_then(|t| t.run_id.as_deref());
-        self.settings
-            .selected_runs
-            .retain(|id| known.contains(&id.as_str()) || Some(id.as_str()) == live);
+        let known: std::collections::HashSet<&str> = known.into_iter().collect();
+        let first_listing = !self.auto_selected;
+        let runs_dir = self.cache.runs_dir.clone();
+        self.settings.selected_runs.retain(|id| {
+            known.contains(id.as_str())
+                || Some(id.as_str()) == live
+                || (!first_listing && runs_dir.join(id).is_dir())
+        });
         // On a launch with runs in the store, show the newest one instead of an empty plot.
-        if !self.auto_selected && !self.cache.listings.is_empty() {
+        if !self.auto_selected && !self.cache.runs.is_empty() {
             self.auto_selected = true;
             if self.settings.selected_runs.is_empty()
-                && let Some(RunListing::Run { dir, .. }) = self
-                    .cache
-                    .listings
-                    .iter()
-                    .rev()
-                    .find(|listing| matches!(listing, RunListing::Run { .. }))
+                && let Some(newest) = self.cache.runs.last()
             {
-                self.settings.selected_runs.push(dir.id.clone());
+                self.settings.selected_runs.push(newest.id.clone());
             }
         }
     }
@@ -454,13 +486,20 @@ impl KilnApp {
         }
     }
 
-    /// The plot shows exactly the ticked runs: unticked means hidden, the live run included.
+    /// The plot shows exactly the ticked runs (unticked means hidden, the live run included),
+    /// narrowed to the analysis view's brushes when any axis is brushed.
     fn plot_ui(&mut self, ui: &mut egui::Ui) {
         panels::plot_controls_ui(ui, &mut self.settings.plot);
         let shown: Vec<(String, String)> = self
             .settings
             .selected_runs
             .iter()
+            .filter(|id| {
+                self.analysis
+                    .kept
+                    .as_ref()
+                    .is_none_or(|kept| kept.contains(id.as_str()))
+            })
             .map(|id| (id.clone(), self.identity_name(id)))
             .collect();
         let runs: Vec<PlotRun<'_>> = shown
@@ -471,6 +510,7 @@ impl KilnApp {
                     name,
                     color: self.settings.run_colors.color(id),
                     curves: self.cache.curves(id)?,
+                    highlighted: self.highlighted.as_deref() == Some(id.as_str()),
                 })
             })
             .collect();
@@ -481,15 +521,53 @@ impl KilnApp {
             self.last_plot = PlotOutcome::default();
             return;
         }
+        let groups = if self.settings.plot.group_seeds {
+            self.plot_groups(&runs)
+        } else {
+            Vec::new()
+        };
         let selected = self
             .selected_checkpoint
             .as_ref()
             .map(|(run, epoch)| (run.as_str(), *epoch));
-        let outcome = curves_ui(ui, &self.settings.plot, &runs, selected);
+        let outcome = curves_ui(ui, &self.settings.plot, &runs, &groups, selected);
         if let Some((run, epoch)) = outcome.clicked_checkpoint.clone() {
             self.push(Command::SelectCheckpoint { run, epoch });
         }
+        if let Some(run) = outcome.clicked_run.clone() {
+            self.runs.reveal(&run);
+            self.highlighted = Some(run);
+        }
         self.last_plot = outcome;
+    }
+
+    /// The shown runs grouped by their settings minus the seed.
+    fn plot_groups<'a>(&'a self, runs: &[PlotRun<'a>]) -> Vec<PlotGroup<'a>> {
+        let summaries: Vec<&RunSummary> = runs
+            .iter()
+            .filter_map(|run| self.cache.summary(run.id))
+            .collect();
+        crate::analysis::seed_groups(&summaries)
+            .into_iter()
+            .filter_map(|group| {
+                let first = group.members.first()?;
+                let members: Vec<&RunCurves> = group
+                    .members
+                    .iter()
+                    .filter_map(|id| self.cache.curves(id))
+                    .collect();
+                Some(PlotGroup {
+                    name: if group.members.len() > 1 {
+                        format!("{} +{}", self.identity_name(first), group.members.len() - 1)
+                    } else {
+                        self.identity_name(first)
+                    },
+                    color: self.settings.run_colors.color(first),
+                    members,
+                    mixed_data: group.mixed_data,
+                })
+            })
+            .collect()
     }
 
     fn details_ui(&mut self, ui: &mut egui::Ui) {
@@ -505,27 +583,41 @@ impl KilnApp {
         if self.settings.bottom_tab == BottomTab::Runs {
             // The table scrolls itself (its rows are virtualised).
             let live = self.training.as_ref().and_then(|t| t.run_id.as_deref());
+            let training = live.filter(|_| self.is_training());
             self.runs.ui(
                 ui,
                 RunsView {
                     runs_dir: &self.cache.runs_dir,
                     scan_error: self.cache.scan_error.as_deref(),
-                    listings: &self.cache.listings,
+                    runs: &self.cache.runs,
+                    broken: &self.cache.broken,
+                    generation: self.cache.generation,
                     selected: &mut self.settings.selected_runs,
                     colors: &self.settings.run_colors,
                     names: &self.names,
-                    training: live
-                        .filter(|_| self.training.as_ref().is_some_and(|t| t.finished.is_none())),
+                    training,
+                    highlighted: &mut self.highlighted,
+                    brushed: self.analysis.kept.as_ref(),
                     commands: &mut self.commands,
                 },
             );
+            return;
+        }
+        if self.settings.bottom_tab == BottomTab::Analysis {
+            egui::ScrollArea::both()
+                .id_salt("analysis_scroll")
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    self.analysis
+                        .ui(ui, &self.cache.runs, &self.runs.filter_text)
+                });
             return;
         }
         egui::ScrollArea::both()
             .id_salt("details_scroll")
             .auto_shrink([false, false])
             .show(ui, |ui| match self.settings.bottom_tab {
-                BottomTab::Runs => {}
+                BottomTab::Runs | BottomTab::Analysis => {}
                 BottomTab::Sweep => self.sweep_ui(ui),
                 BottomTab::Data => panels::data_preview_ui(self, ui),
                 BottomTab::Compare => panels::compare_ui(self, ui),
@@ -586,7 +678,7 @@ impl eframe::App for KilnApp {
                     {
                         self.push(Command::Rescan);
                     }
-                    ui.weak(format!("{} runs", self.cache.listings.len()));
+                    ui.weak(format!("{} runs", self.cache.runs.len()));
                 });
             });
         });
@@ -632,7 +724,7 @@ impl eframe::App for KilnApp {
             .show(ui, |ui| self.details_ui(ui));
         layout::splitter_grip(&ctx, details.response.rect, layout::Edge::Top);
         egui::CentralPanel::default_margins().show(ui, |ui| self.plot_ui(ui));
-        self.runs.modals_ui(&ctx, &mut self.commands);
+        self.runs.dialogs.modals_ui(&ctx, &mut self.commands);
         if !self.first_frame_shown {
             self.first_frame_shown = true;
             // For the start-up benchmark: quit as soon as the first frame is laid out.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::app::KilnApp;
 use super::dialogs::DialogKind;
-use crate::runs::{RunListing, RunStore};
+use crate::runs::RunStore;
 
 /// Something a panel asks the app to do; handled after the panels are drawn.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,10 @@ pub enum Command {
     },
     /// Fill the form with a run's settings.
     UseSettingsOf {
+        run: String,
+    },
+    /// A new run with exactly a run's settings, seed and data.
+    Rerun {
         run: String,
     },
     SelectCheckpoint {
@@ -73,9 +77,8 @@ impl KilnApp {
                     Err(error) => self.error(format!("Cannot rename: {error}")),
                 }
             }
-            Command::UseSettingsOf { run } => match self.cache.listing(&run) {
-                Some(RunListing::Run { record, .. }) => {
-                    let record = record.clone();
+            Command::UseSettingsOf { run } => match self.cache.record(&run) {
+                Some(record) => {
                     self.settings.use_run(&record);
                     self.info(format!(
                         "The form now holds the settings of {}; change what you like and press Train",
@@ -83,7 +86,7 @@ impl KilnApp {
                     ));
                     self.push(Command::LoadData);
                 }
-                _ => self.error(format!("Run {run} is no longer in the store")),
+                None => self.error(format!("Run {run} is no longer in the store")),
             },
             Command::Delete { run } => {
                 let result = RunStore::open(&self.cache.runs_dir).and_then(|store| {
@@ -118,6 +121,7 @@ impl KilnApp {
             Command::OpenModel(path) => self.open_model(ctx, path),
             Command::PredictFile(path) => self.predict_file(ctx, path),
             Command::PredictRow => self.predict_typed_row(),
+            Command::Rerun { run } => self.rerun(ctx, run),
             Command::SavePredictions(path) => self.save_predictions(path),
             // Handled by the app before panels' commands reach here.
             Command::Dialog(_) | Command::Rescan => {}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use egui::Color32;
 use serde::{Deserialize, Serialize};
 
-use crate::runs::RunListing;
+use crate::runs::RunSummary;
 
 /// Distinct, readable colours for runs (on the dark and the light theme).
 const PALETTE: [Color32; 10] = [
@@ -71,25 +71,19 @@ impl RunColors {
 
 /// The name each run is shown under: its own name, or, when another listed run has the same
 /// name, the name with the end of its id, so two runs are never merged or confused.
-pub fn display_names(listings: &[RunListing]) -> HashMap<String, String> {
+pub fn display_names(runs: &[RunSummary]) -> HashMap<String, String> {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
-    for listing in listings {
-        if let RunListing::Run { record, .. } = listing {
-            *by_name.entry(record.name.as_str()).or_default() += 1;
-        }
+    for run in runs {
+        *by_name.entry(run.name.as_str()).or_default() += 1;
     }
-    listings
-        .iter()
-        .filter_map(|listing| match listing {
-            RunListing::Run { dir, record, .. } => {
-                let shown = if by_name.get(record.name.as_str()).copied().unwrap_or(0) > 1 {
-                    format!("{} ({})", record.name, id_tail(&dir.id))
-                } else {
-                    record.name.clone()
-                };
-                Some((dir.id.clone(), shown))
-            }
-            RunListing::Broken { .. } => None,
+    runs.iter()
+        .map(|run| {
+            let shown = if by_name.get(run.name.as_str()).copied().unwrap_or(0) > 1 {
+                format!("{} ({})", run.name, id_tail(&run.id))
+            } else {
+                run.name.clone()
+            };
+            (run.id.clone(), shown)
         })
         .collect()
 }

@@ -17,7 +17,9 @@ mod widgets;
 pub use app::{AppOptions, KilnApp};
 pub use cache::RunCurves;
 pub use identity::RunColors;
-pub use plot::{PlotOutcome, PlotRun, PlotSettings, XAxis, curves_ui, debiased_ema, run_color};
+pub use plot::{
+    PlotGroup, PlotOutcome, PlotRun, PlotSettings, XAxis, curves_ui, debiased_ema, run_color,
+};
 pub use series::{MAX_DRAWN_POINTS, decimate};
 pub use settings::{ModelKind, Settings};
 

@@ -54,6 +54,11 @@ pub struct PlotSettings {
     /// EMA weight in [0, 1); 0 draws the raw curve only.
     pub smoothing: f64,
     pub log_y: bool,
+    /// Draw runs that differ only in their seed as one mean line with a band.
+    pub group_seeds: bool,
+    pub band: crate::analysis::BandKind,
+    /// With groups: draw the member runs too (faint).
+    pub show_members: bool,
 }
 
 impl Default for PlotSettings {
@@ -63,6 +68,9 @@ impl Default for PlotSettings {
             x_axis: XAxis::Epoch,
             smoothing: 0.0,
             log_y: false,
+            group_seeds: false,
+            band: crate::analysis::BandKind::Std,
+            show_members: false,
         }
     }
 }
@@ -91,6 +99,17 @@ pub struct PlotRun<'a> {
     pub name: &'a str,
     pub color: Color32,
     pub curves: &'a RunCurves,
+    /// Picked in the table or the plot: drawn bold.
+    pub highlighted: bool,
+}
+
+/// Runs that differ only in their seed, drawn as a mean line with a band.
+pub struct PlotGroup<'a> {
+    pub name: String,
+    pub color: Color32,
+    pub members: Vec<&'a RunCurves>,
+    /// The members used different data (so they are not repeats of one thing).
+    pub mixed_data: bool,
 }
 
 /// A checkpoint marker's place on screen, to find the one a click lands on.
@@ -118,6 +137,10 @@ fn split_style(split: SplitName) -> LineStyle {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PlotOutcome {
     pub clicked_checkpoint: Option<(String, usize)>,
+    /// A curve clicked away from any checkpoint marker: its run.
+    pub clicked_run: Option<String>,
+    /// Groups drawn (seed groups on).
+    pub groups_drawn: usize,
     /// The legend's entries: one name per drawn run.
     pub legend: Vec<String>,
     pub points_drawn: usize,
@@ -128,6 +151,7 @@ pub fn curves_ui(
     ui: &mut egui::Ui,
     settings: &PlotSettings,
     runs: &[PlotRun<'_>],
+    groups: &[PlotGroup<'_>],
     selected: Option<(&str, usize)>,
 ) -> PlotOutcome {
     let log_y = settings.log_y;
@@ -139,7 +163,13 @@ pub fn curves_ui(
         ..PlotOutcome::default()
     };
     // The legend sits above the plot, never on the data.
-    legend_ui(ui, runs, settings.metric != "batch_loss");
+    if settings.group_seeds {
+        groups_legend_ui(ui, groups, settings.band);
+        outcome.legend = groups.iter().map(|group| group.name.clone()).collect();
+        outcome.groups_drawn = groups.len();
+    } else {
+        legend_ui(ui, runs, settings.metric != "batch_loss");
+    }
     let y_label = if log_y {
         format!("{metric} (log scale)")
     } else {
@@ -178,7 +208,24 @@ pub fn curves_ui(
         });
 
     let limit = super::series::points_per_series(runs.len() * 2);
+    let run_ids: Vec<(egui_plot::ItemId, &str)> = runs
+        .iter()
+        .flat_map(|run| {
+            [SplitName::Train, SplitName::Valid]
+                .into_iter()
+                .flat_map(move |split| {
+                    ["raw", "smoothed"]
+                        .map(|kind| (egui_plot::ItemId::new((run.id, split.name(), kind)), run.id))
+                })
+        })
+        .collect();
     let response = plot.show(ui, |plot_ui| {
+        if settings.group_seeds {
+            draw_groups(plot_ui, groups, settings);
+            if !settings.show_members {
+                return;
+            }
+        }
         for run in runs {
             let splits: &[SplitName] = if settings.metric == "batch_loss" {
                 &[SplitName::Train]
@@ -194,7 +241,13 @@ pub fn curves_ui(
                     continue;
                 }
                 let name = format!("{} · {}", run.name, split.name());
-                let color = run.color;
+                // Group members are drawn faint behind their group's mean.
+                let color = if settings.group_seeds {
+                    run.color.gamma_multiply(0.35)
+                } else {
+                    run.color
+                };
+                let bold = if run.highlighted { 1.5 } else { 0.0 };
                 outcome.points_drawn += prepared.count;
                 // With smoothing the raw curve stays faint behind the smoothed one.
                 let raw_color = if prepared.smoothed.is_some() {
@@ -207,7 +260,7 @@ pub fn curves_ui(
                         .id((run.id, split.name(), "raw"))
                         .color(raw_color)
                         .style(split_style(split))
-                        .width(if split == SplitName::Valid { 2.0 } else { 1.5 }),
+                        .width(bold + if split == SplitName::Valid { 2.0 } else { 1.5 }),
                 );
                 if let Some(smoothed) = &prepared.smoothed {
                     plot_ui.line(
@@ -215,7 +268,7 @@ pub fn curves_ui(
                             .id((run.id, split.name(), "smoothed"))
                             .color(color)
                             .style(split_style(split))
-                            .width(2.0),
+                            .width(bold + 2.0),
                     );
                 }
                 // Values that cannot be drawn on this scale are shown, not dropped.
@@ -299,9 +352,89 @@ pub fn curves_ui(
             .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((marker, _)) = nearest {
             outcome.clicked_checkpoint = Some((marker.run.clone(), marker.epoch));
+        } else if let Some(hovered) = response.hovered_plot_item {
+            outcome.clicked_run = run_ids
+                .iter()
+                .find(|(id, _)| *id == hovered)
+                .map(|(_, run)| run.to_string());
         }
     }
     outcome
+}
+
+/// Each group's mean line (validation solid, train dashed) with its band.
+fn draw_groups(
+    plot_ui: &mut egui_plot::PlotUi<'_>,
+    groups: &[PlotGroup<'_>],
+    settings: &PlotSettings,
+) {
+    let splits: &[SplitName] = if settings.metric == "batch_loss" {
+        &[SplitName::Train]
+    } else {
+        &[SplitName::Train, SplitName::Valid]
+    };
+    for group in groups {
+        for &split in splits {
+            let members: Vec<Vec<[f64; 2]>> = group
+                .members
+                .iter()
+                .map(|curves| {
+                    curves
+                        .log
+                        .series(split, &settings.metric)
+                        .filter_map(|point| {
+                            Some([
+                                settings.x_axis.of_point(point),
+                                transform_y(point.value, settings.log_y)?,
+                            ])
+                        })
+                        .collect()
+                })
+                .collect();
+            let curve = crate::analysis::GroupCurve::of(&members, settings.band);
+            if curve.points.is_empty() {
+                continue;
+            }
+            let name = format!("{} · {}", group.name, split.name());
+            let upper: Vec<[f64; 2]> = curve.points.iter().map(|b| [b.x, b.high]).collect();
+            let lower: Vec<[f64; 2]> = curve.points.iter().rev().map(|b| [b.x, b.low]).collect();
+            let outline: Vec<[f64; 2]> = upper.into_iter().chain(lower).collect();
+            if curve.points.len() > 1 {
+                plot_ui.polygon(
+                    egui_plot::Polygon::new(format!("{name} band"), PlotPoints::new(outline))
+                        .fill_color(group.color.gamma_multiply(0.18))
+                        .stroke(egui::Stroke::NONE),
+                );
+            }
+            plot_ui.line(
+                Line::new(
+                    name,
+                    PlotPoints::new(curve.points.iter().map(|b| [b.x, b.mean]).collect()),
+                )
+                .color(group.color)
+                .style(split_style(split))
+                .width(2.5),
+            );
+        }
+    }
+}
+
+fn groups_legend_ui(ui: &mut egui::Ui, groups: &[PlotGroup<'_>], band: crate::analysis::BandKind) {
+    ui.horizontal_wrapped(|ui| {
+        for group in groups {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().rect_filled(rect.shrink(1.0), 2.0, group.color);
+            let text = format!("{} ({} runs)", group.name, group.members.len());
+            if group.mixed_data {
+                ui.colored_label(ui.visuals().warn_fg_color, format!("{text} ⚠ mixed data"))
+                    .on_hover_text("These runs differ only in their seed but used different data: not repeats of one experiment");
+            } else {
+                ui.label(text);
+            }
+            ui.add_space(8.0);
+        }
+        ui.weak(format!("mean, band {}", band.name()));
+    });
 }
 
 /// One entry per run (its colour and name) and a key telling the line styles apart.

@@ -18,11 +18,13 @@ pub enum BottomTab {
     Checkpoint,
     Model,
     Sweep,
+    Analysis,
 }
 
 impl BottomTab {
-    pub const ALL: [BottomTab; 6] = [
+    pub const ALL: [BottomTab; 7] = [
         BottomTab::Runs,
+        BottomTab::Analysis,
         BottomTab::Data,
         BottomTab::Compare,
         BottomTab::Sweep,
@@ -38,6 +40,7 @@ impl BottomTab {
             BottomTab::Checkpoint => "Checkpoint & export",
             BottomTab::Model => "Use a model",
             BottomTab::Sweep => "Sweep",
+            BottomTab::Analysis => "Analysis",
         }
     }
 }

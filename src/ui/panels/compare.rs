@@ -1,112 +1,89 @@
-//! What differs between ticked runs: configuration fields and the dataset they used.
+//! What differs between the ticked runs, any number of them: the settings that vary among them
+//! side by side (a column per run), and the data each used (fingerprints), flagged when they
+//! differ.
 
-use std::collections::BTreeMap;
-
-use crate::runs::{RunListing, RunRecord};
+use crate::analysis::varying_keys;
+use crate::runs::RunSummary;
 use crate::ui::app::KilnApp;
 
-/// Flattens a JSON value into `path → value` pairs for field-by-field comparison.
-fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, child) in map {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(&path, child, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
-}
-
-/// The configuration fields (and dataset facts) where two runs differ.
-pub fn differences(a: &RunRecord, b: &RunRecord) -> Vec<(String, String, String)> {
-    let describe = |record: &RunRecord| {
-        let mut fields = BTreeMap::new();
-        let document = serde_json::json!({
-            "data": record.data,
-            "dataset": {
-                "fingerprint": record.fingerprint.id,
-                "rows": record.fingerprint.rows,
-                "columns": record.fingerprint.columns,
-                "target": record.schema.target.name,
-                "task": record.schema.target.task,
-            },
-            "model": record.model,
-            "train": record.train,
-            "device": record.device.adapter,
-        });
-        flatten("", &document, &mut fields);
-        fields
-    };
-    let (left, right) = (describe(a), describe(b));
-    let keys: std::collections::BTreeSet<&String> = left.keys().chain(right.keys()).collect();
-    keys.into_iter()
-        .filter_map(|key| {
-            let l = left.get(key).cloned().unwrap_or_else(|| "—".to_string());
-            let r = right.get(key).cloned().unwrap_or_else(|| "—".to_string());
-            (l != r).then(|| (key.clone(), l, r))
-        })
-        .collect()
-}
-
 pub fn compare_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
-    let records: Vec<&RunRecord> = app
+    let runs: Vec<&RunSummary> = app
         .settings
         .selected_runs
         .iter()
-        .filter_map(|id| match app.cache.listing(id) {
-            Some(RunListing::Run { record, .. }) => Some(record.as_ref()),
-            _ => None,
-        })
+        .filter_map(|id| app.cache.summary(id))
         .collect();
-    if records.len() != 2 {
+    if runs.len() < 2 {
         ui.label(format!(
-            "Tick exactly two runs in the Runs tab to see what differs between them ({} ticked).",
-            records.len()
+            "Tick two or more runs in the Runs tab to see what differs between them ({} ticked).",
+            runs.len()
         ));
         return;
     }
-    let (a, b) = (records[0], records[1]);
-    let diffs = differences(a, b);
-    if a.fingerprint.id == b.fingerprint.id {
+    let fingerprints: std::collections::BTreeSet<&str> =
+        runs.iter().map(|run| run.fingerprint.as_str()).collect();
+    if fingerprints.len() == 1 {
         ui.label(format!(
-            "Same dataset (fingerprint {}).",
-            a.fingerprint.short_id()
+            "Same dataset for all {} runs ({}, fingerprint {}).",
+            runs.len(),
+            runs[0].dataset,
+            &runs[0].fingerprint[..runs[0].fingerprint.len().min(12)]
         ));
     } else {
         ui.colored_label(
             ui.visuals().warn_fg_color,
             format!(
-                "Different data: {} ({}) vs {} ({}).",
-                a.fingerprint.file_name,
-                a.fingerprint.short_id(),
-                b.fingerprint.file_name,
-                b.fingerprint.short_id()
+                "Different data: {} datasets among these runs (see the dataset rows).",
+                fingerprints.len()
             ),
         );
     }
-    if diffs.is_empty() {
-        ui.label("The two runs have the same configuration.");
+    let keys = varying_keys(runs.iter().copied());
+    if keys.is_empty() && fingerprints.len() == 1 {
+        ui.label("The runs have the same configuration (they differ in nothing but their time).");
         return;
     }
-    egui::Grid::new("diff_grid")
+    egui::Grid::new("compare_grid")
         .striped(true)
-        .num_columns(3)
+        .num_columns(runs.len() + 1)
         .show(ui, |ui| {
             ui.strong("Field");
-            ui.strong(app.identity_name(&a.id));
-            ui.strong(app.identity_name(&b.id));
+            for run in &runs {
+                ui.strong(app.identity_name(&run.id));
+            }
             ui.end_row();
-            for (field, left, right) in &diffs {
-                ui.monospace(field);
-                ui.label(left);
-                ui.label(right);
+            if fingerprints.len() > 1 {
+                ui.monospace("dataset");
+                for run in &runs {
+                    ui.label(format!(
+                        "{} [{}]",
+                        run.dataset,
+                        &run.fingerprint[..run.fingerprint.len().min(12)]
+                    ));
+                }
+                ui.end_row();
+            }
+            for key in &keys {
+                ui.monospace(key);
+                for run in &runs {
+                    ui.label(
+                        run.config
+                            .get(key)
+                            .map_or("—".to_string(), |v| v.to_string()),
+                    );
+                }
+                ui.end_row();
+            }
+            for metric in ["valid_loss", "valid_accuracy", "valid_rmse"] {
+                if runs.iter().all(|run| !run.metrics.contains_key(metric)) {
+                    continue;
+                }
+                ui.monospace(format!("{metric} (best)"));
+                for run in &runs {
+                    ui.label(run.metrics.get(metric).map_or("—".to_string(), |m| {
+                        format!("{:.4} @{}", m.best, m.best_epoch)
+                    }));
+                }
                 ui.end_row();
             }
         });

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use crate::export::{BundlePaths, CardSweep, ExportError, ExportOptions, export_checkpoint};
-use crate::runs::RunListing;
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::dialogs::DialogKind;
 use crate::ui::promise::Task;
@@ -74,13 +73,16 @@ impl KilnApp {
         };
         let runs_dir = self.cache.runs_dir.clone();
         self.export.path = path.display().to_string();
-        let formats = match self.cache.listing(&run) {
-            Some(RunListing::Run { record, .. }) => ExportFormats::for_model(&record.model),
-            _ => ExportFormats { onnx_missing: None },
+        let formats = match self.cache.record(&run) {
+            Some(record) => ExportFormats::for_model(&record.model),
+            None => ExportFormats { onnx_missing: None },
         };
         let onnx = formats.onnx_missing.is_none();
         let evaluate_test = self.export.evaluate_test
-            && matches!(self.cache.listing(&run), Some(RunListing::Run { record, .. }) if record.data.test.is_some());
+            && self
+                .cache
+                .record(&run)
+                .is_some_and(|record| record.data.test.is_some());
         let sweep = self
             .export
             .promoted
@@ -161,13 +163,13 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     let confusions = curves
         .map(|c| c.confusions.by_epoch.clone())
         .unwrap_or_default();
-    let (name, classes, images) = match app.cache.listing(&run) {
-        Some(RunListing::Run { record, .. }) => (
+    let (name, classes, images) = match app.cache.record(&run) {
+        Some(record) => (
             app.identity_name(&run),
             record.schema.target.classes.clone(),
             record.preprocessor.image.is_some(),
         ),
-        _ => (run.clone(), Vec::new(), false),
+        None => (run.clone(), Vec::new(), false),
     };
     ui.heading(format!("{name} · epoch {epoch}"));
     let Some(entry) = entry else {
@@ -301,9 +303,9 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     }
     test_split_ui(app, ui, &run, epoch);
     // Which files this model gets, said before exporting (and again after it).
-    let formats = match app.cache.listing(&run) {
-        Some(RunListing::Run { record, .. }) => ExportFormats::for_model(&record.model),
-        _ => ExportFormats { onnx_missing: None },
+    let formats = match app.cache.record(&run) {
+        Some(record) => ExportFormats::for_model(&record.model),
+        None => ExportFormats { onnx_missing: None },
     };
     ui.weak(format!(
         "Writes the {} with golden vectors.",
@@ -356,7 +358,7 @@ pub fn checkpoint_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
 /// The run's test split: whether the export scores it, and the result once measured (shown
 /// apart from the validation metrics, which selection used).
 fn test_split_ui(app: &mut KilnApp, ui: &mut egui::Ui, run: &str, epoch: usize) {
-    let Some(RunListing::Run { record, .. }) = app.cache.listing(run) else {
+    let Some(record) = app.cache.record(run) else {
         return;
     };
     if record.data.test.is_none() {
@@ -434,13 +436,13 @@ fn live_confusion_ui(app: &KilnApp, ui: &mut egui::Ui) {
     let Some(confusion) = &metrics.confusion else {
         return;
     };
-    let listing = training
+    let record = training
         .run_id
         .as_deref()
-        .and_then(|id| app.cache.listing(id));
-    let classes = match listing {
-        Some(RunListing::Run { record, .. }) => record.schema.target.classes.clone(),
-        _ => (0..confusion.len())
+        .and_then(|id| app.cache.record(id));
+    let classes = match record {
+        Some(record) => record.schema.target.classes.clone(),
+        None => (0..confusion.len())
             .map(|class| class.to_string())
             .collect(),
     };

@@ -1,5 +1,6 @@
 //! The panels of the window, one file each; they read app state and push [`Command`]s.
 
+mod analysis;
 mod compare;
 mod confusion;
 mod data;
@@ -8,6 +9,7 @@ mod mistakes;
 mod model_form;
 mod model_use;
 mod model_use_images;
+mod run_menu;
 mod runs;
 mod sweep;
 mod thumbnails;
@@ -15,6 +17,7 @@ mod training;
 mod training_form;
 mod versions;
 
+pub use analysis::AnalysisPanel;
 pub use compare::compare_ui;
 pub use data::{DataState, data_preview_ui};
 pub use export::{ExportState, checkpoint_ui};
@@ -76,6 +79,19 @@ pub fn plot_controls_ui(ui: &mut egui::Ui, settings: &mut PlotSettings) {
             .response
             .labelled_by(label.id);
         ui.checkbox(&mut settings.log_y, "log y");
+        ui.checkbox(&mut settings.group_seeds, "group seeds")
+            .on_hover_text("Runs that differ only in their seed: one mean line with a band");
+        if settings.group_seeds {
+            egui::ComboBox::from_id_salt("plot_band")
+                .selected_text(settings.band.name())
+                .width(70.0)
+                .show_ui(ui, |ui| {
+                    for band in crate::analysis::BandKind::ALL {
+                        ui.selectable_value(&mut settings.band, band, band.name());
+                    }
+                });
+            ui.checkbox(&mut settings.show_members, "members");
+        }
         let label = ui.label("Smoothing");
         ui.spacing_mut().slider_width = 90.0;
         ui.add(egui::Slider::new(&mut settings.smoothing, 0.0..=0.99).fixed_decimals(2))

@@ -139,6 +139,21 @@ impl KilnApp {
         self.training = Some(LiveTraining::planning(None, shown_name, task));
     }
 
+    /// A new run with exactly `run`'s settings, seed and data (planned off the UI thread).
+    pub(crate) fn rerun(&mut self, ctx: &egui::Context, run: String) {
+        if self.is_training() {
+            self.error("A run is training already; stop it first.");
+            return;
+        }
+        let runs_dir = self.cache.runs_dir.clone();
+        let name = format!("{} (re-run)", self.identity_name(&run));
+        let mut task = Task::default();
+        task.start(ctx, move || {
+            crate::train::plan_rerun(&runs_dir, &run).map_err(|error| error.to_string())
+        });
+        self.training = Some(LiveTraining::planning(None, name, task));
+    }
+
     pub(crate) fn resume_run(
         &mut self,
         ctx: &egui::Context,

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::export::{Comparison, compare_with_parent};
-use crate::runs::{Ancestor, RunListing, RunRecord};
+use crate::runs::Ancestor;
 use crate::ui::app::KilnApp;
 use crate::ui::promise::Task;
 
@@ -96,10 +96,9 @@ pub fn warm_banner_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
 /// The chain of versions a run descends from, and (for a warm-started checkpoint) how it
 /// compares with its parent on its own validation data.
 pub fn lineage_ui(app: &mut KilnApp, ui: &mut egui::Ui, run: &str, epoch: usize) {
-    let Some(RunListing::Run { record, .. }) = app.cache.listing(run) else {
+    let Some(record) = app.cache.record(run) else {
         return;
     };
-    let record: RunRecord = (**record).clone();
     if let Some(lineage) = &record.lineage {
         ui.horizontal_wrapped(|ui| {
             ui.strong("Versions:");
