@@ -148,3 +148,82 @@ pub fn metric_names<'a>(runs: impl IntoIterator<Item = &'a RunSummary>) -> Vec<S
         .collect();
     names.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::RunStatus;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn run(config: &[(&str, serde_json::Value)]) -> RunSummary {
+        RunSummary {
+            id: "r".into(),
+            name: "r".into(),
+            status: RunStatus::Completed,
+            status_message: None,
+            created: String::new(),
+            train_secs: 0.0,
+            epochs_completed: 0,
+            planned_epochs: 0,
+            dataset: String::new(),
+            fingerprint: String::new(),
+            config: config
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            metrics: BTreeMap::new(),
+            sweep: None,
+            parent: None,
+            pid: None,
+        }
+    }
+
+    #[test]
+    fn only_settings_that_differ_are_varying_columns() {
+        let a = run(&[
+            ("lr", json!(0.1)),
+            ("epochs", json!(10)),
+            ("hidden", json!([64])),
+        ]);
+        let b = run(&[
+            ("lr", json!(0.01)),
+            ("epochs", json!(10)),
+            ("hidden", json!([64])),
+        ]);
+        // A key one run lacks varies too.
+        let c = run(&[
+            ("lr", json!(0.1)),
+            ("epochs", json!(10)),
+            ("hidden", json!([64])),
+            ("extra", json!(1)),
+        ]);
+        assert_eq!(varying_keys([&a, &b]), ["lr"]);
+        assert_eq!(varying_keys([&a, &b, &c]), ["extra", "lr"]);
+        assert!(varying_keys([&a]).is_empty(), "one run varies in nothing");
+        assert_eq!(
+            config_columns([&a, &c]),
+            ["epochs", "extra", "hidden", "lr"]
+        );
+    }
+
+    #[test]
+    fn cells_sort_numbers_first_and_missing_last() {
+        let mut cells = vec![
+            CellValue::Missing,
+            CellValue::Text("b".into()),
+            CellValue::Number(2.0),
+            CellValue::Number(-1.0),
+        ];
+        cells.sort_by(CellValue::sort_cmp);
+        assert_eq!(
+            cells,
+            vec![
+                CellValue::Number(-1.0),
+                CellValue::Number(2.0),
+                CellValue::Text("b".into()),
+                CellValue::Missing
+            ]
+        );
+    }
+}

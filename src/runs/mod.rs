@@ -23,5 +23,5 @@ pub use run::{
     SweepTag, TestResult,
 };
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};
-pub use summary::{MetricSummary, RunSummary, Summary, flatten};
+pub use summary::{MetricSummary, RunSummary, Summary, flatten, summarize_metrics};
 pub use watch::StoreWatcher;

@@ -96,36 +96,7 @@ impl RunSummary {
             "device": record.device.backend,
         });
         flatten("", &document, &mut config);
-        let mut series: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
-        for point in &log.points {
-            series
-                .entry(format!("{}_{}", point.split.name(), point.metric))
-                .or_default()
-                .push((point.epoch, point.value));
-        }
-        let metrics = series
-            .into_iter()
-            .filter(|(name, _)| name != "train_batch_loss")
-            .filter_map(|(name, points)| {
-                let goal = Goal::natural(&name);
-                let (last_epoch, last) = *points.last()?;
-                let (best_epoch, best) = points
-                    .iter()
-                    .filter(|(_, value)| value.is_finite())
-                    .min_by(|a, b| goal.as_cost(a.1).total_cmp(&goal.as_cost(b.1)))
-                    .copied()
-                    .unwrap_or((last_epoch, last));
-                Some((
-                    name,
-                    MetricSummary {
-                        best,
-                        best_epoch,
-                        last,
-                        last_epoch,
-                    },
-                ))
-            })
-            .collect();
+        let metrics = summarize_metrics(log);
         Self {
             id: record.id.clone(),
             name: record.name.clone(),
@@ -163,6 +134,41 @@ impl RunSummary {
     }
 }
 
+/// Every metric of a log (`valid_loss`, `train_accuracy`, …) as best (by its natural goal;
+/// non-finite values are never the best), epoch of best, last and last epoch.
+pub fn summarize_metrics(log: &MetricsLog) -> BTreeMap<String, MetricSummary> {
+    let mut series: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
+    for point in &log.points {
+        series
+            .entry(format!("{}_{}", point.split.name(), point.metric))
+            .or_default()
+            .push((point.epoch, point.value));
+    }
+    series
+        .into_iter()
+        .filter(|(name, _)| name != "train_batch_loss")
+        .filter_map(|(name, points)| {
+            let goal = Goal::natural(&name);
+            let (last_epoch, last) = *points.last()?;
+            let (best_epoch, best) = points
+                .iter()
+                .filter(|(_, value)| value.is_finite())
+                .min_by(|a, b| goal.as_cost(a.1).total_cmp(&goal.as_cost(b.1)))
+                .copied()
+                .unwrap_or((last_epoch, last));
+            Some((
+                name,
+                MetricSummary {
+                    best,
+                    best_epoch,
+                    last,
+                    last_epoch,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// Flattens a JSON value into `path → value` pairs (lists and scalars are leaves).
 pub fn flatten(
     prefix: &str,
@@ -184,5 +190,35 @@ pub fn flatten(
         other => {
             out.insert(prefix.to_string(), other.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_summarised_as_best_last_and_epoch_of_best() {
+        let log = MetricsLog::parse(
+            r#"{"epoch":1,"step":1,"split":"valid","metric":"loss","value":0.9,"wall_secs":1}
+{"epoch":2,"step":2,"split":"valid","metric":"loss","value":0.4,"wall_secs":2}
+{"epoch":3,"step":3,"split":"valid","metric":"loss","value":0.6,"wall_secs":3}
+{"epoch":1,"step":1,"split":"valid","metric":"accuracy","value":0.5,"wall_secs":1}
+{"epoch":2,"step":2,"split":"valid","metric":"accuracy","value":0.9,"wall_secs":2}
+{"epoch":3,"step":3,"split":"valid","metric":"accuracy","value":"NaN","wall_secs":3}
+"#,
+        );
+        let metrics = summarize_metrics(&log);
+        let summarise = |name: &str| metrics[name];
+        let loss = summarise("valid_loss");
+        assert_eq!(
+            (loss.best, loss.best_epoch, loss.last, loss.last_epoch),
+            (0.4, 2, 0.6, 3)
+        );
+        assert_eq!(loss.value(Summary::EpochOfBest), 2.0);
+        let accuracy = summarise("valid_accuracy");
+        // Higher is better for accuracy; a NaN is never the best.
+        assert_eq!((accuracy.best, accuracy.best_epoch), (0.9, 2));
+        assert!(accuracy.last.is_nan());
     }
 }
