@@ -6,11 +6,13 @@
 //!     cargo run --release --example bench            # full suite, rewrites BENCHMARKS.md
 //!     cargo run --release --example bench -- --quick # a short smoke run, writes nothing
 //!     cargo run --release --example bench -- --only sweeps  # just the sweep section
+//!     cargo run --release --example bench -- --only table   # the run table at scale
 //!
 //! PyTorch is measured when `KILN_TORCH_PYTHON` names a Python with torch installed.
 
 mod cnn;
 mod sweeps;
+mod table;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -47,20 +49,31 @@ fn main() -> anyhow::Result<()> {
         quick: std::env::args().any(|a| a == "--quick"),
     };
     let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
-    if only.as_deref() == Some("sweeps") {
+    if let Some(section) = only.as_deref() {
         let work = tempfile::tempdir()?;
-        let rows = sweeps::rows(work.path(), options.quick)?;
+        let (title, rows, explanation) = match section {
+            "sweeps" => (
+                "Sweeps",
+                sweeps::rows(work.path(), options.quick)?,
+                sweeps::EXPLANATION,
+            ),
+            "table" => (
+                "The run table at scale",
+                table::rows(work.path(), options.quick)?,
+                table::EXPLANATION,
+            ),
+            other => anyhow::bail!("unknown section '{other}': sweeps or table"),
+        };
         let table = render(&rows);
         println!("{table}");
         if !options.quick {
             let text = format!(
-                "## Sweeps\n\nMeasured {} on {} ({} cores) by `cargo run --release --example bench -- --only sweeps`.\n\n{table}\n{}\n",
+                "## {title}\n\nMeasured {} on {} ({} cores) by `cargo run --release --example bench -- --only {section}`.\n\n{table}\n{explanation}\n",
                 chrono::Utc::now().format("%Y-%m-%d"),
                 cpu_model(),
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
-                sweeps::EXPLANATION,
             );
-            write_section("sweeps", &text)?;
+            write_section(section, &text)?;
         }
         return Ok(());
     }
@@ -615,7 +628,7 @@ fn synthetic_curves(points: usize, seed: u64) -> RunCurves {
 }
 
 /// Median time of a UI pass plus tessellation for the compare view.
-fn frame_ms(runs: usize, points: usize, hover: bool, frames: usize) -> f64 {
+pub(crate) fn frame_ms(runs: usize, points: usize, hover: bool, frames: usize) -> f64 {
     let ctx = egui::Context::default();
     let curves: Vec<RunCurves> = (0..runs)
         .map(|i| synthetic_curves(points, i as u64))
@@ -660,7 +673,7 @@ fn frame_ms(runs: usize, points: usize, hover: bool, frames: usize) -> f64 {
 }
 
 /// A default-model iris run on the CPU.
-fn iris_request(runs_dir: &Path, epochs: usize, name: &str) -> TrainRequest {
+pub(crate) fn iris_request(runs_dir: &Path, epochs: usize, name: &str) -> TrainRequest {
     TrainRequest {
         data: DataSpec::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/iris.csv")),
         model: ModelConfig::default(),

@@ -3,7 +3,7 @@
 //! whose files changed; the index is rebuilt when missing, unreadable or of another version,
 //! and is never the only copy of anything (the run folders stay the truth).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
@@ -46,10 +46,29 @@ struct Entry {
     summary: RunSummary,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct IndexFile {
     version: u32,
-    entries: BTreeMap<String, Entry>,
+    entries: HashMap<String, Entry>,
+}
+
+/// The index as written: the same shape as [`IndexFile`], from entries kept in store order.
+struct IndexToWrite<'a>(&'a [(String, Entry)]);
+
+impl Serialize for IndexToWrite<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Entries<'a>(&'a [(String, Entry)]);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|(id, entry)| (id, entry)))
+            }
+        }
+        let mut index = serializer.serialize_struct("IndexFile", 2)?;
+        index.serialize_field("version", &INDEX_VERSION)?;
+        index.serialize_field("entries", &Entries(self.0))?;
+        index.end()
+    }
 }
 
 /// A store as the run table sees it.
@@ -91,7 +110,9 @@ impl RunStore {
         ids.sort();
         let mut result = StoreSummary::default();
         let mut changed = index.entries.len() != ids.len();
-        let mut fresh = BTreeMap::new();
+        // Entries are moved, never cloned: with thousands of runs, copies freed after the scan
+        // would leave the heap fragmented and the window tens of MB larger.
+        let mut fresh: Vec<(String, Entry)> = Vec::with_capacity(ids.len());
         for id in ids {
             let dir = RunDir {
                 id: id.clone(),
@@ -123,19 +144,21 @@ impl RunStore {
                     }
                 }
             };
-            let mut summary = entry.summary.clone();
-            summary.status = super::store::effective_status(summary.status, summary.pid);
-            result.runs.push(summary);
-            fresh.insert(id, entry);
+            fresh.push((id, entry));
         }
+        drop(index);
         if changed {
-            let index = IndexFile {
-                version: INDEX_VERSION,
-                entries: fresh,
-            };
             // A read-only or full store still lists; the index is only a cache.
-            let _ = write_json_atomic(&path, &index);
+            let _ = write_json_atomic(&path, &IndexToWrite(&fresh));
         }
+        result.runs = fresh
+            .into_iter()
+            .map(|(_, entry)| {
+                let mut summary = entry.summary;
+                summary.status = super::store::effective_status(summary.status, summary.pid);
+                summary
+            })
+            .collect();
         Ok(result)
     }
 

@@ -27,6 +27,9 @@ impl StoreWatcher {
                 let Ok(event) = event else {
                     return;
                 };
+                if !changes_content(&event.kind) {
+                    return;
+                }
                 let ids: Vec<String> = event
                     .paths
                     .iter()
@@ -55,6 +58,17 @@ impl StoreWatcher {
     }
 }
 
+/// Whether an event may change what a reader sees. Opening or reading a file does not, and
+/// must not count: the reader's own reads would otherwise wake it again, forever.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// The run folder a changed path belongs to (the first component under the store), skipping
 /// the store's own hidden files (the index, sweeps, temp files).
 fn run_id_of(root: &Path, path: &Path) -> Option<String> {
@@ -77,5 +91,44 @@ mod tests {
         );
         assert_eq!(run_id_of(root, Path::new("/store/.kiln-index.json")), None);
         assert_eq!(run_id_of(root, Path::new("/elsewhere/x")), None);
+    }
+
+    #[test]
+    fn reading_a_run_is_not_a_change() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
+        assert!(!changes_content(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(changes_content(&EventKind::Modify(ModifyKind::Any)));
+        assert!(changes_content(&EventKind::Create(CreateKind::File)));
+    }
+
+    #[test]
+    fn reading_a_watched_store_does_not_wake_the_watcher() {
+        let root = std::env::temp_dir().join(format!("kiln-watch-read-{}", std::process::id()));
+        let run = root.join("run-1");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("run.json"), "{}").unwrap();
+        let watcher = StoreWatcher::start(&root, || {}).unwrap();
+        for _ in 0..3 {
+            std::fs::read(run.join("run.json")).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(watcher.take_changed().is_empty());
+        std::fs::write(run.join("metrics.jsonl"), "{}\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut changed = BTreeSet::new();
+        while changed.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            changed = watcher.take_changed();
+        }
+        assert_eq!(changed.into_iter().collect::<Vec<_>>(), vec!["run-1"]);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -663,6 +663,10 @@ pub(crate) fn short_id(id: &str) -> String {
 impl eframe::App for KilnApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        // Why the window drew this frame (KILN_DEBUG_REPAINT=1): for keeping idle idle.
+        if std::env::var_os("KILN_DEBUG_REPAINT").is_some() {
+            log::warn!("repaint causes: {:?}", ctx.repaint_causes());
+        }
         self.poll_background(&ctx);
 
         egui::Panel::top("kiln_top").show(ui, |ui| {

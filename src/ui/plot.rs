@@ -124,12 +124,35 @@ pub fn run_color(index: usize) -> Color32 {
     super::identity::palette_color(index)
 }
 
-/// Validation curves are solid, training curves dashed: the legend's key says so, and the two
-/// stay apart in print and for colour-blind readers.
-fn split_style(split: SplitName) -> LineStyle {
+/// Above this many drawn training points (over all runs), training curves are drawn faded
+/// instead of dashed: each dash is a shape of its own, and long noisy curves cut into dashes cost
+/// up to hundreds of thousands of shapes a frame. Per-epoch curves stay well below it.
+const DASHED_UP_TO_POINTS: usize = 5_000;
+
+/// How a split's curves are drawn: validation solid, training dashed (or faded, with many
+/// curves). The legend's key says which; the two stay apart in print and for colour-blind
+/// readers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SplitLook {
+    style: LineStyle,
+    /// Multiplies the run's colour.
+    fade: f32,
+}
+
+fn split_look(split: SplitName, dashed_train: bool) -> SplitLook {
     match split {
-        SplitName::Valid => LineStyle::Solid,
-        SplitName::Train => LineStyle::dashed_dense(),
+        SplitName::Valid => SplitLook {
+            style: LineStyle::Solid,
+            fade: 1.0,
+        },
+        SplitName::Train if dashed_train => SplitLook {
+            style: LineStyle::dashed_dense(),
+            fade: 1.0,
+        },
+        SplitName::Train => SplitLook {
+            style: LineStyle::Solid,
+            fade: 0.4,
+        },
     }
 }
 
@@ -162,13 +185,25 @@ pub fn curves_ui(
         legend: runs.iter().map(|run| run.name.to_string()).collect(),
         ..PlotOutcome::default()
     };
+    let limit = super::series::points_per_series(runs.len() * 2);
+    let train_points: usize = runs
+        .iter()
+        .map(|run| {
+            let prepared =
+                run.curves
+                    .series
+                    .get(&run.curves.log, SplitName::Train, settings, limit);
+            prepared.raw.len() + prepared.smoothed.as_ref().map_or(0, Vec::len)
+        })
+        .sum();
+    let dashed_train = train_points <= DASHED_UP_TO_POINTS;
     // The legend sits above the plot, never on the data.
     if settings.group_seeds {
         groups_legend_ui(ui, groups, settings.band);
         outcome.legend = groups.iter().map(|group| group.name.clone()).collect();
         outcome.groups_drawn = groups.len();
     } else {
-        legend_ui(ui, runs, settings.metric != "batch_loss");
+        legend_ui(ui, runs, settings.metric != "batch_loss", dashed_train);
     }
     let y_label = if log_y {
         format!("{metric} (log scale)")
@@ -207,7 +242,6 @@ pub fn curves_ui(
             egui_plot::HoverPosition::Elsewhere { .. } => None,
         });
 
-    let limit = super::series::points_per_series(runs.len() * 2);
     let run_ids: Vec<(egui_plot::ItemId, &str)> = runs
         .iter()
         .flat_map(|run| {
@@ -248,6 +282,8 @@ pub fn curves_ui(
                     run.color
                 };
                 let bold = if run.highlighted { 1.5 } else { 0.0 };
+                let look = split_look(split, dashed_train);
+                let color = color.gamma_multiply(look.fade);
                 outcome.points_drawn += prepared.count;
                 // With smoothing the raw curve stays faint behind the smoothed one.
                 let raw_color = if prepared.smoothed.is_some() {
@@ -259,7 +295,7 @@ pub fn curves_ui(
                     Line::new(name.clone(), PlotPoints::new(prepared.raw.clone()))
                         .id((run.id, split.name(), "raw"))
                         .color(raw_color)
-                        .style(split_style(split))
+                        .style(look.style)
                         .width(bold + if split == SplitName::Valid { 2.0 } else { 1.5 }),
                 );
                 if let Some(smoothed) = &prepared.smoothed {
@@ -267,7 +303,7 @@ pub fn curves_ui(
                         Line::new(name.clone(), PlotPoints::new(smoothed.clone()))
                             .id((run.id, split.name(), "smoothed"))
                             .color(color)
-                            .style(split_style(split))
+                            .style(look.style)
                             .width(bold + 2.0),
                     );
                 }
@@ -412,7 +448,8 @@ fn draw_groups(
                     PlotPoints::new(curve.points.iter().map(|b| [b.x, b.mean]).collect()),
                 )
                 .color(group.color)
-                .style(split_style(split))
+                // A handful of group means: always dashed.
+                .style(split_look(split, true).style)
                 .width(2.5),
             );
         }
@@ -438,7 +475,7 @@ fn groups_legend_ui(ui: &mut egui::Ui, groups: &[PlotGroup<'_>], band: crate::an
 }
 
 /// One entry per run (its colour and name) and a key telling the line styles apart.
-fn legend_ui(ui: &mut egui::Ui, runs: &[PlotRun<'_>], both_splits: bool) {
+fn legend_ui(ui: &mut egui::Ui, runs: &[PlotRun<'_>], both_splits: bool, dashed_train: bool) {
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 6.0;
         for run in runs {
@@ -450,7 +487,7 @@ fn legend_ui(ui: &mut egui::Ui, runs: &[PlotRun<'_>], both_splits: bool) {
         if both_splits {
             ui.separator();
             for split in [SplitName::Valid, SplitName::Train] {
-                line_sample(ui, split);
+                line_sample(ui, split_look(split, dashed_train));
                 ui.weak(match split {
                     SplitName::Valid => "validation",
                     SplitName::Train => "train",
@@ -460,19 +497,16 @@ fn legend_ui(ui: &mut egui::Ui, runs: &[PlotRun<'_>], both_splits: bool) {
     });
 }
 
-/// A short stretch of the line style a split is drawn with.
-fn line_sample(ui: &mut egui::Ui, split: SplitName) {
+/// A short stretch of the line a split is drawn with.
+fn line_sample(ui: &mut egui::Ui, look: SplitLook) {
     let (rect, _) = ui.allocate_exact_size(egui::vec2(22.0, 12.0), egui::Sense::hover());
-    let stroke = egui::Stroke::new(2.0, ui.visuals().text_color());
+    let stroke = egui::Stroke::new(2.0, ui.visuals().text_color().gamma_multiply(look.fade));
     let (left, right) = (rect.left_center(), rect.right_center());
-    match split {
-        SplitName::Valid => {
-            ui.painter().line_segment([left, right], stroke);
-        }
-        SplitName::Train => {
-            ui.painter()
-                .extend(egui::Shape::dashed_line(&[left, right], stroke, 5.0, 4.0));
-        }
+    if look.style == LineStyle::Solid {
+        ui.painter().line_segment([left, right], stroke);
+    } else {
+        ui.painter()
+            .extend(egui::Shape::dashed_line(&[left, right], stroke, 5.0, 4.0));
     }
 }
 

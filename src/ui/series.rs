@@ -13,7 +13,7 @@ pub const MAX_DRAWN_POINTS: usize = 4000;
 /// Points drawn per frame over all series; with many runs each series gets a share of it.
 pub const DRAWN_POINTS_BUDGET: usize = 60_000;
 /// No series is cut below this, however many are shown.
-pub const MIN_DRAWN_POINTS: usize = 400;
+pub const MIN_DRAWN_POINTS: usize = 150;
 
 /// The decimation limit for one of `series_count` series shown together.
 pub fn points_per_series(series_count: usize) -> usize {
