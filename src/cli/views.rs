@@ -18,6 +18,8 @@ struct RunRow {
     best_epoch: Option<usize>,
     best_valid_loss: Option<f64>,
     best_valid_accuracy: Option<f64>,
+    /// The process training the run right now (`pid N on HOST`), if any.
+    trained_by: Option<String>,
     error: Option<String>,
 }
 
@@ -31,7 +33,9 @@ pub(super) fn list_runs(runs_dir: &Path, json: bool) -> Result<()> {
                 dir,
                 record,
                 status,
+                busy,
             } => RunRow {
+                trained_by: busy.map(|holder| format!("pid {} on {}", holder.pid, holder.host)),
                 id: dir.id,
                 name: record.name.clone(),
                 dataset: record.fingerprint.file_name.clone(),
@@ -44,6 +48,7 @@ pub(super) fn list_runs(runs_dir: &Path, json: bool) -> Result<()> {
                 error: None,
             },
             RunListing::Broken { id, error, .. } => RunRow {
+                trained_by: None,
                 id,
                 name: String::new(),
                 dataset: String::new(),

@@ -37,13 +37,19 @@ pub fn fingerprint(
     schema: &Schema,
 ) -> DatasetFingerprint {
     let content_sha256 = hex(&Sha256::digest(bytes));
-    let options = serde_json::json!({
+    let mut options = serde_json::json!({
         "target": schema.target.name,
         "task": schema.target.task,
         "valid_fraction": spec.valid_fraction,
         "split_seed": spec.split_seed,
         "impute_missing": spec.impute_missing,
     });
+    // Only when set, so runs made before column choices existed keep their fingerprints.
+    if !spec.columns.is_empty()
+        && let Some(map) = options.as_object_mut()
+    {
+        map.insert("columns".to_string(), serde_json::json!(spec.columns));
+    }
     let mut hasher = Sha256::new();
     hasher.update(content_sha256.as_bytes());
     hasher.update(options.to_string().as_bytes());

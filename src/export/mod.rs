@@ -5,17 +5,21 @@ mod bundle;
 mod card;
 mod evaluate;
 mod onnx;
+mod onnx_eval;
 mod predict;
 mod predict_images;
+mod safetensors_check;
+mod staged;
+mod verify;
 
 pub use bundle::{BundlePaths, ExportOptions, export_checkpoint};
 pub use card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
 pub use evaluate::{CheckpointEvaluation, ValidationPrediction, evaluate_checkpoint};
 pub use onnx::onnx_support;
 pub use predict::{
-    DriftWarning, LoadedModel, Prediction, PredictionReport, VerifyReport, predict_csv,
-    predictions_to_csv, verify_bundle,
+    DriftWarning, LoadedModel, Prediction, PredictionReport, predict_csv, predictions_to_csv,
 };
+pub use verify::{FormatCheck, VerifyReport, verify_bundle};
 pub use predict_images::{ImagePrediction, ImagePredictionReport, predict_images};
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! traced into an ONNX graph with a dynamic batch axis.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use burn_onnx::export::{AxisSpec, InputSpec, OnnxExporter, Opset};
 
 use crate::data::{Preprocessor, Task};
@@ -29,8 +29,11 @@ pub fn onnx_support(model: &crate::model::ModelConfig) -> Result<(), String> {
 struct Deployed {
     mlp: Option<Mlp>,
     cnn: Option<Cnn>,
-    /// `[classes, classes]` of ones: multiplying by it gives every column its row's sum.
-    row_sum: Param<Tensor<2>>,
+    /// `[classes, classes²]`: logits times this give every difference `l_j - l_i` (column
+    /// `i·classes + j`).
+    pairwise_differences: Param<Tensor<2>>,
+    /// `[classes², classes]` of 0/1: sums each run of `classes` columns (over `j`, for each `i`).
+    group_sums: Param<Tensor<2>>,
     #[module(skip)]
     classification: bool,
     #[module(skip)]
@@ -59,11 +62,14 @@ impl Deployed {
 
     fn head(&self, output: Tensor<2>) -> Tensor<2> {
         if self.classification {
-            // burn-onnx 0.22 lowers neither softmax nor reductions, so the row sums come from a
-            // matmul with a ones matrix. Without the usual max subtraction, a logit above ~88
-            // would overflow f32; trained MLP logits stay far below that.
-            let exp = output.exp();
-            exp.clone() / exp.matmul(self.row_sum.val())
+            // Softmax as p_i = 1 / Σ_j exp(l_j − l_i), which cannot overflow into NaN: a large
+            // difference gives exp → inf, so p_i → 0, its correct limit; the j = i term keeps
+            // the sum ≥ 1. burn-onnx 0.22 lowers neither softmax, reductions nor a reciprocal,
+            // so the differences and sums are matmuls with constant matrices, and 1/s is
+            // exp(−ln s) (ln inf = inf, exp(−inf) = 0).
+            let differences = output.matmul(self.pairwise_differences.val());
+            let sums = differences.exp().matmul(self.group_sums.val());
+            sums.log().neg().exp()
         } else {
             output
                 .mul_scalar(self.target_std)
@@ -87,7 +93,8 @@ pub fn onnx_bytes(
     let deployed = Deployed {
         mlp,
         cnn,
-        row_sum: Param::from_tensor(Tensor::ones([outputs, outputs], device)),
+        pairwise_differences: Param::from_tensor(pairwise_differences(outputs, device)),
+        group_sums: Param::from_tensor(group_sums(outputs, device)),
         classification: task == Task::Classification,
         target_mean: preprocessor.target_mean,
         target_std: preprocessor.target_std,
@@ -130,4 +137,28 @@ pub fn onnx_bytes(
     exported
         .map(|model| model.into_bytes())
         .map_err(|error| error.to_string())
+}
+
+/// `A[k, i·n + j] = [k = j] − [k = i]`, so `(l · A)[i·n + j] = l_j − l_i`.
+fn pairwise_differences(n: usize, device: &Device) -> Tensor<2> {
+    let mut values = vec![0f32; n * n * n];
+    for i in 0..n {
+        for j in 0..n {
+            let column = i * n + j;
+            values[j * n * n + column] += 1.0;
+            values[i * n * n + column] -= 1.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [n, n * n]), device)
+}
+
+/// `B[i·n + j, i] = 1`: column `i` of `x · B` sums `x[i·n .. i·n + n]`.
+fn group_sums(n: usize, device: &Device) -> Tensor<2> {
+    let mut values = vec![0f32; n * n * n];
+    for i in 0..n {
+        for j in 0..n {
+            values[(i * n + j) * n + i] = 1.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [n * n, n]), device)
 }

@@ -13,7 +13,8 @@ use super::fit::{FitPlan, run_fit};
 use crate::data::{DataError, DataSpec, prepare};
 use crate::model::{ModelConfig, ModelConfigError};
 use crate::runs::{
-    RUN_FORMAT_VERSION, RunDir, RunRecord, RunStatus, RunStore, StoreError, append_resume_marker,
+    RUN_FORMAT_VERSION, RunDir, RunLock, RunRecord, RunStatus, RunStore, StoreError,
+    append_resume_marker,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,9 @@ pub enum EngineError {
     Thread(std::io::Error),
 }
 
-/// Validation rows kept with each run for the golden vectors of its exports.
-const GOLDEN_ROWS: usize = 5;
+/// Validation rows with the most extreme inputs kept with each run (beside the typical ones),
+/// so exports can put the rows with the largest outputs into their golden vectors.
+const EXTREME_ROWS: usize = 8;
 
 /// Everything a new run needs.
 #[derive(Debug, Clone)]
@@ -116,6 +118,7 @@ pub fn start(request: TrainRequest, notify: Option<Notify>) -> Result<TrainHandl
         .filter(|name| !name.trim().is_empty())
         .unwrap_or_else(|| request.data.dataset_name());
     let dir = store.create_run_dir(&name)?;
+    let lock = RunLock::acquire(&dir.path)?;
     let now = chrono::Utc::now().to_rfc3339();
     let record = RunRecord {
         format_version: RUN_FORMAT_VERSION,
@@ -142,7 +145,7 @@ pub fn start(request: TrainRequest, notify: Option<Notify>) -> Result<TrainHandl
         best: None,
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
         burn_version: crate::BURN_VERSION.to_string(),
-        sample_rows: prepared.sample_valid_rows(GOLDEN_ROWS),
+        sample_rows: prepared.golden_candidates(crate::data::TYPICAL_GOLDEN_ROWS, EXTREME_ROWS),
         pid: Some(std::process::id()),
     };
     dir.write_record(&record)?;
@@ -155,6 +158,7 @@ pub fn start(request: TrainRequest, notify: Option<Notify>) -> Result<TrainHandl
             resume_from: None,
         },
         notify,
+        lock,
     )
 }
 
@@ -163,15 +167,18 @@ pub fn start(request: TrainRequest, notify: Option<Notify>) -> Result<TrainHandl
 pub fn resume(request: ResumeRequest, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
     let store = RunStore::open(&request.runs_dir)?;
     let dir = store.find(&request.run)?;
+    // One writer per run: a second resume (another window, terminal or machine) stops here.
+    let lock = RunLock::acquire(&dir.path)?;
     let mut record = dir.read_record()?;
-    let status = dir.status()?;
+    // With the lock held, a stored `running` is a run whose writer died.
+    let status = match record.status {
+        RunStatus::Running => RunStatus::Interrupted,
+        status => status,
+    };
     let not_resumable = |reason: String| EngineError::NotResumable {
         run: dir.id.clone(),
         reason,
     };
-    if status == RunStatus::Running {
-        return Err(not_resumable("it is training right now".to_string()));
-    }
     let index = dir.read_index()?;
     let last = index.last().cloned();
     let done = last.as_ref().map_or(0, |entry| entry.epoch);
@@ -224,12 +231,16 @@ pub fn resume(request: ResumeRequest, notify: Option<Notify>) -> Result<TrainHan
             resume_from: last,
         },
         notify,
+        lock,
     )
 }
 
-fn spawn(plan: FitPlan, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
+/// Trains on a worker thread that holds the run's lock until the run's end is recorded.
+fn spawn(plan: FitPlan, notify: Option<Notify>, lock: RunLock) -> Result<TrainHandle, EngineError> {
     let (sender, events) = channel();
     let stop = Arc::new(AtomicBool::new(false));
+    // Another process that took the lock over (this one looked dead to it) now owns the run.
+    lock.raise_when_lost(stop.clone());
     let run_id = plan.dir.id.clone();
     let run_dir = plan.dir.path.clone();
     let dir = plan.dir.clone();
@@ -237,7 +248,11 @@ fn spawn(plan: FitPlan, notify: Option<Notify>) -> Result<TrainHandle, EngineErr
     let thread = std::thread::Builder::new()
         .name(format!("kiln-train-{run_id}"))
         .spawn(move || {
-            let emitter = Emitter { sender, notify };
+            let emitter = Emitter {
+                sender,
+                notify,
+                lock: std::sync::Mutex::new(Some(lock)),
+            };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run_fit(plan, &emitter, &thread_stop)
             }));
@@ -251,6 +266,7 @@ fn spawn(plan: FitPlan, notify: Option<Notify>) -> Result<TrainHandle, EngineErr
                     message: "training crashed inside the backend".to_string(),
                 });
             }
+            emitter.release_lock();
         })
         .map_err(EngineError::Thread)?;
     Ok(TrainHandle {
@@ -271,14 +287,25 @@ fn mark_failed(dir: &RunDir, message: &str) {
     }
 }
 
-/// Sends events and wakes the listener.
+/// Sends events and wakes the listener; holds the run's lock until the run's end is recorded.
 pub(crate) struct Emitter {
     sender: Sender<TrainEvent>,
     notify: Option<Notify>,
+    lock: std::sync::Mutex<Option<RunLock>>,
 }
 
 impl Emitter {
+    /// Lets the run go: whoever hears `Finished` may resume it at once.
+    fn release_lock(&self) {
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
+    }
+
     pub(crate) fn send(&self, event: TrainEvent) {
+        if matches!(event, TrainEvent::Finished { .. }) {
+            self.release_lock();
+        }
         // The receiver may be gone (a closed window); training still finishes and is stored.
         let _ = self.sender.send(event);
         if let Some(notify) = &self.notify {

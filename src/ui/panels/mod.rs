@@ -2,6 +2,7 @@
 
 mod confusion;
 mod data;
+mod data_columns;
 mod export;
 mod mistakes;
 mod model_form;

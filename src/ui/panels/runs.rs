@@ -79,6 +79,7 @@ pub fn runs_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                         dir,
                         record,
                         status,
+                        busy,
                     } => {
                         let id = dir.id.clone();
                         let color = run_color(all_ids.iter().position(|i| *i == id).unwrap_or(0));
@@ -125,11 +126,15 @@ pub fn runs_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                         row.col(|ui| {
                             let text = if Some(&id) == training_id.as_ref() {
                                 "training"
+                            } else if busy.is_some() {
+                                "busy"
                             } else {
                                 status.name()
                             };
                             let label = ui.label(text);
-                            if let Some(message) = &record.status_message {
+                            if let Some(holder) = busy {
+                                label.on_hover_text(format!("Being trained by {holder}"));
+                            } else if let Some(message) = &record.status_message {
                                 label.on_hover_text(message);
                             }
                         });
