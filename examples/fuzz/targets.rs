@@ -83,7 +83,9 @@ fn csv() -> Target {
         {
             // The predict side: the same rows through the fitted preprocessing.
             let rows: Vec<usize> = (0..table.rows.len()).collect();
-            let _ = prepared.preprocessor.check_columns(table, &[&prepared.schema.target.name]);
+            let _ = prepared
+                .preprocessor
+                .check_columns(table, &[prepared.schema.target.name.as_str()]);
             let _ = prepared.preprocessor.encode_inputs(table, &rows, false);
             let _ = prepared.golden_candidates(5, 8);
         }

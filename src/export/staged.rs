@@ -23,7 +23,7 @@ pub(crate) fn write_all_or_nothing(
     }
     let mut placed: Vec<(&Path, Option<PathBuf>)> = Vec::with_capacity(files.len());
     for ((path, _), temp) in files.iter().zip(&temps) {
-        if let Err(error) = place(path, temp).map(|backup| placed.push((path, backup))) {
+        if let Err(error) = place(path, temp).map(|backup| placed.push((path.as_path(), backup))) {
             // Undo in reverse: the new files go, the files they replaced come back.
             for (path, backup) in placed.iter().rev() {
                 let _ = std::fs::remove_file(path);

@@ -113,7 +113,7 @@ impl RunLock {
         for _ in 0..4 {
             let holder = LockHolder::new();
             if create_exclusive(&path, &holder).map_err(io)? {
-                return Ok(Self::start(path, holder));
+                return Ok(Self::start(path.clone(), holder));
             }
             match read_holder(run_dir) {
                 Some(current) if current.is_live() => {
