@@ -16,6 +16,7 @@ use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
 
 use super::driver::Target;
 
+#[allow(dead_code)] // the example lists them; the tests name each
 pub const NAMES: [&str; 9] = [
     "csv",
     "idx",

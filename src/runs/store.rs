@@ -244,7 +244,11 @@ impl RunStore {
                 RunListing::Run { dir, record, .. } => {
                     dir.id.starts_with(query) || record.name == query
                 }
-                RunListing::Broken { id, .. } => id.starts_with(query),
+                // Broken runs can be found (to delete them), but never through a link.
+                RunListing::Broken { id, path, .. } => {
+                    id.starts_with(query)
+                        && !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+                }
             })
             .collect();
         match matches.as_slice() {
