@@ -10,7 +10,7 @@ mod targets;
 use std::time::Duration;
 
 /// Inputs per target in the test suite (a few seconds for the slowest target).
-const INPUTS: u64 = 400;
+const INPUTS: u64 = 1000;
 
 fn check(name: &str) {
     driver::quiet_panics();

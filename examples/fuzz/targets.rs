@@ -366,15 +366,22 @@ fn model_card() -> Target {
     }
 }
 
-const BUNDLE_FILES: [&str; 3] = ["model.bpk", "model.safetensors", "model.onnx"];
+const BUNDLE_FILES: [(&str, &str); 3] = [
+    ("burnpack", "model.bpk"),
+    ("safetensors", "model.safetensors"),
+    ("onnx", "model.onnx"),
+];
 
 fn bundle() -> Target {
     let (dir, bundle) = scratch_bundle();
     // Input layout: one byte choosing the weights file, then that file's new content.
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture().bundle.join("model.card.json")).unwrap_or_default())
+            .unwrap_or_default();
     let seeds = BUNDLE_FILES
         .iter()
         .enumerate()
-        .map(|(index, name)| {
+        .map(|(index, (_, name))| {
             let mut seed = vec![index as u8];
             seed.extend(std::fs::read(fixture().bundle.join(name)).unwrap_or_default());
             seed
@@ -389,13 +396,26 @@ fn bundle() -> Target {
             let Some((&choice, content)) = input.split_first() else {
                 return;
             };
-            let name = BUNDLE_FILES[usize::from(choice) % BUNDLE_FILES.len()];
-            for original in BUNDLE_FILES {
+            let (format, name) = BUNDLE_FILES[usize::from(choice) % BUNDLE_FILES.len()];
+            for (_, original) in BUNDLE_FILES {
                 let _ = std::fs::copy(fixture().bundle.join(original), bundle.join(original));
             }
-            if std::fs::write(bundle.join(name), content).is_ok() {
+            // The card vouches for the new file, as an attacker's would, so that every parser
+            // reads it rather than stopping at the hash.
+            let mut card = card.clone();
+            card["files"][format]["sha256"] = serde_json::json!(sha256(content));
+            card["files"][format]["bytes"] = serde_json::json!(content.len());
+            let card_bytes = serde_json::to_vec(&card).unwrap_or_default();
+            if std::fs::write(bundle.join(name), content).is_ok()
+                && std::fs::write(bundle.join("model.card.json"), card_bytes).is_ok()
+            {
                 use_bundle(&bundle);
             }
         }),
     }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
