@@ -1162,8 +1162,8 @@ fn an_exported_cnn_predicts_image_files_as_in_the_app() {
     assert_eq!(card.layers[0].safetensors_weight_shape, [16, 1, 3, 3]);
     assert_eq!(card.layers.last().unwrap().name, "head.1");
     assert_eq!(card.layers.last().unwrap().outputs, 10);
-    assert_eq!(card.golden.inputs.len(), 5);
-    assert_eq!(card.golden.raw.len(), 5);
+    assert_eq!(card.golden.inputs.len(), 8);
+    assert_eq!(card.golden.raw.len(), 8);
 
     // Each golden row names a real file (relative to the dataset root); predicting that file
     // from disk gives the golden inputs and outputs computed in the app.

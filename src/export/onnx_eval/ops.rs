@@ -125,6 +125,63 @@ pub fn apply(node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<Value>, Strin
             [float(input(1)?)?, float(input(2)?)?, float(input(3)?)?, float(input(4)?)?],
         ),
         "ReduceSum" => reduce_sum(node, float(input(0)?)?, inputs.get(1).copied().flatten()),
+        "Gather" => {
+            let indices = ints(input(1)?)?;
+            let at = attribute_int(node, "axis", 0);
+            Ok(vec![match input(0)? {
+                Value::F32(t) => Value::F32(gather(t, indices, at)?),
+                Value::I64(t) => Value::I64(gather(t, indices, at)?),
+            }])
+        }
+        "Concat" => {
+            let at = attribute_int(node, "axis", 0);
+            let parts: Vec<&Value> = inputs.iter().copied().flatten().collect();
+            Ok(vec![match parts.first() {
+                Some(Value::F32(_)) => {
+                    let tensors = parts.iter().map(|v| float(v)).collect::<Result<Vec<_>, _>>()?;
+                    Value::F32(concat(&tensors, at)?)
+                }
+                Some(Value::I64(_)) => {
+                    let tensors = parts.iter().map(|v| ints(v)).collect::<Result<Vec<_>, _>>()?;
+                    Value::I64(concat(&tensors, at)?)
+                }
+                None => return Err("Concat of nothing".to_string()),
+            }])
+        }
+        "Unsqueeze" => {
+            let value = input(0)?;
+            let mut shape = shape_of(value);
+            let mut axes: Vec<i64> = ints(input(1)?)?.data.clone();
+            let rank = shape.len() + axes.len();
+            let mut resolved = axes
+                .drain(..)
+                .map(|a| axis(a, rank))
+                .collect::<Result<Vec<usize>, String>>()?;
+            resolved.sort_unstable();
+            for a in resolved {
+                shape.insert(a.min(shape.len()), 1);
+            }
+            with_shape(value, shape)
+        }
+        "Squeeze" => {
+            let value = input(0)?;
+            let shape = shape_of(value);
+            let axes: Vec<usize> = match inputs.get(1).copied().flatten() {
+                Some(axes) => ints(axes)?
+                    .data
+                    .iter()
+                    .map(|&a| axis(a, shape.len()))
+                    .collect::<Result<_, _>>()?,
+                None => (0..shape.len()).filter(|&a| shape[a] == 1).collect(),
+            };
+            let kept = shape
+                .iter()
+                .enumerate()
+                .filter(|(a, _)| !axes.contains(a))
+                .map(|(_, &d)| d)
+                .collect();
+            with_shape(value, kept)
+        }
         "TopK" => top_k(node, float(input(0)?)?, ints(input(1)?)?),
         other => Err(format!("operator {other} is not one Kiln's graphs use")),
     }
@@ -382,4 +439,63 @@ fn top_k(node: &Node, x: &Tensor<f32>, k: &Tensor<i64>) -> Result<Vec<Value>, St
         Value::F32(Tensor::new(shape.clone(), values)?),
         Value::I64(Tensor::new(shape, indices)?),
     ])
+}
+
+/// `data` indexed along `at` by `indices` (negative indices count from the end).
+fn gather<E: Copy>(data: &Tensor<E>, indices: &Tensor<i64>, at: i64) -> Result<Tensor<E>, String> {
+    let rank = data.shape.len();
+    let at = axis(at, rank)?;
+    let size = data.shape[at];
+    let outer: usize = data.shape[..at].iter().product();
+    let inner: usize = data.shape[at + 1..].iter().product();
+    let mut shape = data.shape[..at].to_vec();
+    shape.extend(&indices.shape);
+    shape.extend(&data.shape[at + 1..]);
+    element_count(&shape)?;
+    let positions = indices
+        .data
+        .iter()
+        .map(|&i| {
+            let resolved = if i < 0 { i + size as i64 } else { i };
+            usize::try_from(resolved)
+                .ok()
+                .filter(|&p| p < size)
+                .ok_or_else(|| format!("Gather index {i} outside an axis of {size}"))
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    let mut out = Vec::new();
+    for o in 0..outer {
+        for &p in &positions {
+            let start = (o * size + p) * inner;
+            out.extend_from_slice(&data.data[start..start + inner]);
+        }
+    }
+    Tensor::new(shape, out)
+}
+
+/// Tensors joined along `at`; every other axis must agree.
+fn concat<E: Copy>(parts: &[&Tensor<E>], at: i64) -> Result<Tensor<E>, String> {
+    let first = parts.first().ok_or("Concat of nothing")?;
+    let rank = first.shape.len();
+    let at = axis(at, rank)?;
+    let mut shape = first.shape.clone();
+    shape[at] = 0;
+    for part in parts {
+        let same_rest = part.shape.len() == rank
+            && (0..rank).all(|a| a == at || part.shape[a] == first.shape[a]);
+        if !same_rest {
+            return Err(format!("Concat of {:?} and {:?}", first.shape, part.shape));
+        }
+        shape[at] += part.shape[at];
+    }
+    element_count(&shape)?;
+    let outer: usize = first.shape[..at].iter().product();
+    let mut out = Vec::new();
+    for o in 0..outer {
+        for part in parts {
+            let chunk = part.shape[at..].iter().product::<usize>();
+            out.extend_from_slice(&part.data[o * chunk..(o + 1) * chunk]);
+        }
+    }
+    Tensor::new(shape, out)
 }
