@@ -216,7 +216,11 @@ fn numbers_with(rows: usize, bad: &[(usize, &str)]) -> String {
             .iter()
             .find(|(at, _)| *at == row)
             .map_or_else(|| format!("{}.5", row % 7), |(_, cell)| cell.to_string());
-        text.push_str(&format!("{x},{},{}\n", row % 5, if row % 2 == 0 { "a" } else { "b" }));
+        text.push_str(&format!(
+            "{x},{},{}\n",
+            row % 5,
+            if row % 2 == 0 { "a" } else { "b" }
+        ));
     }
     text
 }
@@ -232,14 +236,28 @@ fn spec_with(columns: kiln::data::ColumnChoices) -> DataSpec {
 fn a_small_table_with_two_typos_stays_numeric_and_names_them() {
     // 20 rows, 2 typos: the column is numeric; the typos are an error naming each and the count.
     let text = numbers_with(20, &[(3, "4..2"), (11, "abc")]);
-    let error = load(text.as_bytes()).err().expect("refused");
-    let DataError::NonNumericCells { column, count, cells, .. } = &error else {
+    let error = load(text.as_bytes()).expect_err("refused");
+    let DataError::NonNumericCells {
+        column,
+        count,
+        cells,
+        ..
+    } = &error
+    else {
         panic!("{error}");
     };
     assert_eq!((column.as_str(), *count), ("x", 2));
-    assert_eq!(cells.iter().map(|c| c.line).collect::<Vec<_>>(), vec![5, 13]);
+    assert_eq!(
+        cells.iter().map(|c| c.line).collect::<Vec<_>>(),
+        vec![5, 13]
+    );
     let message = error.to_string();
-    for part in ["line 5: '4..2'", "line 13: 'abc'", "--as-missing x", "--categorical x"] {
+    for part in [
+        "line 5: '4..2'",
+        "line 13: 'abc'",
+        "--as-missing x",
+        "--categorical x",
+    ] {
         assert!(message.contains(part), "{message}");
     }
 }
@@ -249,12 +267,21 @@ fn many_bad_cells_show_the_first_few_and_a_count() {
     let bad: Vec<(usize, String)> = (0..9).map(|i| (i * 2, format!("oops{i}"))).collect();
     let bad: Vec<(usize, &str)> = bad.iter().map(|(at, cell)| (*at, cell.as_str())).collect();
     let message = message(numbers_with(30, &bad).as_bytes());
-    assert!(message.contains("9 cell(s)") && message.contains("and 4 more"), "{message}");
+    assert!(
+        message.contains("9 cell(s)") && message.contains("and 4 more"),
+        "{message}"
+    );
 }
 
 #[test]
 fn nan_inf_and_numbers_beyond_f32_are_refused_with_line_and_column() {
-    for (cell, line) in [("NaN", 4), ("inf", 4), ("-Infinity", 4), ("1e39", 4), ("-4e38", 4)] {
+    for (cell, line) in [
+        ("NaN", 4),
+        ("inf", 4),
+        ("-Infinity", 4),
+        ("1e39", 4),
+        ("-4e38", 4),
+    ] {
         let text = numbers_with(6, &[(2, cell)]);
         let message = message(text.as_bytes());
         assert!(
@@ -279,7 +306,13 @@ fn treating_non_numbers_as_missing_fills_them_with_the_training_mean() {
     )
     .expect("loads with the typos as missing");
     assert_eq!(data.schema.features[0].kind, ColumnKind::Numeric);
-    assert!(data.train.inputs.iter().chain(&data.valid.inputs).all(|v| v.is_finite()));
+    assert!(
+        data.train
+            .inputs
+            .iter()
+            .chain(&data.valid.inputs)
+            .all(|v| v.is_finite())
+    );
     // Recorded in the preprocessing, so predictions do the same.
     assert_eq!(data.preprocessor.choices.as_missing, ["x"]);
 }
@@ -304,9 +337,14 @@ fn declaring_a_column_categorical_reads_its_values_as_categories() {
 #[test]
 fn a_mostly_text_column_with_some_numbers_is_categorical_with_a_warning() {
     let data = load(b"x,y,label\nred,1,a\nblue,2,b\n3,3,a\nred,4,b\nblue,5,a\nred,6,b\n").unwrap();
-    assert!(matches!(data.schema.features[0].kind, ColumnKind::Categorical { .. }));
+    assert!(matches!(
+        data.schema.features[0].kind,
+        ColumnKind::Categorical { .. }
+    ));
     assert!(
-        data.warnings.iter().any(|w| w.contains("column 'x' is read as categories")),
+        data.warnings
+            .iter()
+            .any(|w| w.contains("column 'x' is read as categories")),
         "{:?}",
         data.warnings
     );
@@ -320,7 +358,9 @@ fn an_id_like_column_warns_and_can_be_excluded() {
     }
     let data = load(text.as_bytes()).unwrap();
     assert!(
-        data.warnings.iter().any(|w| w.contains("column 'name'") && w.contains("--exclude name")),
+        data.warnings
+            .iter()
+            .any(|w| w.contains("column 'name'") && w.contains("--exclude name")),
         "{:?}",
         data.warnings
     );
@@ -361,7 +401,10 @@ fn column_choices_must_name_columns_of_the_file() {
             ..Default::default()
         },
     ] {
-        let result = prepare_bytes(&spec_with(columns.clone()), numbers_with(10, &[]).as_bytes());
+        let result = prepare_bytes(
+            &spec_with(columns.clone()),
+            numbers_with(10, &[]).as_bytes(),
+        );
         assert!(result.is_err(), "{columns:?} accepted");
     }
 }
@@ -408,7 +451,8 @@ fn quoted_cells_spanning_lines_keep_later_line_numbers_right() {
     // Rows start on lines 2, 4, 7, 8: the typo sits on line 8.
     assert!(later.contains("line 8: 'oops'"), "{later}");
     // A bad cell after a line break inside the same row names the line it is on.
-    let text = "note,x,label\n\"a\nb\",oops,a\nplain,1.5,b\nplain,2.5,a\nplain,3.5,b\nplain,4.5,a\n";
+    let text =
+        "note,x,label\n\"a\nb\",oops,a\nplain,1.5,b\nplain,2.5,a\nplain,3.5,b\nplain,4.5,a\n";
     let same_row = message(text.as_bytes());
     assert!(same_row.contains("line 3: 'oops'"), "{same_row}");
 }

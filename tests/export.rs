@@ -202,8 +202,15 @@ fn an_export_failing_at_its_last_step_leaves_nothing_and_keeps_what_it_would_rep
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["model.card.json", "model.onnx"], "no weights, no temp files");
-    assert_eq!(std::fs::read(bundle.join("model.onnx")).unwrap(), b"an older export");
+    assert_eq!(
+        left,
+        ["model.card.json", "model.onnx"],
+        "no weights, no temp files"
+    );
+    assert_eq!(
+        std::fs::read(bundle.join("model.onnx")).unwrap(),
+        b"an older export"
+    );
 }
 
 /// Trains on iris with one validation row 5,700 training deviations out and exports it.
@@ -233,7 +240,11 @@ fn outlier_bundle(dir: &Path) -> (PathBuf, LoadedModel) {
     let model = LoadedModel::open(&bundle).unwrap();
     let golden = &model.card.golden;
     assert!(
-        golden.raw.iter().skip(5).any(|row| row["petal_length"] == outlier),
+        golden
+            .raw
+            .iter()
+            .skip(5)
+            .any(|row| row["petal_length"] == outlier),
         "the outlier is among the golden rows: {:?}",
         golden.raw
     );
@@ -261,9 +272,18 @@ fn golden_rows_include_the_largest_logits_and_every_format_reproduces_them_witho
     // The same through the command line, one line per format.
     let out = common::kiln(dir.path(), &["verify", bundle.to_str().unwrap()]);
     let stdout = common::text(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", common::text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        common::text(&out.stderr)
+    );
     for format in ["burnpack", "onnx", "safetensors"] {
-        assert!(stdout.lines().any(|l| l.starts_with(format) && l.contains("largest difference")), "{stdout}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(format) && l.contains("largest difference")),
+            "{stdout}"
+        );
     }
 }
 
@@ -273,11 +293,18 @@ fn verify_catches_an_onnx_graph_that_disagrees() {
     let (bundle, _) = outlier_bundle(dir.path());
     // Change the golden outputs of the extreme row as a NaN-producing graph would have them.
     let path = bundle.join("model.card.json");
-    let mut card: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let last = card["golden"]["outputs"].as_array().unwrap().len() - 1;
     card["golden"]["outputs"][last][0] = serde_json::json!(0.5);
     std::fs::write(&path, serde_json::to_vec(&card).unwrap()).unwrap();
     let report = kiln::export::verify_bundle(&bundle).unwrap();
     assert!(!report.ok());
-    assert!(report.formats.iter().all(|c| c.max_error.is_some_and(|e| e > 0.1)), "{report:?}");
+    assert!(
+        report
+            .formats
+            .iter()
+            .all(|c| c.max_error.is_some_and(|e| e > 0.1)),
+        "{report:?}"
+    );
 }

@@ -18,7 +18,11 @@ fn check(name: &str) {
     for (path, input) in driver::regressions(name) {
         let elapsed = driver::run_one(&target, &input)
             .unwrap_or_else(|message| panic!("{}: panics again: {message}", path.display()));
-        assert!(elapsed <= driver::HANG_LIMIT, "{}: takes {elapsed:?}", path.display());
+        assert!(
+            elapsed <= driver::HANG_LIMIT,
+            "{}: takes {elapsed:?}",
+            path.display()
+        );
     }
     let summary = driver::fuzz(&target, 7, Duration::from_secs(20), INPUTS);
     assert!(summary.inputs > 0);

@@ -69,10 +69,18 @@ fn two_resumes_started_together_train_once_and_log_every_epoch_once() {
             .unwrap()
     };
     let (first, second) = (spawn(), spawn());
-    let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+    let outputs = [
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    ];
     let succeeded: Vec<_> = outputs.iter().filter(|out| out.status.success()).collect();
     let refused: Vec<_> = outputs.iter().filter(|out| !out.status.success()).collect();
-    assert_eq!(succeeded.len(), 1, "exactly one trains: {:?}", outputs.iter().map(|o| text(&o.stderr)).collect::<Vec<_>>());
+    assert_eq!(
+        succeeded.len(),
+        1,
+        "exactly one trains: {:?}",
+        outputs.iter().map(|o| text(&o.stderr)).collect::<Vec<_>>()
+    );
     let message = text(&refused[0].stderr);
     assert!(
         message.contains("is being trained by process") && message.contains(&this_host()),
@@ -88,13 +96,18 @@ fn two_resumes_started_together_train_once_and_log_every_epoch_once() {
         if value.get("resume_from_epoch").is_some() {
             markers += 1;
         } else if value["split"] == "valid" && value["metric"] == "loss" {
-            *per_epoch.entry(value["epoch"].as_u64().unwrap()).or_default() += 1;
+            *per_epoch
+                .entry(value["epoch"].as_u64().unwrap())
+                .or_default() += 1;
         }
     }
     assert_eq!(markers, 1);
     assert_eq!(per_epoch.len(), 152);
     assert!(per_epoch.values().all(|&count| count == 1), "{per_epoch:?}");
-    assert!(!runs.join(&run).join(LOCK_FILE).exists(), "the lock goes with its holder");
+    assert!(
+        !runs.join(&run).join(LOCK_FILE).exists(),
+        "the lock goes with its holder"
+    );
 }
 
 #[test]
@@ -126,8 +139,14 @@ fn stale_locks_are_taken_over_here_and_across_machines() {
     drop(RunLock::acquire(&run_dir).expect("a silent remote holder is stale"));
     // Another machine with a fresh heartbeat: its process id means nothing here, it is alive.
     write_lock(&run_dir, &holder("cluster-node-7", u32::MAX - 3, 2));
-    let error = RunLock::acquire(&run_dir).err().expect("refused").to_string();
-    assert!(error.contains("process 4294967292 on cluster-node-7"), "{error}");
+    let error = RunLock::acquire(&run_dir)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        error.contains("process 4294967292 on cluster-node-7"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -146,10 +165,17 @@ fn a_run_trained_elsewhere_is_listed_busy_and_cannot_be_resumed() {
         panic!("a run");
     };
     assert_eq!(*status, RunStatus::Running);
-    assert_eq!(busy.as_ref().map(|h| h.host.as_str()), Some("cluster-node-7"));
+    assert_eq!(
+        busy.as_ref().map(|h| h.host.as_str()),
+        Some("cluster-node-7")
+    );
     let out = common::kiln(&runs, &["resume", &run, "--epochs", "2"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("cluster-node-7"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cluster-node-7"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = common::kiln(&runs, &["runs", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["trained_by"], "pid 99 on cluster-node-7");
@@ -194,7 +220,11 @@ fn a_rename_while_training_is_not_undone_by_the_trainer() {
     }
     found.rename("renamed while training").unwrap();
     let events = handle.wait();
-    assert!(events.iter().any(|e| matches!(e, TrainEvent::Finished { .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TrainEvent::Finished { .. }))
+    );
     assert_eq!(found.read_record().unwrap().name, "renamed while training");
     assert_eq!(store.find("renamed while training").unwrap().id, found.id);
     // The trainer's own file keeps the name the run started with.

@@ -392,19 +392,30 @@ fn the_data_panel_resolves_a_typo_and_excludes_an_id_column() {
         } else {
             format!("{}.5", row % 6)
         };
-        text.push_str(&format!("p{row:03},{dose},{}\r\n", if row % 6 < 3 { "low" } else { "high" }));
+        text.push_str(&format!(
+            "p{row:03},{dose},{}\r\n",
+            if row % 6 < 3 { "low" } else { "high" }
+        ));
     }
     std::fs::write(&data, text).unwrap();
     let mut harness = app_on(store.path(), ScriptedDialogs::default(), data);
-    step_until(&mut harness, "the typo error", |app| app.data_error().is_some());
+    step_until(&mut harness, "the typo error", |app| {
+        app.data_error().is_some()
+    });
     let error = harness.state().data_error().unwrap().to_string();
-    assert!(error.contains("line 11: '1.5.'") && error.contains("column 'dose'"), "{error}");
+    assert!(
+        error.contains("line 11: '1.5.'") && error.contains("column 'dose'"),
+        "{error}"
+    );
 
     harness.get_by_label("Treat as missing").click();
     step_until(&mut harness, "the dataset", KilnApp::dataset_loaded);
     assert_eq!(harness.state().column_choices().as_missing, ["dose"]);
     let warnings = harness.state().data_warnings();
-    assert!(warnings.iter().any(|w| w.contains("'patient_id'")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("'patient_id'")),
+        "{warnings:?}"
+    );
 
     // The column list opens by itself when there is a warning: untick the id column.
     harness.run_steps(2);
@@ -412,13 +423,17 @@ fn the_data_panel_resolves_a_typo_and_excludes_an_id_column() {
         .get_by_role_and_label(egui::accesskit::Role::CheckBox, "patient_id")
         .click();
     step_until(&mut harness, "the reload without the id", |app| {
-        app.dataset_loaded() && app.column_choices().exclude == ["patient_id"] && app.data_warnings().is_empty()
+        app.dataset_loaded()
+            && app.column_choices().exclude == ["patient_id"]
+            && app.data_warnings().is_empty()
     });
 
     harness.state_mut().settings_mut().train.epochs = 2;
     harness.step();
     harness.get_by_label("▶ Train").click();
-    step_until(&mut harness, "training to finish", |app| app.last_finished().is_some());
+    step_until(&mut harness, "training to finish", |app| {
+        app.last_finished().is_some()
+    });
     let (run_id, _) = harness.state().last_finished().unwrap();
     let record = RunStore::open(store.path())
         .unwrap()

@@ -41,14 +41,20 @@ fn bundle(dir: &Path) -> (PathBuf, String, PathBuf) {
 
 fn edit_card(bundle: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let path = bundle.join("model.card.json");
-    let mut card: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     edit(&mut card);
     std::fs::write(&path, serde_json::to_vec(&card).unwrap()).unwrap();
 }
 
 fn refusal(bundle: &Path) -> String {
-    let open = LoadedModel::open(bundle).err().expect("refused to open").to_string();
-    let verify = verify_bundle(bundle).err().expect("refused to verify").to_string();
+    let open = LoadedModel::open(bundle)
+        .err()
+        .expect("refused to open")
+        .to_string();
+    let verify = verify_bundle(bundle)
+        .expect_err("refused to verify")
+        .to_string();
     assert_eq!(open, verify);
     open
 }
@@ -64,9 +70,14 @@ fn card_file_names_must_be_plain_names_inside_the_bundle() {
         let copy_dir = tempfile::tempdir().unwrap();
         let copy = copy_dir.path().join("bundle");
         copy_folder(&bundle, &copy);
-        edit_card(&copy, |card| card["files"]["burnpack"]["file"] = name.into());
+        edit_card(&copy, |card| {
+            card["files"]["burnpack"]["file"] = name.into()
+        });
         let message = refusal(&copy);
-        assert!(message.contains("not a plain file name"), "{name}: {message}");
+        assert!(
+            message.contains("not a plain file name"),
+            "{name}: {message}"
+        );
     }
 }
 
@@ -78,11 +89,19 @@ fn a_link_leading_out_of_the_bundle_is_refused() {
     let outside = dir.path().join("outside.bpk");
     std::fs::rename(bundle.join("model.bpk"), &outside).unwrap();
     std::os::unix::fs::symlink(&outside, bundle.join("model.bpk")).unwrap();
-    let message = LoadedModel::open(&bundle).err().expect("refused").to_string();
+    let message = LoadedModel::open(&bundle)
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(message.contains("link leading outside"), "{message}");
     let report = verify_bundle(&bundle).unwrap();
     assert!(!report.ok());
-    assert!(report.bad_files.iter().any(|(file, why)| file == "model.bpk" && why.contains("link")));
+    assert!(
+        report
+            .bad_files
+            .iter()
+            .any(|(file, why)| file == "model.bpk" && why.contains("link"))
+    );
 }
 
 fn copy_folder(from: &Path, to: &Path) {
@@ -92,6 +111,9 @@ fn copy_folder(from: &Path, to: &Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+/// A change made to a card, as a crafted bundle would have it.
+type CardEdit = Box<dyn Fn(&mut serde_json::Value)>;
 
 /// Sets the MLP's hidden widths and a layer list that matches them (as a crafted card would).
 fn claim_hidden(card: &mut serde_json::Value, hidden: &[u64]) {
@@ -138,17 +160,39 @@ fn absurd_sizes_in_a_card_are_refused_before_allocating() {
         assert!(message.contains(expected), "{expected}: {message}");
         let report = verify_bundle(&copy).unwrap();
         assert!(!report.ok());
-        let burnpack = report.formats.iter().find(|c| c.format == "burnpack").unwrap();
-        assert!(burnpack.problem.as_deref().unwrap_or_default().contains(expected), "{burnpack:?}");
+        let burnpack = report
+            .formats
+            .iter()
+            .find(|c| c.format == "burnpack")
+            .unwrap();
+        assert!(
+            burnpack
+                .problem
+                .as_deref()
+                .unwrap_or_default()
+                .contains(expected),
+            "{burnpack:?}"
+        );
     }
     // Cards that contradict themselves are refused before any file they name is read.
-    let cards: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("golden rows", Box::new(|card| {
-            card["golden"]["inputs"] = serde_json::json!(vec![vec![0.0; 4]; 10_001]);
-            card["golden"]["outputs"] = serde_json::json!(vec![vec![0.0; 3]; 10_001]);
-        })),
-        ("has 1 inputs", Box::new(|card| card["golden"]["inputs"][0] = serde_json::json!([1.0]))),
-        ("layer list", Box::new(|card| card["layers"][0]["safetensors_weight_shape"] = serde_json::json!([64, 5]))),
+    let cards: Vec<(&str, CardEdit)> = vec![
+        (
+            "golden rows",
+            Box::new(|card| {
+                card["golden"]["inputs"] = serde_json::json!(vec![vec![0.0; 4]; 10_001]);
+                card["golden"]["outputs"] = serde_json::json!(vec![vec![0.0; 3]; 10_001]);
+            }),
+        ),
+        (
+            "has 1 inputs",
+            Box::new(|card| card["golden"]["inputs"][0] = serde_json::json!([1.0])),
+        ),
+        (
+            "layer list",
+            Box::new(|card| {
+                card["layers"][0]["safetensors_weight_shape"] = serde_json::json!([64, 5])
+            }),
+        ),
     ];
     for (expected, edit) in cards {
         let (_keep, copy) = copy_with(&*edit);
@@ -159,7 +203,7 @@ fn absurd_sizes_in_a_card_are_refused_before_allocating() {
     let (_keep, copy) = copy_with(&|_| {});
     let file = std::fs::File::create(copy.join("model.card.json")).unwrap();
     file.set_len(65 * 1024 * 1024).unwrap();
-    let message = ModelCard::locate(&copy).err().expect("refused").to_string();
+    let message = ModelCard::locate(&copy).expect_err("refused").to_string();
     assert!(message.contains("more than"), "{message}");
 }
 
@@ -174,18 +218,33 @@ fn a_safetensors_header_claiming_2_pow_60_bytes_is_refused() {
     // The card's hash must match for the contents to be read at all: re-hash as an attacker would.
     let sha = {
         use sha2::Digest;
-        sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
-    edit_card(&bundle, |card| card["files"]["safetensors"]["sha256"] = sha.into());
+    edit_card(&bundle, |card| {
+        card["files"]["safetensors"]["sha256"] = sha.into()
+    });
     let report = verify_bundle(&bundle).unwrap();
     assert!(!report.ok());
-    let check = report.formats.iter().find(|c| c.format == "safetensors").unwrap();
+    let check = report
+        .formats
+        .iter()
+        .find(|c| c.format == "safetensors")
+        .unwrap();
     let problem = check.problem.as_deref().unwrap_or_default();
-    assert!(problem.contains("header claims 1152921504606846976 bytes"), "{problem}");
+    assert!(
+        problem.contains("header claims 1152921504606846976 bytes"),
+        "{problem}"
+    );
     // The other formats still verify.
     for format in ["burnpack", "onnx"] {
         let check = report.formats.iter().find(|c| c.format == format).unwrap();
-        assert!(check.problem.is_none() && check.max_error.unwrap() < 1e-4, "{check:?}");
+        assert!(
+            check.problem.is_none() && check.max_error.unwrap() < 1e-4,
+            "{check:?}"
+        );
     }
 }
 
@@ -206,13 +265,25 @@ fn a_safetensors_tensor_of_the_wrong_shape_is_named() {
     std::fs::write(&path, &edited).unwrap();
     let sha = {
         use sha2::Digest;
-        sha2::Sha256::digest(&edited).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        sha2::Sha256::digest(&edited)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
-    edit_card(&bundle, |card| card["files"]["safetensors"]["sha256"] = sha.into());
+    edit_card(&bundle, |card| {
+        card["files"]["safetensors"]["sha256"] = sha.into()
+    });
     let report = verify_bundle(&bundle).unwrap();
-    let check = report.formats.iter().find(|c| c.format == "safetensors").unwrap();
+    let check = report
+        .formats
+        .iter()
+        .find(|c| c.format == "safetensors")
+        .unwrap();
     let problem = check.problem.as_deref().unwrap_or_default();
-    assert!(problem.contains("layers.0.weight") && problem.contains("[4, 64]"), "{problem}");
+    assert!(
+        problem.contains("layers.0.weight") && problem.contains("[4, 64]"),
+        "{problem}"
+    );
 }
 
 #[test]
@@ -229,15 +300,25 @@ fn checkpoint_names_in_index_json_never_lead_out_of_the_store() {
         entry.optimizer_file = victim.display().to_string();
     }
     found.write_index(&index).unwrap();
-    let error = export_checkpoint(&runs, &run, &dir.path().join("out"), &ExportOptions::default())
-        .err()
-        .expect("refused");
-    assert!(error.to_string().contains("not a plain file name"), "{error}");
+    let error = export_checkpoint(
+        &runs,
+        &run,
+        &dir.path().join("out"),
+        &ExportOptions::default(),
+    )
+    .expect_err("refused");
+    assert!(
+        error.to_string().contains("not a plain file name"),
+        "{error}"
+    );
     assert!(found.read_checkpoint_file("../../../victim.bpk").is_err());
     // Dropping checkpoints never deletes what their names point at outside.
     found.truncate_checkpoints_after(0).unwrap();
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-    assert!(!dir.path().join("out").exists(), "a refused export leaves nothing");
+    assert!(
+        !dir.path().join("out").exists(),
+        "a refused export leaves nothing"
+    );
 }
 
 #[test]
@@ -248,7 +329,11 @@ fn run_ids_never_lead_out_of_the_store() {
     let outside = dir.path().join("elsewhere");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::copy(runs.join(&run).join("run.json"), outside.join("run.json")).unwrap();
-    std::fs::copy(runs.join(&run).join("run.json"), dir.path().join("run.json")).unwrap();
+    std::fs::copy(
+        runs.join(&run).join("run.json"),
+        dir.path().join("run.json"),
+    )
+    .unwrap();
     let store = RunStore::open(&runs).unwrap();
     for query in ["..", "../elsewhere", "/"] {
         assert!(store.find(query).is_err(), "{query} found");

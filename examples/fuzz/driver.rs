@@ -22,8 +22,11 @@ pub struct Target {
     pub name: &'static str,
     pub seeds: Vec<Vec<u8>>,
     pub tokens: &'static [&'static [u8]],
-    pub run: Box<dyn Fn(&[u8]) + Send + Sync>,
+    pub run: CodeUnderTest,
 }
+
+/// Runs one input through the code under test.
+pub type CodeUnderTest = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
@@ -102,9 +105,16 @@ pub fn fuzz(target: &Target, seed: u64, budget: Duration, max_inputs: u64) -> Su
                 let started = started_ms.load(Ordering::SeqCst);
                 let now = clock.elapsed().as_millis() as u64;
                 if started > 0 && now.saturating_sub(started) > 6 * HANG_LIMIT.as_millis() as u64 {
-                    let input = current.lock().map(|input| input.clone()).unwrap_or_default();
+                    let input = current
+                        .lock()
+                        .map(|input| input.clone())
+                        .unwrap_or_default();
                     let path = save(name, &input);
-                    eprintln!("{name}: an input has run for over {}s; saved as {}", 6 * HANG_LIMIT.as_secs(), path.display());
+                    eprintln!(
+                        "{name}: an input has run for over {}s; saved as {}",
+                        6 * HANG_LIMIT.as_secs(),
+                        path.display()
+                    );
                     std::process::exit(3);
                 }
             }
@@ -131,7 +141,11 @@ pub fn fuzz(target: &Target, seed: u64, budget: Duration, max_inputs: u64) -> Su
             Err(message) => {
                 summary.panics += 1;
                 let path = save(target.name, &input);
-                eprintln!("{}: panic ({message}); saved as {}", target.name, path.display());
+                eprintln!(
+                    "{}: panic ({message}); saved as {}",
+                    target.name,
+                    path.display()
+                );
                 summary.saved.push(path);
             }
         }
@@ -154,7 +168,13 @@ fn mutated(target: &Target, rng: &mut StdRng) -> Vec<u8> {
 fn mutate(input: &mut Vec<u8>, target: &Target, rng: &mut StdRng) {
     const INTERESTING: [u8; 10] = [0, 1, 0x7f, 0x80, 0xff, b'0', b'9', b'-', b'"', b'\n'];
     let len = input.len();
-    let at = |rng: &mut StdRng| if len == 0 { 0 } else { rng.random_range(0..len) };
+    let at = |rng: &mut StdRng| {
+        if len == 0 {
+            0
+        } else {
+            rng.random_range(0..len)
+        }
+    };
     match rng.random_range(0..9) {
         0 if len > 0 => {
             let i = at(rng);

@@ -24,7 +24,10 @@ fn main() {
             "--minutes" => minutes = args.next().and_then(|m| m.parse().ok()).unwrap_or(minutes),
             "--seed" => seed = args.next().and_then(|s| s.parse().ok()).unwrap_or(seed),
             "--help" | "-h" => {
-                println!("fuzz [--minutes N] [--seed S] [TARGET...]; targets: {}", targets::NAMES.join(", "));
+                println!(
+                    "fuzz [--minutes N] [--seed S] [TARGET...]; targets: {}",
+                    targets::NAMES.join(", ")
+                );
                 return;
             }
             name => names.push(name.to_string()),

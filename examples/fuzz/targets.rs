@@ -11,7 +11,9 @@ use kiln::data::{
 };
 use kiln::export::{ExportOptions, LoadedModel, ModelCard, export_checkpoint, verify_bundle};
 use kiln::model::{MlpConfig, ModelConfig};
-use kiln::runs::{CheckpointSelector, ConfusionLog, MetricsLog, RunStore, class_report, macro_precision_recall};
+use kiln::runs::{
+    CheckpointSelector, ConfusionLog, MetricsLog, RunStore, class_report, macro_precision_recall,
+};
 use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
 
 use super::driver::Target;
@@ -45,18 +47,42 @@ pub fn by_name(name: &str) -> Option<Target> {
 }
 
 const JSON_TOKENS: &[&[u8]] = &[
-    b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"true", b"-1", b"0", b"1e400",
-    b"18446744073709551616", b"\"../../x\"", b"\"/etc/passwd\"", b"\"..\"", b"\"NaN\"",
-    b"\"inf\"", b"1000000000000", b"\"\"", b"\\u0000",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b":",
+    b",",
+    b"null",
+    b"true",
+    b"-1",
+    b"0",
+    b"1e400",
+    b"18446744073709551616",
+    b"\"../../x\"",
+    b"\"/etc/passwd\"",
+    b"\"..\"",
+    b"\"NaN\"",
+    b"\"inf\"",
+    b"1000000000000",
+    b"\"\"",
+    b"\\u0000",
 ];
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join(name)
 }
 
 fn csv() -> Target {
     let iris = std::fs::read(sample("iris.csv")).unwrap_or_default();
-    let head: Vec<u8> = iris.split(|&b| b == b'\n').take(25).collect::<Vec<_>>().join(&b'\n');
+    let head: Vec<u8> = iris
+        .split(|&b| b == b'\n')
+        .take(25)
+        .collect::<Vec<_>>()
+        .join(&b'\n');
     let seeds = vec![
         head.clone(),
         String::from_utf8_lossy(&head).replace('\n', "\r\n").into_bytes(),
@@ -95,8 +121,23 @@ fn csv() -> Target {
         name: "csv",
         seeds,
         tokens: &[
-            b",", b"\n", b"\r\n", b"\r", b"\"", b"\"\"", b"NaN", b"inf", b"-Infinity", b"1e39",
-            b"?", b"NA", b"\xEF\xBB\xBF", b" ", b"0", b"-1.5e3", b"\xff",
+            b",",
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"\"",
+            b"\"\"",
+            b"NaN",
+            b"inf",
+            b"-Infinity",
+            b"1e39",
+            b"?",
+            b"NA",
+            b"\xEF\xBB\xBF",
+            b" ",
+            b"0",
+            b"-1.5e3",
+            b"\xff",
         ],
         run: Box::new(run),
     }
@@ -126,12 +167,20 @@ fn idx() -> Target {
         let split = (usize::from(u16::from_be_bytes([input[0], input[1]])) + 2).min(input.len());
         let options = ImageOptions {
             size: (input[2] & 1 == 1).then_some([4, 4]),
-            channels: if input[2] & 2 == 2 { ChannelMode::Rgb } else { ChannelMode::Auto },
+            channels: if input[2] & 2 == 2 {
+                ChannelMode::Rgb
+            } else {
+                ChannelMode::Auto
+            },
             ..ImageOptions::default()
         };
         let images = Path::new("fuzz-images-idx3-ubyte");
         let labels = Path::new("fuzz-labels-idx1-ubyte");
-        if let Ok(set) = parse_idx((images, &input[2..split]), (labels, &input[split..]), &options) {
+        if let Ok(set) = parse_idx(
+            (images, &input[2..split]),
+            (labels, &input[split..]),
+            &options,
+        ) {
             let spec = DataSpec {
                 images: Some(options),
                 ..DataSpec::new(images)
@@ -145,7 +194,13 @@ fn idx() -> Target {
             idx_pair(6, 4, &[0, 1, 0, 1, 0, 1]),
             idx_pair(10, 3, &[0, 1, 2, 0, 1, 2, 0, 1, 2, 9]),
         ],
-        tokens: &[b"\x00\x00\x08\x03", b"\x00\x00\x08\x01", b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x1f\x8b"],
+        tokens: &[
+            b"\x00\x00\x08\x03",
+            b"\x00\x00\x08\x01",
+            b"\xff\xff\xff\xff",
+            b"\x00\x00\x00\x00",
+            b"\x1f\x8b",
+        ],
         run: Box::new(run),
     }
 }
@@ -155,7 +210,9 @@ fn image() -> Target {
         .iter()
         .filter_map(|name| std::fs::read(sample(name)).ok())
         .collect();
-    let picture = ::image::RgbImage::from_fn(6, 5, |x, y| ::image::Rgb([(x * 40) as u8, (y * 50) as u8, 128]));
+    let picture = ::image::RgbImage::from_fn(6, 5, |x, y| {
+        ::image::Rgb([(x * 40) as u8, (y * 50) as u8, 128])
+    });
     for format in [::image::ImageFormat::Jpeg, ::image::ImageFormat::Png] {
         let mut bytes = std::io::Cursor::new(Vec::new());
         if picture.write_to(&mut bytes, format).is_ok() {
@@ -165,7 +222,15 @@ fn image() -> Target {
     Target {
         name: "image",
         seeds,
-        tokens: &[b"\x89PNG\r\n\x1a\n", b"IHDR", b"IDAT", b"IEND", b"\xff\xd8\xff", b"\xff\xd9", b"\xff\xff\xff\x7f"],
+        tokens: &[
+            b"\x89PNG\r\n\x1a\n",
+            b"IHDR",
+            b"IDAT",
+            b"IEND",
+            b"\xff\xd8\xff",
+            b"\xff\xd9",
+            b"\xff\xff\xff\x7f",
+        ],
         run: Box::new(|input: &[u8]| {
             if let Ok(decoded) = decode_image(input) {
                 let _ = decoded.to_luma8();
@@ -287,7 +352,11 @@ fn index_json() -> Target {
             else {
                 return;
             };
-            for selector in [CheckpointSelector::Best, CheckpointSelector::Last, CheckpointSelector::Epoch(1)] {
+            for selector in [
+                CheckpointSelector::Best,
+                CheckpointSelector::Last,
+                CheckpointSelector::Epoch(1),
+            ] {
                 if let Ok(entry) = found.checkpoint(&selector) {
                     let _ = found.read_checkpoint_file(&entry.model_file);
                     let _ = entry.class_report();
@@ -375,9 +444,10 @@ const BUNDLE_FILES: [(&str, &str); 3] = [
 fn bundle() -> Target {
     let (dir, bundle) = scratch_bundle();
     // Input layout: one byte choosing the weights file, then that file's new content.
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture().bundle.join("model.card.json")).unwrap_or_default())
-            .unwrap_or_default();
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture().bundle.join("model.card.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
     let seeds = BUNDLE_FILES
         .iter()
         .enumerate()
@@ -390,7 +460,14 @@ fn bundle() -> Target {
     Target {
         name: "bundle",
         seeds,
-        tokens: &[b"\x00\x00\x00\x00", b"\xff\xff\xff\xff\xff\xff\xff\x7f", b"{\"", b"F32", b"shape", b"data_offsets"],
+        tokens: &[
+            b"\x00\x00\x00\x00",
+            b"\xff\xff\xff\xff\xff\xff\xff\x7f",
+            b"{\"",
+            b"F32",
+            b"shape",
+            b"data_offsets",
+        ],
         run: Box::new(move |input: &[u8]| {
             let _keep = &dir;
             let Some((&choice, content)) = input.split_first() else {
@@ -417,5 +494,8 @@ fn bundle() -> Target {
 
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -184,7 +184,11 @@ pub fn run(cli: Cli) -> Result<()> {
                     (None, Some(error)) => println!(
                         "{:<12} largest difference {error:.3e}{}",
                         check.format,
-                        if error <= report.tolerance { "" } else { "  (over the tolerance)" }
+                        if error <= report.tolerance {
+                            ""
+                        } else {
+                            "  (over the tolerance)"
+                        }
                     ),
                     (None, None) => {}
                 }

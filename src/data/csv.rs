@@ -20,7 +20,12 @@ pub struct RawTable {
 
 impl RawTable {
     /// A table of rows that each sit on one line (typed rows, tests).
-    pub fn new(path: PathBuf, header: Vec<String>, rows: Vec<Vec<String>>, lines: Vec<u64>) -> Self {
+    pub fn new(
+        path: PathBuf,
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+        lines: Vec<u64>,
+    ) -> Self {
         Self {
             path,
             header,
@@ -106,9 +111,9 @@ pub fn parse_csv_bytes(path: &Path, bytes: &[u8]) -> Result<RawTable, DataError>
     let mut table = RawTable::new(path_buf.clone(), header, Vec::new(), Vec::new());
     for record in reader.records() {
         let record = record.map_err(|error| csv_error(&path_buf, &lines, bytes, error))?;
-        let start = record
-            .position()
-            .map_or(0, |position| skip_line_breaks(bytes, position.byte() as usize));
+        let start = record.position().map_or(0, |position| {
+            skip_line_breaks(bytes, position.byte() as usize)
+        });
         let line = lines.line_of(start);
         if record.iter().all(|cell| trim(cell).is_empty()) {
             continue; // blank lines (often a trailing one) carry no data
@@ -124,14 +129,21 @@ pub fn parse_csv_bytes(path: &Path, bytes: &[u8]) -> Result<RawTable, DataError>
         let mut offsets = Vec::with_capacity(record.len());
         let mut breaks_before = 0u64;
         for cell in record.iter() {
-            let leading = &cell[..cell.len() - cell.trim_start_matches(|c: char| c.is_ascii_whitespace()).len()];
-            offsets.push(u32::try_from(breaks_before + count_line_breaks(leading)).unwrap_or(u32::MAX));
+            let leading = &cell[..cell.len()
+                - cell
+                    .trim_start_matches(|c: char| c.is_ascii_whitespace())
+                    .len()];
+            offsets.push(
+                u32::try_from(breaks_before + count_line_breaks(leading)).unwrap_or(u32::MAX),
+            );
             breaks_before += count_line_breaks(cell);
         }
         if breaks_before > 0 {
             table.spanning.insert(table.rows.len(), offsets);
         }
-        table.rows.push(record.iter().map(|cell| trim(cell).to_string()).collect());
+        table
+            .rows
+            .push(record.iter().map(|cell| trim(cell).to_string()).collect());
         table.lines.push(line);
     }
     if table.rows.is_empty() {

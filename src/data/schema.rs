@@ -201,10 +201,7 @@ fn integer_label(value: f64) -> Option<String> {
 
 /// Infers the feature columns' types, the target and the task; also returns what the user should
 /// know that does not stop loading (id-like columns, mixed columns read as categories).
-pub fn infer_schema(
-    table: &RawTable,
-    spec: &DataSpec,
-) -> Result<(Schema, Vec<String>), DataError> {
+pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<(Schema, Vec<String>), DataError> {
     let target_index = match &spec.target {
         Some(name) => table
             .column_index(name)
@@ -286,8 +283,7 @@ fn infer_target(
     }
     let all_numeric = bad.count == 0;
     // A mostly numeric target with a few typos is not a set of class names by accident.
-    if !all_numeric && task != TaskOverride::Classification && 2 * numeric_like > table.rows.len()
-    {
+    if !all_numeric && task != TaskOverride::Classification && 2 * numeric_like > table.rows.len() {
         return Err(DataError::NonNumericTarget {
             path: table.path.clone(),
             column: name,

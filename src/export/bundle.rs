@@ -8,11 +8,11 @@ use burn::tensor::Device;
 
 use super::card::{ArchitectureLayer, CARD_FORMAT_VERSION, FileDigest, GoldenVectors, ModelCard};
 use super::predict::outputs_to_card_values;
+use super::staged::write_all_or_nothing;
 use super::{ExportError, io_error, sha256_hex};
 use crate::data::InputShape;
 use crate::data::Task;
 use crate::model::{ModelConfig, Network};
-use super::staged::write_all_or_nothing;
 use crate::runs::{CheckpointSelector, RunStore};
 use crate::train::Predictor;
 
@@ -229,8 +229,7 @@ fn golden_vectors(
     extreme.sort_by(|&a, &b| largest(b).total_cmp(&largest(a)));
     extreme.truncate(EXTREME_GOLDEN_ROWS);
     let chosen: Vec<usize> = (0..typical).chain(extreme).collect();
-    let card_values =
-        outputs_to_card_values(&raw_outputs, &record.schema, &record.preprocessor);
+    let card_values = outputs_to_card_values(&raw_outputs, &record.schema, &record.preprocessor);
     Ok(GoldenVectors {
         raw: chosen
             .iter()

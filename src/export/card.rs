@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ExportError;
-use crate::runs::untrusted::{MAX_JSON_BYTES, plain_name_problem, read_bounded};
 use crate::data::{DatasetFingerprint, Preprocessor, Schema};
 use crate::model::ModelConfig;
+use crate::runs::untrusted::{MAX_JSON_BYTES, plain_name_problem, read_bounded};
 
 pub const CARD_FORMAT_VERSION: u32 = 1;
 
@@ -88,7 +88,8 @@ impl ModelCard {
     /// Reads a card from a bundle folder, a card file, or a weight file with its card beside it.
     pub fn locate(path: &Path) -> Result<(PathBuf, ModelCard), ExportError> {
         let card_path = card_path_for(path);
-        let bytes = read_bounded(&card_path, MAX_JSON_BYTES).map_err(super::io_error(&card_path))?;
+        let bytes =
+            read_bounded(&card_path, MAX_JSON_BYTES).map_err(super::io_error(&card_path))?;
         let card: ModelCard =
             serde_json::from_slice(&bytes).map_err(|error| ExportError::BadCard {
                 path: card_path.clone(),
@@ -130,7 +131,10 @@ impl ModelCard {
         }
         if let Some(image) = &self.preprocessor.image {
             let shape = image.shape;
-            if shape.channels == 0 || shape.channels > 4 || shape.height > 1 << 16 || shape.width > 1 << 16
+            if shape.channels == 0
+                || shape.channels > 4
+                || shape.height > 1 << 16
+                || shape.width > 1 << 16
             {
                 return Err(format!("an image input of {shape} is not one Kiln makes"));
             }

@@ -19,8 +19,8 @@ pub use onnx::onnx_support;
 pub use predict::{
     DriftWarning, LoadedModel, Prediction, PredictionReport, predict_csv, predictions_to_csv,
 };
-pub use verify::{FormatCheck, VerifyReport, verify_bundle};
 pub use predict_images::{ImagePrediction, ImagePredictionReport, predict_images};
+pub use verify::{FormatCheck, VerifyReport, verify_bundle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

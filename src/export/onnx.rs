@@ -178,7 +178,10 @@ mod tests {
             target_mean: 0.0,
             target_std: 1.0,
         };
-        let specs = [InputSpec::new([AxisSpec::dynamic("batch"), AxisSpec::Static])];
+        let specs = [InputSpec::new([
+            AxisSpec::dynamic("batch"),
+            AxisSpec::Static,
+        ])];
         let bytes = OnnxExporter::new()
             .opset(Opset::V18)
             .export_dynamic(
@@ -204,7 +207,10 @@ mod tests {
         for (row, got) in logits.chunks(classes).zip(onnx.chunks(classes)) {
             let expected = crate::train::softmax(row);
             for (g, e) in got.iter().zip(&expected) {
-                assert!(g.is_finite() && (f64::from(*g) - e).abs() < 1e-5, "{row:?}: {got:?} vs {expected:?}");
+                assert!(
+                    g.is_finite() && (f64::from(*g) - e).abs() < 1e-5,
+                    "{row:?}: {got:?} vs {expected:?}"
+                );
             }
         }
     }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use super::card::ModelCard;
 use super::ExportError;
+use super::card::ModelCard;
 use crate::data::{ColumnTransform, Preprocessor, Schema, Task, load_csv};
 use crate::model::Network;
 use crate::runs::untrusted::{MAX_WEIGHTS_BYTES, file_inside, read_bounded};
@@ -258,7 +258,10 @@ pub fn predictions_to_csv(card: &ModelCard, predictions: &[Prediction]) -> Strin
 }
 
 /// A file the card names, read from the bundle's folder only and bounded in size.
-pub(crate) fn read_bundle_file(card_path: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), ExportError> {
+pub(crate) fn read_bundle_file(
+    card_path: &Path,
+    name: &str,
+) -> Result<(PathBuf, Vec<u8>), ExportError> {
     let folder = card_path.parent().unwrap_or(Path::new("."));
     let path = file_inside(folder, name).map_err(|message| ExportError::BadCard {
         path: card_path.to_path_buf(),

@@ -42,8 +42,8 @@ pub(crate) fn check_safetensors(bytes: &[u8], layers: &[ArchitectureLayer]) -> R
         if name == "__metadata__" {
             continue;
         }
-        let info: TensorInfo = serde_json::from_value(value)
-            .map_err(|error| format!("tensor '{name}': {error}"))?;
+        let info: TensorInfo =
+            serde_json::from_value(value).map_err(|error| format!("tensor '{name}': {error}"))?;
         let element_size = match info.dtype.as_str() {
             "F32" | "I32" | "U32" => 4,
             "F64" | "I64" | "U64" => 8,
@@ -66,7 +66,10 @@ pub(crate) fn check_safetensors(bytes: &[u8], layers: &[ArchitectureLayer]) -> R
     }
     for layer in layers {
         let expected = [
-            (format!("{}.weight", layer.name), layer.safetensors_weight_shape.clone()),
+            (
+                format!("{}.weight", layer.name),
+                layer.safetensors_weight_shape.clone(),
+            ),
             (format!("{}.bias", layer.name), vec![layer.outputs]),
         ];
         for (name, shape) in expected {

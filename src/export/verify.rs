@@ -90,7 +90,14 @@ pub fn verify_bundle(path: &Path) -> Result<VerifyReport, ExportError> {
     let golden_max_error = formats
         .iter()
         .map(|check| check.max_error.unwrap_or(f64::INFINITY))
-        .fold(if formats.is_empty() { f64::INFINITY } else { 0.0 }, f64::max);
+        .fold(
+            if formats.is_empty() {
+                f64::INFINITY
+            } else {
+                0.0
+            },
+            f64::max,
+        );
     Ok(VerifyReport {
         files_checked: card.files.len(),
         bad_files,
@@ -107,17 +114,23 @@ enum NativeFormat {
 }
 
 /// The card's outputs for the golden inputs, from Kiln's model with these weights.
-fn native_outputs(card: &ModelCard, format: NativeFormat, bytes: Vec<u8>) -> Result<Vec<Vec<f64>>, String> {
+fn native_outputs(
+    card: &ModelCard,
+    format: NativeFormat,
+    bytes: Vec<u8>,
+) -> Result<Vec<Vec<f64>>, String> {
     let device = Device::flex();
     let input = card.preprocessor.input_shape();
     let outputs = card.schema.target.output_width();
     let model = match format {
-        NativeFormat::Burnpack => Network::from_burnpack(&card.model, &input, outputs, bytes, &device)?,
+        NativeFormat::Burnpack => {
+            Network::from_burnpack(&card.model, &input, outputs, bytes, &device)?
+        }
         NativeFormat::Safetensors => {
             check_safetensors(&bytes, &card.layers)?;
             let length = bytes.len();
-            let mut store = SafetensorsStore::from_bytes(Some(bytes))
-                .with_from_adapter(PyTorchToBurnAdapter);
+            let mut store =
+                SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
             Network::from_store(&card.model, &input, outputs, &mut store, length, &device)?
         }
     };
@@ -127,7 +140,11 @@ fn native_outputs(card: &ModelCard, format: NativeFormat, bytes: Vec<u8>) -> Res
         device: &device,
     }
     .outputs(&flat, input.width())?;
-    Ok(outputs_to_card_values(&raw, &card.schema, &card.preprocessor))
+    Ok(outputs_to_card_values(
+        &raw,
+        &card.schema,
+        &card.preprocessor,
+    ))
 }
 
 /// The golden inputs through the ONNX graph, which returns the card's outputs itself.
@@ -167,7 +184,11 @@ fn largest_difference(got: &[Vec<f64>], expected: &[Vec<f64>]) -> f64 {
         }
         for (a, b) in a_row.iter().zip(b_row) {
             let error = (a - b).abs() / b.abs().max(1.0);
-            largest = if error.is_nan() { f64::INFINITY } else { largest.max(error) };
+            largest = if error.is_nan() {
+                f64::INFINITY
+            } else {
+                largest.max(error)
+            };
         }
     }
     largest

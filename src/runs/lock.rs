@@ -66,7 +66,11 @@ impl LockHolder {
 
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "process {} on {} (since {}", self.pid, self.host, self.since)?;
+        write!(
+            f,
+            "process {} on {} (since {}",
+            self.pid, self.host, self.since
+        )?;
         match self.silent_secs() {
             Some(secs) => write!(f, ", last heartbeat {}s ago)", secs.max(0)),
             None => f.write_str(")"),
@@ -122,12 +126,12 @@ impl RunLock {
                         holder: current.to_string(),
                     });
                 }
-                Some(stale) => take_over(&path, Some(&stale)).map_err(|holder| {
-                    StoreError::Busy {
+                Some(stale) => {
+                    take_over(&path, Some(&stale)).map_err(|holder| StoreError::Busy {
                         run: run.clone(),
                         holder,
-                    }
-                })?,
+                    })?
+                }
                 // Unreadable: a lock being written right now, or debris. Only old debris goes.
                 None if file_age_secs(&path).is_some_and(|age| age < STALE_AFTER_SECS) => {
                     return Err(StoreError::Busy {

@@ -15,8 +15,8 @@ pub use checkpoints::{
     CheckpointEntry, CheckpointIndex, ClassMetrics, class_report, macro_precision_recall,
 };
 pub use confusion_log::{ConfusionLog, append_confusion};
+pub use lock::{LockHolder, RunLock};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
 pub use run::{BestSummary, RUN_FORMAT_VERSION, RunRecord, RunStatus};
-pub use lock::{LockHolder, RunLock};
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};
 pub use user_fields::UserFields;

@@ -247,7 +247,8 @@ impl RunStore {
                 // Broken runs can be found (to delete them), but never through a link.
                 RunListing::Broken { id, path, .. } => {
                     id.starts_with(query)
-                        && !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+                        && !std::fs::symlink_metadata(path)
+                            .is_ok_and(|m| m.file_type().is_symlink())
                 }
             })
             .collect();

@@ -92,7 +92,17 @@ mod tests {
 
     #[test]
     fn plain_names_only() {
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "/etc/passwd", "C:x", "a\0b"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "/etc/passwd",
+            "C:x",
+            "a\0b",
+        ] {
             assert!(plain_name_problem(bad).is_some(), "{bad:?}");
         }
         for good in ["model.bpk", "model-0001.bpk", ".hidden", "a..b"] {

@@ -15,7 +15,11 @@ use std::collections::HashMap;
 use tensor::{Tensor, Value};
 
 /// Runs an ONNX model on one float input of `shape` and returns its first output, flattened.
-pub(crate) fn run_onnx(model: &[u8], shape: Vec<usize>, input: Vec<f32>) -> Result<Vec<f32>, String> {
+pub(crate) fn run_onnx(
+    model: &[u8],
+    shape: Vec<usize>,
+    input: Vec<f32>,
+) -> Result<Vec<f32>, String> {
     let graph = proto::parse_model(model)?;
     let mut values: HashMap<String, Value> = graph.initializers.into_iter().collect();
     let input_name = graph
@@ -29,7 +33,13 @@ pub(crate) fn run_onnx(model: &[u8], shape: Vec<usize>, input: Vec<f32>) -> Resu
         let inputs: Vec<Option<&Value>> = node
             .inputs
             .iter()
-            .map(|name| if name.is_empty() { None } else { values.get(name) })
+            .map(|name| {
+                if name.is_empty() {
+                    None
+                } else {
+                    values.get(name)
+                }
+            })
             .collect();
         if let Some(missing) = node
             .inputs
@@ -37,7 +47,10 @@ pub(crate) fn run_onnx(model: &[u8], shape: Vec<usize>, input: Vec<f32>) -> Resu
             .zip(&inputs)
             .find(|(name, value)| !name.is_empty() && value.is_none())
         {
-            return Err(format!("{} reads '{}' before it is computed", node.op, missing.0));
+            return Err(format!(
+                "{} reads '{}' before it is computed",
+                node.op, missing.0
+            ));
         }
         let outputs = ops::apply(node, &inputs).map_err(|error| format!("{}: {error}", node.op))?;
         for (name, value) in node.outputs.iter().zip(outputs) {

@@ -34,7 +34,11 @@ fn ints(value: &Value) -> Result<&Tensor<i64>, String> {
 
 /// A possibly negative axis of a tensor of `rank` dimensions.
 fn axis(value: i64, rank: usize) -> Result<usize, String> {
-    let resolved = if value < 0 { value + rank as i64 } else { value };
+    let resolved = if value < 0 {
+        value + rank as i64
+    } else {
+        value
+    };
     usize::try_from(resolved)
         .ok()
         .filter(|&axis| axis < rank.max(1))
@@ -84,7 +88,10 @@ pub fn apply(node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<Value>, Strin
         "Relu" => unary(|v| v.max(0.0)),
         "Tanh" => unary(f32::tanh),
         "Sigmoid" => unary(|v| 1.0 / (1.0 + (-v).exp())),
-        "MatMul" => Ok(vec![Value::F32(matmul(float(input(0)?)?, float(input(1)?)?)?)]),
+        "MatMul" => Ok(vec![Value::F32(matmul(
+            float(input(0)?)?,
+            float(input(1)?)?,
+        )?)]),
         "Reshape" => reshape(input(0)?, ints(input(1)?)?),
         "Flatten" => {
             let value = input(0)?;
@@ -117,12 +124,22 @@ pub fn apply(node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<Value>, Strin
                 (_, other) => return Err(format!("Cast to data type {other}")),
             }])
         }
-        "Conv" => conv(node, float(input(0)?)?, float(input(1)?)?, inputs.get(2).copied().flatten()),
+        "Conv" => conv(
+            node,
+            float(input(0)?)?,
+            float(input(1)?)?,
+            inputs.get(2).copied().flatten(),
+        ),
         "MaxPool" => max_pool(node, float(input(0)?)?),
         "BatchNormalization" => batch_norm(
             node,
             float(input(0)?)?,
-            [float(input(1)?)?, float(input(2)?)?, float(input(3)?)?, float(input(4)?)?],
+            [
+                float(input(1)?)?,
+                float(input(2)?)?,
+                float(input(3)?)?,
+                float(input(4)?)?,
+            ],
         ),
         "ReduceSum" => reduce_sum(node, float(input(0)?)?, inputs.get(1).copied().flatten()),
         "Gather" => {
@@ -138,11 +155,17 @@ pub fn apply(node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<Value>, Strin
             let parts: Vec<&Value> = inputs.iter().copied().flatten().collect();
             Ok(vec![match parts.first() {
                 Some(Value::F32(_)) => {
-                    let tensors = parts.iter().map(|v| float(v)).collect::<Result<Vec<_>, _>>()?;
+                    let tensors = parts
+                        .iter()
+                        .map(|v| float(v))
+                        .collect::<Result<Vec<_>, _>>()?;
                     Value::F32(concat(&tensors, at)?)
                 }
                 Some(Value::I64(_)) => {
-                    let tensors = parts.iter().map(|v| ints(v)).collect::<Result<Vec<_>, _>>()?;
+                    let tensors = parts
+                        .iter()
+                        .map(|v| ints(v))
+                        .collect::<Result<Vec<_>, _>>()?;
                     Value::I64(concat(&tensors, at)?)
                 }
                 None => return Err("Concat of nothing".to_string()),
@@ -208,7 +231,11 @@ fn reshape(value: &Value, target: &Tensor<i64>) -> Result<Vec<Value>, String> {
     let mut infer = None;
     for (position, &dim) in target.data.iter().enumerate() {
         match dim {
-            0 => shape.push(*current.get(position).ok_or("Reshape copies a missing axis")?),
+            0 => shape.push(
+                *current
+                    .get(position)
+                    .ok_or("Reshape copies a missing axis")?,
+            ),
             -1 if infer.is_none() => {
                 infer = Some(position);
                 shape.push(1);
@@ -226,7 +253,10 @@ fn reshape(value: &Value, target: &Tensor<i64>) -> Result<Vec<Value>, String> {
 
 fn matmul(a: &Tensor<f32>, b: &Tensor<f32>) -> Result<Tensor<f32>, String> {
     let (&[m, k], &[k2, n]) = (a.shape.as_slice(), b.shape.as_slice()) else {
-        return Err(format!("MatMul of {:?} by {:?}: matrices only", a.shape, b.shape));
+        return Err(format!(
+            "MatMul of {:?} by {:?}: matrices only",
+            a.shape, b.shape
+        ));
     };
     if k != k2 {
         return Err(format!("MatMul of {:?} by {:?}", a.shape, b.shape));
@@ -268,21 +298,32 @@ fn window(node: &Node, kernel: [usize; 2]) -> Result<([usize; 4], [usize; 2]), S
     if strides.contains(&0) || kernel.contains(&0) {
         return Err("a zero stride or kernel".to_string());
     }
-    Ok(([pads[0], pads[1], pads[2], pads[3]], [strides[0], strides[1]]))
+    Ok((
+        [pads[0], pads[1], pads[2], pads[3]],
+        [strides[0], strides[1]],
+    ))
 }
 
 fn out_size(size: usize, before: usize, after: usize, kernel: usize, stride: usize) -> usize {
     (size + before + after).saturating_sub(kernel) / stride + 1
 }
 
-fn conv(node: &Node, x: &Tensor<f32>, w: &Tensor<f32>, bias: Option<&Value>) -> Result<Vec<Value>, String> {
+fn conv(
+    node: &Node,
+    x: &Tensor<f32>,
+    w: &Tensor<f32>,
+    bias: Option<&Value>,
+) -> Result<Vec<Value>, String> {
     let [batch, channels, height, width] = four(&x.shape, "Conv")?;
     let [filters, in_channels, kh, kw] = four(&w.shape, "Conv weights")?;
     if in_channels != channels {
         return Err(format!("Conv of {:?} by {:?}", x.shape, w.shape));
     }
     let ([top, left, bottom, right], [sy, sx]) = window(node, [kh, kw])?;
-    let (oh, ow) = (out_size(height, top, bottom, kh, sy), out_size(width, left, right, kw, sx));
+    let (oh, ow) = (
+        out_size(height, top, bottom, kh, sy),
+        out_size(width, left, right, kw, sx),
+    );
     let bias = match bias {
         Some(value) => float(value)?.data.clone(),
         None => vec![0.0; filters],
@@ -307,7 +348,8 @@ fn conv(node: &Node, x: &Tensor<f32>, w: &Tensor<f32>, bias: Option<&Value>) -> 
                                 if xx < 0 || xx >= width as isize {
                                     continue;
                                 }
-                                sum += x.data[((b * channels + c) * height + y as usize) * width + xx as usize]
+                                sum += x.data[((b * channels + c) * height + y as usize) * width
+                                    + xx as usize]
                                     * w.data[((f * channels + c) * kh + ky) * kw + kx];
                             }
                         }
@@ -317,7 +359,10 @@ fn conv(node: &Node, x: &Tensor<f32>, w: &Tensor<f32>, bias: Option<&Value>) -> 
             }
         }
     }
-    Ok(vec![Value::F32(Tensor::new(vec![batch, filters, oh, ow], out)?)])
+    Ok(vec![Value::F32(Tensor::new(
+        vec![batch, filters, oh, ow],
+        out,
+    )?)])
 }
 
 fn max_pool(node: &Node, x: &Tensor<f32>) -> Result<Vec<Value>, String> {
@@ -326,7 +371,10 @@ fn max_pool(node: &Node, x: &Tensor<f32>) -> Result<Vec<Value>, String> {
     let [kh, kw] = <[i64; 2]>::try_from(kernel.as_slice()).map_err(|_| "MaxPool kernel")?;
     let (kh, kw) = (kh.clamp(0, 1 << 16) as usize, kw.clamp(0, 1 << 16) as usize);
     let ([top, left, bottom, right], [sy, sx]) = window(node, [kh, kw])?;
-    let (oh, ow) = (out_size(height, top, bottom, kh, sy), out_size(width, left, right, kw, sx));
+    let (oh, ow) = (
+        out_size(height, top, bottom, kh, sy),
+        out_size(width, left, right, kw, sx),
+    );
     let mut out = vec![f32::NEG_INFINITY; element_count(&[batch, channels, oh, ow])?];
     for plane in 0..batch * channels {
         for oy in 0..oh {
@@ -345,12 +393,22 @@ fn max_pool(node: &Node, x: &Tensor<f32>) -> Result<Vec<Value>, String> {
             }
         }
     }
-    Ok(vec![Value::F32(Tensor::new(vec![batch, channels, oh, ow], out)?)])
+    Ok(vec![Value::F32(Tensor::new(
+        vec![batch, channels, oh, ow],
+        out,
+    )?)])
 }
 
-fn batch_norm(node: &Node, x: &Tensor<f32>, [scale, bias, mean, var]: [&Tensor<f32>; 4]) -> Result<Vec<Value>, String> {
+fn batch_norm(
+    node: &Node,
+    x: &Tensor<f32>,
+    [scale, bias, mean, var]: [&Tensor<f32>; 4],
+) -> Result<Vec<Value>, String> {
     let channels = *x.shape.get(1).ok_or("BatchNormalization of a vector")?;
-    if [scale, bias, mean, var].iter().any(|t| t.data.len() != channels) {
+    if [scale, bias, mean, var]
+        .iter()
+        .any(|t| t.data.len() != channels)
+    {
         return Err("BatchNormalization statistics of the wrong size".to_string());
     }
     let epsilon = node
@@ -376,7 +434,11 @@ fn batch_norm(node: &Node, x: &Tensor<f32>, [scale, bias, mean, var]: [&Tensor<f
 fn reduce_sum(node: &Node, x: &Tensor<f32>, axes: Option<&Value>) -> Result<Vec<Value>, String> {
     let rank = x.shape.len();
     let axes: Vec<usize> = match axes {
-        Some(value) => ints(value)?.data.iter().map(|&a| axis(a, rank)).collect::<Result<_, _>>()?,
+        Some(value) => ints(value)?
+            .data
+            .iter()
+            .map(|&a| axis(a, rank))
+            .collect::<Result<_, _>>()?,
         None => (0..rank).collect(),
     };
     let kept: Vec<usize> = x
@@ -402,7 +464,11 @@ fn reduce_sum(node: &Node, x: &Tensor<f32>, axes: Option<&Value>) -> Result<Vec<
         }
     }
     let shape = if attribute_int(node, "keepdims", 1) == 0 {
-        kept.iter().enumerate().filter(|(a, _)| !axes.contains(a)).map(|(_, &d)| d).collect()
+        kept.iter()
+            .enumerate()
+            .filter(|(a, _)| !axes.contains(a))
+            .map(|(_, &d)| d)
+            .collect()
     } else {
         kept
     };
@@ -428,7 +494,11 @@ fn top_k(node: &Node, x: &Tensor<f32>, k: &Tensor<i64>) -> Result<Vec<Value>, St
         let mut order: Vec<usize> = (0..row.len()).collect();
         order.sort_by(|&a, &b| {
             let ordering = row[a].total_cmp(&row[b]);
-            if largest { ordering.reverse() } else { ordering }
+            if largest {
+                ordering.reverse()
+            } else {
+                ordering
+            }
         });
         for &i in &order[..k] {
             values.push(row[i]);

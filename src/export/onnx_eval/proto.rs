@@ -24,7 +24,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, String> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let byte = *self.bytes.get(self.at).ok_or("a number runs past the end")?;
+            let byte = *self
+                .bytes
+                .get(self.at)
+                .ok_or("a number runs past the end")?;
             self.at += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
@@ -219,7 +222,9 @@ fn parse_tensor(bytes: &[u8]) -> Result<(String, Value), String> {
     }
     let shape = dims
         .iter()
-        .map(|&dim| usize::try_from(dim).map_err(|_| format!("tensor '{name}' has a negative size")))
+        .map(|&dim| {
+            usize::try_from(dim).map_err(|_| format!("tensor '{name}' has a negative size"))
+        })
         .collect::<Result<Vec<usize>, String>>()?;
     let count = shape
         .iter()
@@ -248,7 +253,11 @@ fn parse_tensor(bytes: &[u8]) -> Result<(String, Value), String> {
             }
             Value::I64(Tensor::new(shape, ints)?)
         }
-        other => return Err(format!("tensor '{name}' has data type {other}, not float or integer")),
+        other => {
+            return Err(format!(
+                "tensor '{name}' has data type {other}, not float or integer"
+            ));
+        }
     };
     Ok((name, value))
 }

@@ -97,9 +97,9 @@ impl KilnApp {
             self.data.error = Some("Choose a CSV file or an image folder.".to_string());
             return;
         }
-        self.data.loading.start(ctx, move || {
-            (spec.clone(), prepare(&spec))
-        });
+        self.data
+            .loading
+            .start(ctx, move || (spec.clone(), prepare(&spec)));
     }
 
     pub(crate) fn poll_data(&mut self) {
