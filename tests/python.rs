@@ -248,3 +248,22 @@ fn onnxruntime_gives_no_nan_where_logits_reach_1000() {
     let verify = kiln(&["verify", bundle.to_str().unwrap()]);
     assert_ok(&verify);
 }
+
+/// A column whose non-numbers the model treats as missing: the example fills them with the
+/// training mean as Kiln does, typos and NaN alike.
+#[test]
+fn the_python_example_treats_non_numbers_as_missing_where_kiln_does() {
+    let work = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(sample("iris.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (line, bad) in [(3, "1.4x"), (60, "NaN"), (120, "")] {
+        let mut cells: Vec<String> = lines[line].split(',').map(str::to_string).collect();
+        cells[2] = bad.to_string();
+        lines[line] = cells.join(",");
+    }
+    let data = work.path().join("iris-typos.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").unwrap();
+    let bundle = train_and_export(work.path(), &data, 15, &["--as-missing", "petal_length"]);
+    let predictions = kiln_predict(work.path(), &bundle, &data);
+    compare(&bundle, &data, &predictions);
+}
