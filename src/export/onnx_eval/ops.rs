@@ -1,7 +1,7 @@
 //! The ONNX operators of the graphs burn-onnx writes for Kiln's models, computed on the CPU.
 
 use super::proto::Node;
-use super::tensor::{Tensor, Value, element_count};
+use super::tensor::{Tensor, Value, check_work, element_count};
 
 fn attribute_int(node: &Node, name: &str, default: i64) -> i64 {
     node.attributes
@@ -261,6 +261,7 @@ fn matmul(a: &Tensor<f32>, b: &Tensor<f32>) -> Result<Tensor<f32>, String> {
     if k != k2 {
         return Err(format!("MatMul of {:?} by {:?}", a.shape, b.shape));
     }
+    check_work("MatMul", &[m, k, n])?;
     let mut out = vec![0f32; element_count(&[m, n])?];
     for row in 0..m {
         for inner in 0..k {
@@ -324,6 +325,7 @@ fn conv(
         out_size(height, top, bottom, kh, sy),
         out_size(width, left, right, kw, sx),
     );
+    check_work("Conv", &[batch, filters, oh, ow, channels, kh, kw])?;
     let bias = match bias {
         Some(value) => float(value)?.data.clone(),
         None => vec![0.0; filters],
@@ -375,6 +377,7 @@ fn max_pool(node: &Node, x: &Tensor<f32>) -> Result<Vec<Value>, String> {
         out_size(height, top, bottom, kh, sy),
         out_size(width, left, right, kw, sx),
     );
+    check_work("MaxPool", &[batch, channels, oh, ow, kh, kw])?;
     let mut out = vec![f32::NEG_INFINITY; element_count(&[batch, channels, oh, ow])?];
     for plane in 0..batch * channels {
         for oy in 0..oh {

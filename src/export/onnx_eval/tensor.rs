@@ -1,7 +1,23 @@
 //! Dense row-major tensors of f32 (values) or i64 (shapes and indices), with broadcasting.
 
-/// No intermediate result may hold more elements than this (4 GiB of f32).
-pub const MAX_ELEMENTS: usize = 1 << 30;
+/// No intermediate result may hold more elements than this (1 GiB of f32).
+pub const MAX_ELEMENTS: usize = 1 << 28;
+/// No operator may do more multiply-adds than this (seconds of work; Kiln's graphs on the
+/// golden rows need millions), so a crafted graph cannot make `verify` hang.
+pub const MAX_WORK: u128 = 1 << 31;
+
+/// Refuses an operator whose work (the product of `factors`) is beyond [`MAX_WORK`].
+pub fn check_work(what: &str, factors: &[usize]) -> Result<(), String> {
+    let work = factors
+        .iter()
+        .fold(1u128, |product, &f| product.saturating_mul(f as u128));
+    if work > MAX_WORK {
+        return Err(format!(
+            "{what} would take {work} multiply-adds; Kiln's graphs need far fewer"
+        ));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor<E> {
