@@ -346,3 +346,32 @@ fn run_ids_never_lead_out_of_the_store() {
         assert!(listing.iter().any(|l| matches!(l, kiln::runs::RunListing::Broken { id, error, .. } if id == "linked" && error.contains("link"))));
     }
 }
+
+/// A PNG chunk: length, type, data and CRC.
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(kind);
+    chunk.extend_from_slice(data);
+    chunk.extend(crc.sum().to_be_bytes());
+    chunk
+}
+
+#[test]
+fn an_image_claiming_100000_pixels_a_side_is_refused_before_decoding() {
+    let mut header = Vec::new();
+    header.extend(100_000u32.to_be_bytes());
+    header.extend(100_000u32.to_be_bytes());
+    header.extend([8, 0, 0, 0, 0]); // 8-bit grayscale
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(png_chunk(b"IHDR", &header));
+    png.extend(png_chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(png_chunk(b"IEND", &[]));
+    let error = kiln::data::decode_image(&png).expect_err("refused");
+    assert!(error.contains("larger than Kiln reads"), "{error}");
+}
