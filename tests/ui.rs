@@ -444,3 +444,35 @@ fn the_data_panel_resolves_a_typo_and_excludes_an_id_column() {
     assert_eq!(record.data.columns.exclude, ["patient_id"]);
     assert_eq!(record.preprocessor.choices.as_missing, ["dose"]);
 }
+
+/// A run that another machine is training (a live lock with its heartbeat) is listed as busy.
+#[test]
+fn a_run_trained_by_another_machine_is_shown_busy() {
+    let store = tempfile::tempdir().unwrap();
+    let id = train_run(store.path(), "elsewhere", 0.01);
+    let dir = RunStore::open(store.path()).unwrap().find(&id).unwrap();
+    let mut record = dir.read_record().unwrap();
+    record.status = kiln::runs::RunStatus::Running;
+    dir.write_record(&record).unwrap();
+    let now = chrono::Utc::now().to_rfc3339();
+    let holder = kiln::runs::LockHolder {
+        host: "cluster-node-7".to_string(),
+        pid: 99,
+        since: now.clone(),
+        heartbeat: now,
+        token: "remote".to_string(),
+    };
+    std::fs::write(
+        dir.path.join(kiln::runs::lock::LOCK_FILE),
+        serde_json::to_vec(&holder).unwrap(),
+    )
+    .unwrap();
+    let mut harness = app(store.path(), ScriptedDialogs::default());
+    step_until(&mut harness, "the run list", |app| {
+        app.run_listings().len() == 1
+    });
+    harness.get_by_label("Runs").click_accesskit();
+    harness.run_steps(3);
+    assert!(harness.query_by_label("busy").is_some());
+    assert!(harness.query_by_label("Resume").is_none());
+}
