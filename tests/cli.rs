@@ -225,3 +225,157 @@ fn ctrl_c_stops_training_cleanly_and_leaves_a_resumable_run() {
     );
     assert_eq!(shown["status"], "completed");
 }
+
+/// A two-class table: `id` (one value per row), `x` with the given cell at row 5, `y`, `label`.
+fn table_with(x_at_5: &str, rows: usize, newline: &str) -> String {
+    let mut text = format!("id,x,y,label{newline}");
+    for row in 0..rows {
+        let x = if row == 5 {
+            x_at_5.to_string()
+        } else {
+            format!("{}.5", row % 9)
+        };
+        let label = if row % 9 < 4 { "low" } else { "high" };
+        text.push_str(&format!("id{row},{x},{}.25,{label}{newline}", row % 4));
+    }
+    text
+}
+
+#[test]
+fn typos_in_numeric_columns_stop_training_with_two_ways_out_recorded_for_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let data = dir.path().join("typo.csv");
+    std::fs::write(&data, table_with("4.O", 40, "\r\n")).unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        kiln(&runs, &args)
+    };
+    let out = train(&["--exclude", "id"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    // CRLF file: header line 1, row 5 on line 7.
+    for part in [
+        "line 7: '4.O'",
+        "column 'x'",
+        "--as-missing x",
+        "--categorical x",
+    ] {
+        assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+
+    // Without --exclude, the id column (40 distinct values) is refused with the way out.
+    let out = train(&["--as-missing", "x"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--exclude id"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = train(&["--as-missing", "x", "--exclude", "id"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run = text(&out.stdout).trim().to_string();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs.join(&run).join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["data"]["columns"]["as_missing"][0], "x");
+    assert_eq!(record["data"]["columns"]["exclude"][0], "id");
+    assert_eq!(record["preprocessor"]["choices"]["exclude"][0], "id");
+
+    let bundle = dir.path().join("bundle");
+    let out = kiln(
+        &runs,
+        &[
+            "export",
+            &run,
+            "--out",
+            bundle.to_str().unwrap(),
+            "--no-onnx",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("model.card.json")).unwrap()).unwrap();
+    assert_eq!(card["preprocessor"]["choices"]["as_missing"][0], "x");
+
+    // New data: the excluded id column may be there; a typo in x is missing (as in training);
+    // a typo in y is an error naming its line and column.
+    let new = dir.path().join("new.csv");
+    std::fs::write(&new, "id,x,y\nn1,1.5,0.25\nn2,NaN,1.25\nn3,2.5,2.25\n").unwrap();
+    let predict = |data: &std::path::Path| {
+        kiln(
+            &runs,
+            &[
+                "predict",
+                "--model",
+                bundle.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = predict(&new);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        4,
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::write(&new, "id,x,y\nn1,1.5,0.25\nn2,2.5,1,25\nn3,2.5,2.2.5\n").unwrap();
+    let out = predict(&new);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("line 3 has 4 cells"), "{stderr}");
+    std::fs::write(
+        &new,
+        "id,x,y\r\nn1,1.5,0.25\r\nn2,2.5,1.25\r\nn3,2.5,2.2.5\r\n",
+    )
+    .unwrap();
+    let out = predict(&new);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column 'y'") && stderr.contains("line 4: '2.2.5'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn declaring_a_column_categorical_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let data = dir.path().join("sizes.csv");
+    std::fs::write(&data, table_with("L", 40, "\n")).unwrap();
+    let out = kiln(
+        &runs,
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--exclude",
+            "id",
+            "--categorical",
+            "x",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run = text(&out.stdout).trim().to_string();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs.join(&run).join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["schema"]["features"][0]["name"], "x");
+    assert_eq!(record["schema"]["features"][0]["type"], "categorical");
+}

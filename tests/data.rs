@@ -128,7 +128,7 @@ fn non_numeric_cell_in_numeric_column_names_line_column_and_value() {
     assert!(text.contains("line 4"), "{text}");
     assert!(text.contains("'b'"), "{text}");
     assert!(text.contains("'oops'"), "{text}");
-    assert!(text.contains("not a number"), "{text}");
+    assert!(text.contains("not usable numbers"), "{text}");
 }
 
 #[test]
@@ -205,4 +205,254 @@ fn missing_file_names_the_path() {
         .unwrap_err()
         .to_string();
     assert!(text.contains("/nonexistent/data.csv"), "{text}");
+}
+
+// --- Typos, spelled-out NaN/inf, column choices and line numbers (issue 14, part 1) ---
+
+fn numbers_with(rows: usize, bad: &[(usize, &str)]) -> String {
+    let mut text = String::from("x,y,label\n");
+    for row in 0..rows {
+        let x = bad
+            .iter()
+            .find(|(at, _)| *at == row)
+            .map_or_else(|| format!("{}.5", row % 7), |(_, cell)| cell.to_string());
+        text.push_str(&format!(
+            "{x},{},{}\n",
+            row % 5,
+            if row % 2 == 0 { "a" } else { "b" }
+        ));
+    }
+    text
+}
+
+fn spec_with(columns: kiln::data::ColumnChoices) -> DataSpec {
+    DataSpec {
+        columns,
+        ..DataSpec::new("bad.csv")
+    }
+}
+
+#[test]
+fn a_small_table_with_two_typos_stays_numeric_and_names_them() {
+    // 20 rows, 2 typos: the column is numeric; the typos are an error naming each and the count.
+    let text = numbers_with(20, &[(3, "4..2"), (11, "abc")]);
+    let error = load(text.as_bytes()).expect_err("refused");
+    let DataError::NonNumericCells {
+        column,
+        count,
+        cells,
+        ..
+    } = &error
+    else {
+        panic!("{error}");
+    };
+    assert_eq!((column.as_str(), *count), ("x", 2));
+    assert_eq!(
+        cells.iter().map(|c| c.line).collect::<Vec<_>>(),
+        vec![5, 13]
+    );
+    let message = error.to_string();
+    for part in [
+        "line 5: '4..2'",
+        "line 13: 'abc'",
+        "--as-missing x",
+        "--categorical x",
+    ] {
+        assert!(message.contains(part), "{message}");
+    }
+}
+
+#[test]
+fn many_bad_cells_show_the_first_few_and_a_count() {
+    let bad: Vec<(usize, String)> = (0..9).map(|i| (i * 2, format!("oops{i}"))).collect();
+    let bad: Vec<(usize, &str)> = bad.iter().map(|(at, cell)| (*at, cell.as_str())).collect();
+    let message = message(numbers_with(30, &bad).as_bytes());
+    assert!(
+        message.contains("9 cell(s)") && message.contains("and 4 more"),
+        "{message}"
+    );
+}
+
+#[test]
+fn nan_inf_and_numbers_beyond_f32_are_refused_with_line_and_column() {
+    for (cell, line) in [
+        ("NaN", 4),
+        ("inf", 4),
+        ("-Infinity", 4),
+        ("1e39", 4),
+        ("-4e38", 4),
+    ] {
+        let text = numbers_with(6, &[(2, cell)]);
+        let message = message(text.as_bytes());
+        assert!(
+            message.contains(&format!("line {line}: '{cell}'")) && message.contains("column 'x'"),
+            "{cell}: {message}"
+        );
+    }
+    // A column of nothing but spelled-out non-numbers is numeric in intent too.
+    let message = message(b"x,label\nNaN,a\ninf,b\nNaN,a\ninf,b\nNaN,a\n");
+    assert!(message.contains("column 'x' is numeric"), "{message}");
+}
+
+#[test]
+fn treating_non_numbers_as_missing_fills_them_with_the_training_mean() {
+    let text = numbers_with(20, &[(3, "NaN"), (11, "abc")]);
+    let data = prepare_bytes(
+        &spec_with(kiln::data::ColumnChoices {
+            as_missing: vec!["x".to_string()],
+            ..Default::default()
+        }),
+        text.as_bytes(),
+    )
+    .expect("loads with the typos as missing");
+    assert_eq!(data.schema.features[0].kind, ColumnKind::Numeric);
+    assert!(
+        data.train
+            .inputs
+            .iter()
+            .chain(&data.valid.inputs)
+            .all(|v| v.is_finite())
+    );
+    // Recorded in the preprocessing, so predictions do the same.
+    assert_eq!(data.preprocessor.choices.as_missing, ["x"]);
+}
+
+#[test]
+fn declaring_a_column_categorical_reads_its_values_as_categories() {
+    let text = numbers_with(20, &[(3, "L")]);
+    let data = prepare_bytes(
+        &spec_with(kiln::data::ColumnChoices {
+            categorical: vec!["x".to_string()],
+            ..Default::default()
+        }),
+        text.as_bytes(),
+    )
+    .expect("loads as categories");
+    let ColumnKind::Categorical { categories } = &data.schema.features[0].kind else {
+        panic!("x is categorical");
+    };
+    assert!(categories.contains(&"L".to_string()));
+}
+
+#[test]
+fn a_mostly_text_column_with_some_numbers_is_categorical_with_a_warning() {
+    let data = load(b"x,y,label\nred,1,a\nblue,2,b\n3,3,a\nred,4,b\nblue,5,a\nred,6,b\n").unwrap();
+    assert!(matches!(
+        data.schema.features[0].kind,
+        ColumnKind::Categorical { .. }
+    ));
+    assert!(
+        data.warnings
+            .iter()
+            .any(|w| w.contains("column 'x' is read as categories")),
+        "{:?}",
+        data.warnings
+    );
+}
+
+#[test]
+fn an_id_like_column_warns_and_can_be_excluded() {
+    let mut text = String::from("name,x,label\n");
+    for row in 0..12 {
+        text.push_str(&format!("person{row},{row}.5,{}\n", row % 2));
+    }
+    let data = load(text.as_bytes()).unwrap();
+    assert!(
+        data.warnings
+            .iter()
+            .any(|w| w.contains("column 'name'") && w.contains("--exclude name")),
+        "{:?}",
+        data.warnings
+    );
+    let data = prepare_bytes(
+        &spec_with(kiln::data::ColumnChoices {
+            exclude: vec!["name".to_string()],
+            ..Default::default()
+        }),
+        text.as_bytes(),
+    )
+    .unwrap();
+    assert!(data.warnings.is_empty(), "{:?}", data.warnings);
+    assert_eq!(data.input_width(), 1);
+    assert_eq!(data.preprocessor.choices.exclude, ["name"]);
+    // Too many distinct values to one-hot: the error suggests excluding the column.
+    let mut text = String::from("name,x,label\n");
+    for row in 0..40 {
+        text.push_str(&format!("person{row},{row}.5,{}\n", row % 2));
+    }
+    let message = message(text.as_bytes());
+    assert!(message.contains("--exclude name"), "{message}");
+}
+
+#[test]
+fn column_choices_must_name_columns_of_the_file() {
+    for columns in [
+        kiln::data::ColumnChoices {
+            exclude: vec!["nope".to_string()],
+            ..Default::default()
+        },
+        kiln::data::ColumnChoices {
+            exclude: vec!["label".to_string()],
+            ..Default::default()
+        },
+        kiln::data::ColumnChoices {
+            categorical: vec!["x".to_string()],
+            as_missing: vec!["x".to_string()],
+            ..Default::default()
+        },
+    ] {
+        let result = prepare_bytes(
+            &spec_with(columns.clone()),
+            numbers_with(10, &[]).as_bytes(),
+        );
+        assert!(result.is_err(), "{columns:?} accepted");
+    }
+}
+
+#[test]
+fn a_numeric_target_with_a_typo_is_not_turned_into_classes() {
+    let mut text = String::from("x,price\n");
+    for row in 0..20 {
+        let price = if row == 7 {
+            "12;5".to_string()
+        } else {
+            format!("{}.25", row * 3)
+        };
+        text.push_str(&format!("{row},{price}\n"));
+    }
+    let message = message(text.as_bytes());
+    assert!(
+        message.contains("target column 'price'") && message.contains("line 9: '12;5'"),
+        "{message}"
+    );
+}
+
+#[test]
+fn crlf_files_name_the_line_an_editor_shows() {
+    let text = numbers_with(8, &[(4, "x7")]).replace('\n', "\r\n");
+    let typo = message(text.as_bytes());
+    // Header is line 1, row 0 is line 2, so row 4 is line 6.
+    assert!(typo.contains("line 6: 'x7'"), "{typo}");
+    assert!(!typo.contains("line 5"), "{typo}");
+    // A ragged row, a missing target and an unreadable byte, too.
+    let ragged = message(b"a,b,label\r\n1,2,x\r\n3,4\r\n5,6,y\r\n");
+    assert!(ragged.contains("line 3 has 2 cells"), "{ragged}");
+    let missing = message(b"a,label\r\n1,x\r\n2,y\r\n3,\r\n");
+    assert!(missing.contains("line 4"), "{missing}");
+    let bytes = b"a,label\r\n1,x\r\n2,\xff\r\n";
+    let utf8 = message(bytes);
+    assert!(utf8.contains("line 3"), "{utf8}");
+}
+
+#[test]
+fn quoted_cells_spanning_lines_keep_later_line_numbers_right() {
+    let text = "note,x,label\n\"two\nlines\",1.5,a\n\"three\r\nlines\r\nhere\",2.5,b\nplain,3.5,a\nplain,oops,b\nplain,5.5,a\nplain,6.5,b\n";
+    let later = message(text.as_bytes());
+    // Rows start on lines 2, 4, 7, 8: the typo sits on line 8.
+    assert!(later.contains("line 8: 'oops'"), "{later}");
+    // A bad cell after a line break inside the same row names the line it is on.
+    let text =
+        "note,x,label\n\"a\nb\",oops,a\nplain,1.5,b\nplain,2.5,a\nplain,3.5,b\nplain,4.5,a\n";
+    let same_row = message(text.as_bytes());
+    assert!(same_row.contains("line 3: 'oops'"), "{same_row}");
 }

@@ -179,3 +179,132 @@ fn a_gelu_model_exports_without_onnx_and_says_why_onnx_is_refused() {
     export_checkpoint(&runs, &run, &dir.path().join("b"), &options).unwrap();
     assert!(LoadedModel::open(&dir.path().join("b")).is_ok());
 }
+
+#[test]
+fn an_export_failing_at_its_last_step_leaves_nothing_and_keeps_what_it_would_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let run = train_iris(&runs, MlpConfig::default(), 2);
+    let bundle = dir.path().join("bundle");
+    // The card is written last; a folder in its way makes that last step fail.
+    std::fs::create_dir_all(bundle.join("model.card.json")).unwrap();
+    std::fs::write(bundle.join("model.onnx"), b"an older export").unwrap();
+    let options = ExportOptions {
+        force: true,
+        ..ExportOptions::default()
+    };
+    let error = export_checkpoint(&runs, &run, &bundle, &options)
+        .expect_err("the card cannot be written")
+        .to_string();
+    assert!(error.contains("model.card.json"), "{error}");
+    let mut left: Vec<String> = std::fs::read_dir(&bundle)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["model.card.json", "model.onnx"],
+        "no weights, no temp files"
+    );
+    assert_eq!(
+        std::fs::read(bundle.join("model.onnx")).unwrap(),
+        b"an older export"
+    );
+}
+
+/// Trains on iris with one validation row 5,700 training deviations out and exports it.
+fn outlier_bundle(dir: &Path) -> (PathBuf, LoadedModel) {
+    let (data, outlier) = common::iris_with_outlier(dir);
+    let runs = dir.join("runs");
+    let handle = start(
+        TrainRequest {
+            data: DataSpec::new(&data),
+            model: ModelConfig::Mlp(MlpConfig::default()),
+            train: TrainConfig {
+                epochs: 30,
+                batch_size: 16,
+                ..TrainConfig::default()
+            },
+            device: DeviceChoice::Cpu,
+            name: None,
+            runs_dir: runs.clone(),
+        },
+        None,
+    )
+    .unwrap();
+    let run = handle.run_id.clone();
+    handle.wait();
+    let bundle = dir.join("bundle");
+    export_checkpoint(&runs, &run, &bundle, &ExportOptions::default()).unwrap();
+    let model = LoadedModel::open(&bundle).unwrap();
+    let golden = &model.card.golden;
+    assert!(
+        golden
+            .raw
+            .iter()
+            .skip(5)
+            .any(|row| row["petal_length"] == outlier),
+        "the outlier is among the golden rows: {:?}",
+        golden.raw
+    );
+    (bundle, model)
+}
+
+#[test]
+fn golden_rows_include_the_largest_logits_and_every_format_reproduces_them_without_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, model) = outlier_bundle(dir.path());
+    let golden = &model.card.golden;
+    let flat: Vec<f32> = golden.inputs.iter().flatten().copied().collect();
+    let logits = model.raw_outputs(&flat).unwrap();
+    let largest = logits.iter().fold(0f32, |max, v| max.max(v.abs()));
+    assert!(largest >= 1000.0, "logits reach ±1000: {logits:?}");
+    assert!(golden.outputs.iter().flatten().all(|p| p.is_finite()));
+
+    let report = kiln::export::verify_bundle(&bundle).unwrap();
+    assert!(report.ok(), "{report:?}");
+    let formats: Vec<&str> = report.formats.iter().map(|c| c.format.as_str()).collect();
+    assert_eq!(formats, ["burnpack", "onnx", "safetensors"]);
+    for check in &report.formats {
+        assert!(check.max_error.is_some_and(|e| e <= 1e-4), "{check:?}");
+    }
+    // The same through the command line, one line per format.
+    let out = common::kiln(dir.path(), &["verify", bundle.to_str().unwrap()]);
+    let stdout = common::text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        common::text(&out.stderr)
+    );
+    for format in ["burnpack", "onnx", "safetensors"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(format) && l.contains("largest difference")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn verify_catches_an_onnx_graph_that_disagrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, _) = outlier_bundle(dir.path());
+    // Change the golden outputs of the extreme row as a NaN-producing graph would have them.
+    let path = bundle.join("model.card.json");
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let last = card["golden"]["outputs"].as_array().unwrap().len() - 1;
+    card["golden"]["outputs"][last][0] = serde_json::json!(0.5);
+    std::fs::write(&path, serde_json::to_vec(&card).unwrap()).unwrap();
+    let report = kiln::export::verify_bundle(&bundle).unwrap();
+    assert!(!report.ok());
+    assert!(
+        report
+            .formats
+            .iter()
+            .all(|c| c.max_error.is_some_and(|e| e > 0.1)),
+        "{report:?}"
+    );
+}

@@ -1163,8 +1163,8 @@ fn an_exported_cnn_predicts_image_files_as_in_the_app() {
     assert_eq!(card.layers[0].safetensors_weight_shape, [16, 1, 3, 3]);
     assert_eq!(card.layers.last().unwrap().name, "head.1");
     assert_eq!(card.layers.last().unwrap().outputs, 10);
-    assert_eq!(card.golden.inputs.len(), 5);
-    assert_eq!(card.golden.raw.len(), 5);
+    assert_eq!(card.golden.inputs.len(), 8);
+    assert_eq!(card.golden.raw.len(), 8);
 
     // Each golden row names a real file (relative to the dataset root); predicting that file
     // from disk gives the golden inputs and outputs computed in the app.
@@ -1199,7 +1199,7 @@ fn an_exported_cnn_predicts_image_files_as_in_the_app() {
     let verified = verify_bundle(&bundle).unwrap();
     assert!(verified.ok(), "{verified:?}");
     assert_eq!(verified.files_checked, 3);
-    assert_eq!(verified.golden_rows, 5);
+    assert_eq!(verified.golden_rows, 8);
 
     // The whole dataset folder: every image is labelled with its class folder, most are
     // right, and the training data itself does not drift.

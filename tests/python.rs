@@ -224,3 +224,46 @@ fn python_and_onnxruntime_reproduce_a_cnn_on_images() {
         classes(kiln_csv.lines().skip(1).collect(), column)
     );
 }
+
+/// Logits of ±1000 and more: a row thousands of training deviations out. onnxruntime gives the
+/// probabilities `kiln predict` gives (0 and 1, no NaN) for it and for the card's golden rows,
+/// which include it.
+#[test]
+fn onnxruntime_gives_no_nan_where_logits_reach_1000() {
+    let work = tempfile::tempdir().unwrap();
+    let (data, _) = common::iris_with_outlier(work.path());
+    let bundle = train_and_export(work.path(), &data, 30, &[]);
+    // New rows further out still, in both directions.
+    let extreme = work.path().join("extreme.csv");
+    std::fs::write(
+        &extreme,
+        "sepal_length,sepal_width,petal_length,petal_width\n\
+         5.1,3.5,10000,0.2\n5.1,3.5,-10000,0.2\n-3000,9000,1.4,-500\n6.3,2.9,5.6,1.8\n",
+    )
+    .unwrap();
+    let predictions = kiln_predict(work.path(), &bundle, &extreme);
+    let kiln_csv = std::fs::read_to_string(&predictions).unwrap();
+    assert!(!kiln_csv.contains("NaN"), "{kiln_csv}");
+    compare(&bundle, &extreme, &predictions);
+    let verify = kiln(&["verify", bundle.to_str().unwrap()]);
+    assert_ok(&verify);
+}
+
+/// A column whose non-numbers the model treats as missing: the example fills them with the
+/// training mean as Kiln does, typos and NaN alike.
+#[test]
+fn the_python_example_treats_non_numbers_as_missing_where_kiln_does() {
+    let work = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(sample("iris.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (line, bad) in [(3, "1.4x"), (60, "NaN"), (120, "")] {
+        let mut cells: Vec<String> = lines[line].split(',').map(str::to_string).collect();
+        cells[2] = bad.to_string();
+        lines[line] = cells.join(",");
+    }
+    let data = work.path().join("iris-typos.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").unwrap();
+    let bundle = train_and_export(work.path(), &data, 15, &["--as-missing", "petal_length"]);
+    let predictions = kiln_predict(work.path(), &bundle, &data);
+    compare(&bundle, &data, &predictions);
+}

@@ -319,3 +319,113 @@ fn image_folder_shows_thumbnails_trains_a_cnn_and_predicts_a_folder() {
         "the accuracy on the labelled folder is shown"
     );
 }
+
+/// The data panel offers the two ways out of a typo in a numeric column, warns about an id-like
+/// column and lets it be left out; the run it trains records both choices.
+#[test]
+fn the_data_panel_resolves_a_typo_and_excludes_an_id_column() {
+    let store = tempfile::tempdir().unwrap();
+    let data = store.path().join("patients.csv");
+    let mut text = String::from("patient_id,dose,label\r\n");
+    for row in 0..24 {
+        let dose = if row == 9 {
+            "1.5.".to_string()
+        } else {
+            format!("{}.5", row % 6)
+        };
+        text.push_str(&format!(
+            "p{row:03},{dose},{}\r\n",
+            if row % 6 < 3 { "low" } else { "high" }
+        ));
+    }
+    std::fs::write(&data, text).unwrap();
+    let mut harness = app_on(
+        store.path(),
+        ScriptedDialogs::default(),
+        data,
+        [1280.0, 860.0],
+    );
+    step_until(&mut harness, "the typo error", |app| {
+        app.data_error().is_some()
+    });
+    let error = harness.state().data_error().unwrap().to_string();
+    assert!(
+        error.contains("line 11: '1.5.'") && error.contains("column 'dose'"),
+        "{error}"
+    );
+
+    harness.get_by_label("Treat as missing").click();
+    step_until(&mut harness, "the dataset", KilnApp::dataset_loaded);
+    assert_eq!(harness.state().column_choices().as_missing, ["dose"]);
+    let warnings = harness.state().data_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("'patient_id'")),
+        "{warnings:?}"
+    );
+
+    // The column list opens by itself when there is a warning: untick the id column.
+    harness.run_steps(2);
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::CheckBox, "patient_id")
+        .click();
+    step_until(&mut harness, "the reload without the id", |app| {
+        app.dataset_loaded()
+            && app.column_choices().exclude == ["patient_id"]
+            && app.data_warnings().is_empty()
+    });
+
+    harness.state_mut().settings_mut().train.epochs = 2;
+    harness.step();
+    harness.get_by_label("▶ Train").click();
+    step_until(&mut harness, "training to finish", |app| {
+        app.last_finished().is_some()
+    });
+    let (run_id, _) = harness.state().last_finished().unwrap();
+    let record = RunStore::open(store.path())
+        .unwrap()
+        .find(&run_id)
+        .unwrap()
+        .read_record()
+        .unwrap();
+    assert_eq!(record.data.columns.exclude, ["patient_id"]);
+    assert_eq!(record.preprocessor.choices.as_missing, ["dose"]);
+}
+
+/// A run that another machine is training (a live lock with its heartbeat) is listed as busy.
+#[test]
+fn a_run_trained_by_another_machine_is_shown_busy() {
+    let store = tempfile::tempdir().unwrap();
+    let id = train_run(store.path(), "elsewhere", 0.01);
+    let dir = RunStore::open(store.path()).unwrap().find(&id).unwrap();
+    let mut record = dir.read_record().unwrap();
+    record.status = kiln::runs::RunStatus::Running;
+    dir.write_record(&record).unwrap();
+    let now = chrono::Utc::now().to_rfc3339();
+    let holder = kiln::runs::LockHolder {
+        host: "cluster-node-7".to_string(),
+        pid: 99,
+        since: now.clone(),
+        heartbeat: now,
+        token: "remote".to_string(),
+    };
+    std::fs::write(
+        dir.path.join(kiln::runs::lock::LOCK_FILE),
+        serde_json::to_vec(&holder).unwrap(),
+    )
+    .unwrap();
+    let mut harness = app(store.path(), ScriptedDialogs::default());
+    step_until(&mut harness, "the run list", |app| {
+        app.run_summaries().len() == 1
+    });
+    harness.get_by_label("Runs").click_accesskit();
+    harness.run_steps(3);
+    assert!(harness.query_by_label("busy").is_some());
+    // Its menu offers nothing that would write to it.
+    harness.get_by_label("⋯").click();
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Resume").is_none());
+    assert!(
+        harness.query_by_label("Delete…").is_some(),
+        "the menu opened"
+    );
+}

@@ -39,11 +39,17 @@ def encode(card, rows):
     if card["preprocessor"].get("image"):
         return encode_pixels(card, rows)
     columns = []
+    # Columns whose non-numbers (and blanks) the model treats as missing: the training mean.
+    as_missing = card["preprocessor"].get("choices", {}).get("as_missing", [])
     for column in card["preprocessor"]["columns"]:
         name = column["name"]
         cells = [row[name].strip() for row in rows]
         if column["type"] == "standardize":
-            values = np.array([float(c) for c in cells], dtype=np.float64)
+            if name in as_missing:
+                values = [number_or_mean(c, column["mean"]) for c in cells]
+            else:
+                values = [float(c) for c in cells]
+            values = np.array(values, dtype=np.float64)
             columns.append(((values - column["mean"]) / column["std"])[:, None])
         else:
             categories = column["categories"]
@@ -52,6 +58,15 @@ def encode(card, rows):
                 onehot[i, categories.index(cell)] = 1.0
             columns.append(onehot)
     return np.hstack(columns).astype(np.float32)
+
+
+def number_or_mean(cell, mean):
+    """A finite number within f32's range, else the column's training mean (as Kiln does)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return mean
+    return value if math.isfinite(value) and abs(value) <= 3.4028234663852886e38 else mean
 
 
 def encode_pixels(card, rows):

@@ -446,12 +446,15 @@ fn compare(run: &RunSummary, target: &Target, op: Op, literal: &Literal) -> bool
             Op::Ne => a != *b,
             _ => false,
         },
-        (Value::Json(a), Literal::Text(b)) => match op {
-            Op::Contains => a.to_string().contains(b.as_str()),
-            Op::Eq => a.to_string() == *b,
-            Op::Ne => a.to_string() != *b,
-            _ => false,
-        },
+        (Value::Json(a), Literal::Text(b)) => {
+            let text = a.to_string();
+            match op {
+                Op::Contains => text.contains(b.as_str()),
+                Op::Eq => text == *b,
+                Op::Ne => text != *b,
+                _ => false,
+            }
+        }
         (Value::Number(_), Literal::Text(_) | Literal::Json(_)) => op == Op::Ne,
         (Value::Text(_), Literal::Json(_)) | (Value::Json(_), Literal::Number(_)) => op == Op::Ne,
     }

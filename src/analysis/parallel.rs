@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn brushing_keeps_exactly_the_runs_in_every_range() {
-        let runs = vec![
+        let runs = [
             run("a", 0.0001, "adam", 0.9),
             run("b", 0.001, "sgd", 0.5),
             run("c", 0.01, "adam", 0.2),

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Augmentation, ChannelMode, DataSpec, ImageOptions, TaskOverride};
+use crate::data::{Augmentation, ChannelMode, ColumnChoices, DataSpec, ImageOptions, TaskOverride};
 use crate::model::{Activation, CnnConfig, ConvBlock, MlpConfig, ModelConfig};
 use crate::train::{DeviceChoice, LrSchedule, OptimizerConfig, TrainConfig, TrainRequest};
 
@@ -91,6 +91,16 @@ pub struct TrainArgs {
     /// source's, so the weights keep their meaning).
     #[arg(long)]
     pub refit_stats: bool,
+    /// Leave these columns out of the features (ids, names, free text), e.g. id,name.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub exclude: Vec<String>,
+    /// Read these columns as categories (one-hot) even where most cells are numbers.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub categorical: Vec<String>,
+    /// In these numeric columns, treat cells that are not numbers (typos, NaN, inf) and blanks
+    /// as missing: they are filled with the training mean, here and in `predict`.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub as_missing: Vec<String>,
     #[command(flatten)]
     pub images: ImageArgs,
 }
@@ -299,6 +309,14 @@ pub fn train_request(args: &TrainArgs, runs_dir: &Path) -> Result<TrainRequest> 
         (None, Some(file)) => Some(crate::data::TestSplit::File(file.clone())),
         (None, None) => None,
     };
+    data.columns = ColumnChoices {
+        exclude: args.exclude.clone(),
+        categorical: args.categorical.clone(),
+        as_missing: args.as_missing.clone(),
+    };
+    if images && !data.columns.is_empty() {
+        bail!("--exclude, --categorical and --as-missing are for CSV columns, not image data");
+    }
     if images {
         data.images = Some(image_options(&args.images));
     }

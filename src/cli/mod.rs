@@ -219,8 +219,23 @@ pub fn run(cli: Cli) -> Result<()> {
             for (file, problem) in &report.bad_files {
                 println!("FAIL {file}: {problem}");
             }
+            for check in &report.formats {
+                match (&check.problem, check.max_error) {
+                    (Some(problem), _) => println!("FAIL {}: {problem}", check.format),
+                    (None, Some(error)) => println!(
+                        "{:<12} largest difference {error:.3e}{}",
+                        check.format,
+                        if error <= report.tolerance {
+                            ""
+                        } else {
+                            "  (over the tolerance)"
+                        }
+                    ),
+                    (None, None) => {}
+                }
+            }
             println!(
-                "{} weight file(s) checked, {} golden row(s): largest difference {:.3e} (tolerance {:.0e})",
+                "{} file(s) checked, {} golden row(s): largest difference {:.3e} (tolerance {:.0e})",
                 report.files_checked, report.golden_rows, report.golden_max_error, report.tolerance
             );
             if report.ok() {

@@ -18,6 +18,8 @@ struct RunRow {
     best_epoch: Option<usize>,
     best_valid_loss: Option<f64>,
     best_valid_accuracy: Option<f64>,
+    /// The process training the run right now (`pid N on HOST`), if any.
+    trained_by: Option<String>,
     error: Option<String>,
     /// The run's settings by dotted path, and every metric's best/last summary.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +44,11 @@ pub(super) fn list_runs(runs_dir: &Path, json: bool, filter: Option<&str>) -> Re
         .map(|run| {
             let loss = run.metrics.get("valid_loss").copied();
             RunRow {
+                // Only a run that says it is training can have a live trainer.
+                trained_by: (run.status == crate::runs::RunStatus::Running)
+                    .then(|| crate::runs::lock::live_holder(&store.root().join(&run.id)))
+                    .flatten()
+                    .map(|holder| format!("pid {} on {}", holder.pid, holder.host)),
                 name: run.name.clone(),
                 dataset: run.dataset.clone(),
                 status: run.status.name().to_string(),
@@ -68,6 +75,7 @@ pub(super) fn list_runs(runs_dir: &Path, json: bool, filter: Option<&str>) -> Re
             best_epoch: None,
             best_valid_loss: None,
             best_valid_accuracy: None,
+            trained_by: None,
             error: Some(error),
             config: None,
             metrics: None,

@@ -48,6 +48,12 @@ pub fn fingerprint(
     });
     // Only present with a test split, so every earlier fingerprint stays what it was.
     add_test_options(&mut options, spec, test_file);
+    // Only when set, so runs made before column choices existed keep their fingerprints.
+    if !spec.columns.is_empty()
+        && let Some(map) = options.as_object_mut()
+    {
+        map.insert("columns".to_string(), serde_json::json!(spec.columns));
+    }
     let mut hasher = Sha256::new();
     hasher.update(content_sha256.as_bytes());
     hasher.update(options.to_string().as_bytes());

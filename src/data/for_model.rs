@@ -217,6 +217,7 @@ fn refit_table(
         target_mean: fitted.target_mean,
         target_std: fitted.target_std,
         image: None,
+        choices: model.choices.clone(),
     }
 }
 

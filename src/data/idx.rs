@@ -62,23 +62,36 @@ pub fn labels_path_for(images: &Path) -> Result<PathBuf, DataError> {
         })
 }
 
-fn read_maybe_gzipped(path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+/// Largest IDX content Kiln reads, after decompression (MNIST's training images are 47 MB).
+const MAX_IDX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut plain)
-            .map_err(|error| DataError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("the gzip stream is corrupt or cut short ({error})"),
-            })?;
-        Ok((raw, plain))
-    } else {
-        Ok((raw.clone(), raw))
+    })
+}
+
+/// The file's content, gunzipped when it is gzip (bounded, so a gzip bomb is refused).
+fn gunzip_if_needed(path: &Path, raw: &[u8]) -> Result<Vec<u8>, DataError> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw.to_vec());
     }
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(raw)
+        .take(MAX_IDX_BYTES + 1)
+        .read_to_end(&mut plain)
+        .map_err(|error| DataError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("the gzip stream is corrupt or cut short ({error})"),
+        })?;
+    if plain.len() as u64 > MAX_IDX_BYTES {
+        return Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("it unpacks to more than {MAX_IDX_BYTES} bytes"),
+        });
+    }
+    Ok(plain)
 }
 
 fn header(path: &Path, bytes: &[u8], magic: u32, dims: usize) -> Result<Vec<usize>, DataError> {
@@ -126,8 +139,25 @@ fn header(path: &Path, bytes: &[u8], magic: u32, dims: usize) -> Result<Vec<usiz
 /// Reads an IDX images file and its labels file.
 pub fn load_idx(images_path: &Path, options: &ImageOptions) -> Result<ImageSet, DataError> {
     let labels_path = labels_path_for(images_path)?;
-    let (images_raw, images) = read_maybe_gzipped(images_path)?;
-    let (labels_raw, labels) = read_maybe_gzipped(&labels_path)?;
+    let images_raw = read_file(images_path)?;
+    let labels_raw = read_file(&labels_path)?;
+    parse_idx(
+        (images_path, &images_raw),
+        (&labels_path, &labels_raw),
+        options,
+    )
+}
+
+/// Parses an IDX pair from the files' bytes (each possibly gzipped); the paths name them in
+/// errors and the item names.
+pub fn parse_idx(
+    (images_path, images_raw): (&Path, &[u8]),
+    (labels_path, labels_raw): (&Path, &[u8]),
+    options: &ImageOptions,
+) -> Result<ImageSet, DataError> {
+    let labels_path = labels_path.to_path_buf();
+    let images = gunzip_if_needed(images_path, images_raw)?;
+    let labels = gunzip_if_needed(&labels_path, labels_raw)?;
     let sizes = header(images_path, &images, IMAGES_MAGIC, 3)?;
     let (count, height, width) = (sizes[0], sizes[1], sizes[2]);
     let label_count = header(&labels_path, &labels, LABELS_MAGIC, 1)?[0];
@@ -193,8 +223,8 @@ pub fn load_idx(images_path: &Path, options: &ImageOptions) -> Result<ImageSet, 
         });
     }
     let mut manifest = Sha256::new();
-    manifest.update(Sha256::digest(&images_raw));
-    manifest.update(Sha256::digest(&labels_raw));
+    manifest.update(Sha256::digest(images_raw));
+    manifest.update(Sha256::digest(labels_raw));
     Ok(ImageSet {
         root: images_path.to_path_buf(),
         shape,

@@ -219,12 +219,27 @@ pub fn list_class_folders(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, Da
     Ok(classes)
 }
 
+/// Largest image side Kiln decodes; a header claiming more is refused before allocating.
+const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Most memory one image's decoding may allocate.
+const MAX_IMAGE_ALLOC: u64 = 512 * 1024 * 1024;
+
 /// Decodes image bytes; the error says what is wrong with the file.
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, String> {
-    image::load_from_memory(bytes).map_err(|error| match error {
+    let explain = |error: image::ImageError| match error {
         image::ImageError::Unsupported(_) => format!("not a PNG or JPEG image ({error})"),
+        image::ImageError::Limits(_) => format!("the image is larger than Kiln reads ({error})"),
         other => format!("corrupt or unreadable image ({other})"),
-    })
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|error| format!("unreadable image ({error})"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    reader.decode().map_err(explain)
 }
 
 fn is_grayscale(image: &DynamicImage) -> bool {

@@ -4,24 +4,27 @@
 //! Nothing here knows about models or training: the output is plain `f32` matrices plus the
 //! [`Preprocessor`] that produced them, which is stored with every run and every exported model.
 
+mod columns;
 mod csv;
 mod fingerprint;
 mod for_model;
 mod idx;
 mod image_transform;
 mod images;
+mod lines;
 mod preprocess;
 mod schema;
 mod split;
 
 pub use self::csv::{RawTable, load_csv, parse_csv_bytes};
+pub use columns::{BadCell, ColumnChoices};
 pub use fingerprint::{DatasetFingerprint, fingerprint, image_fingerprint};
 pub use for_model::prepare_for_model;
-pub use idx::{find_idx_images, is_idx_images, load_idx, write_idx};
+pub use idx::{find_idx_images, is_idx_images, load_idx, parse_idx, write_idx};
 pub use image_transform::{ImageTransform, augment_image};
 pub use images::{
     Augmentation, ChannelMode, IMAGE_EXTENSIONS, ImageItem, ImageOptions, ImageSet, ImageShape,
-    MAX_IMAGE_EDGE_PX, image_files_in, is_image_file, load_image_folder,
+    MAX_IMAGE_EDGE_PX, decode as decode_image, image_files_in, is_image_file, load_image_folder,
 };
 pub use preprocess::{ColumnTransform, EncodedMatrix, InputShape, Preprocessor};
 pub use schema::{
@@ -69,6 +72,36 @@ pub enum DataError {
         column: String,
         value: String,
     },
+    #[error(
+        "{path}: column '{column}' is numeric, but {count} cell(s) are not usable numbers: {shown}. Fix the file, or choose a way out: treat them as missing, filled with the training mean (--as-missing {column}, or \"Treat as missing\" in the data panel), or read the column as categories on purpose (--categorical {column}, or \"Categorical\")",
+        shown = columns::describe_cells(.cells, .count)
+    )]
+    NonNumericCells {
+        path: PathBuf,
+        column: String,
+        count: usize,
+        cells: Vec<BadCell>,
+    },
+    #[error(
+        "{path}: the target column '{column}' is numeric, but {count} cell(s) are not usable numbers: {shown}. Fix them, or classify (--task classification) to read its values as class names",
+        shown = columns::describe_cells(.cells, .count)
+    )]
+    NonNumericTarget {
+        path: PathBuf,
+        column: String,
+        count: usize,
+        cells: Vec<BadCell>,
+    },
+    #[error(
+        "{path}: column '{column}' held numbers in training, but {count} cell(s) here are not usable numbers: {shown}; fix them (the model was not trained to treat them as missing)",
+        shown = columns::describe_cells(.cells, .count)
+    )]
+    NonNumericInput {
+        path: PathBuf,
+        column: String,
+        count: usize,
+        cells: Vec<BadCell>,
+    },
     #[error("{path}: no column named '{column}' (columns: {available})")]
     NoSuchColumn {
         path: PathBuf,
@@ -99,7 +132,7 @@ pub enum DataError {
         class: String,
     },
     #[error(
-        "{path}: column '{column}' is categorical with {distinct} distinct values; at most {max} can be one-hot encoded"
+        "{path}: column '{column}' is categorical with {distinct} distinct values; at most {max} can be one-hot encoded (if it is an id, a name or free text, exclude it: --exclude {column}, or untick it in the data panel)"
     )]
     TooManyCategories {
         path: PathBuf,
@@ -196,49 +229,63 @@ impl PreparedData {
         })
     }
 
-    /// Up to `count` validation rows as in the file (by column name), with their encoded inputs.
-    pub fn sample_valid_rows(&self, count: usize) -> Vec<SampleRow> {
-        let table = match &self.loaded {
-            LoadedData::Table(table) => table,
-            LoadedData::Images(set) => {
-                return self
-                    .split
-                    .valid
-                    .iter()
-                    .take(count)
-                    .enumerate()
-                    .map(|(position, &index)| SampleRow {
-                        raw: [
-                            ("file".to_string(), set.items[index].name.clone()),
-                            (
-                                "class".to_string(),
-                                set.classes[set.items[index].label].clone(),
-                            ),
-                        ]
-                        .into_iter()
-                        .collect(),
-                        inputs: self.valid.row(position).to_vec(),
-                    })
-                    .collect();
-            }
+    /// Rows kept with a run for its exports' golden vectors: the first `typical` validation
+    /// rows, then up to `extreme` others with the largest encoded input (in absolute value),
+    /// most extreme first — the rows that drive a model's outputs furthest.
+    pub fn golden_candidates(&self, typical: usize, extreme: usize) -> Vec<SampleRow> {
+        let mut order: Vec<usize> = (typical.min(self.valid.rows)..self.valid.rows).collect();
+        let largest = |position: usize| {
+            self.valid
+                .row(position)
+                .iter()
+                .fold(0f32, |max, value| max.max(value.abs()))
         };
-        self.split
-            .valid
-            .iter()
-            .take(count)
-            .enumerate()
-            .map(|(position, &row)| SampleRow {
-                raw: table
-                    .header
-                    .iter()
-                    .cloned()
-                    .zip(table.rows[row].iter().cloned())
-                    .collect(),
-                inputs: self.valid.row(position).to_vec(),
-            })
+        order.sort_by(|&a, &b| largest(b).total_cmp(&largest(a)));
+        order.truncate(extreme);
+        let mut positions: Vec<usize> = (0..typical.min(self.valid.rows)).collect();
+        positions.extend(order);
+        positions
+            .into_iter()
+            .map(|position| self.valid_sample(position))
             .collect()
     }
+
+    /// Up to `count` validation rows as in the file (by column name), with their encoded inputs.
+    pub fn sample_valid_rows(&self, count: usize) -> Vec<SampleRow> {
+        (0..count.min(self.valid.rows))
+            .map(|position| self.valid_sample(position))
+            .collect()
+    }
+
+    /// The validation row at `position` of the split, as in the file and encoded.
+    fn valid_sample(&self, position: usize) -> SampleRow {
+        let index = self.split.valid[position];
+        let raw = match &self.loaded {
+            LoadedData::Images(set) => [
+                ("file".to_string(), set.items[index].name.clone()),
+                (
+                    "class".to_string(),
+                    set.classes[set.items[index].label].clone(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            LoadedData::Table(table) => table
+                .header
+                .iter()
+                .cloned()
+                .zip(table.rows[index].iter().cloned())
+                .collect(),
+        };
+        SampleRow {
+            raw,
+            inputs: self.valid.row(position).to_vec(),
+        }
+    }
 }
+
+/// Typical validation rows (the first ones) in every run's golden candidates.
+pub const TYPICAL_GOLDEN_ROWS: usize = 5;
 
 /// One row of real data kept with a run, for golden vectors in exports.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -350,7 +397,7 @@ pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, Da
 /// As [`prepare`], on bytes already read (the fingerprint hashes exactly these bytes).
 pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, DataError> {
     let table = parse_csv_bytes(&spec.path, bytes)?;
-    let schema = infer_schema(&table, spec)?;
+    let (schema, warnings) = infer_schema(&table, spec)?;
     let test_file = match &spec.test {
         Some(TestSplit::File(path)) => {
             let bytes = std::fs::read(path).map_err(|source| DataError::Io {
@@ -386,7 +433,8 @@ pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, Data
             rows: table.rows.len(),
         });
     }
-    let preprocessor = Preprocessor::fit(&table, &schema, &split.train);
+    let mut preprocessor = Preprocessor::fit(&table, &schema, &split.train);
+    preprocessor.choices = spec.columns.clone();
     let train = preprocessor.encode_rows(&table, &schema, &split.train, spec.impute_missing)?;
     let valid = preprocessor.encode_rows(&table, &schema, &split.valid, spec.impute_missing)?;
     let test = match (&spec.test, test_file) {
@@ -417,6 +465,6 @@ pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, Data
         loaded: LoadedData::Table(table),
         split,
         augmentation: None,
-        warnings: Vec::new(),
+        warnings,
     })
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::DataError;
+use super::columns::{BadCells, ColumnChoices};
 use super::csv::{RawTable, is_missing, parse_number};
 use super::image_transform::ImageTransform;
 use super::images::ImageShape;
@@ -51,6 +52,10 @@ pub struct Preprocessor {
     /// Image models: the input shape and the per-channel normalisation (then `columns` is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageTransform>,
+    /// The user's column choices at training time: `predict` ignores excluded columns and treats
+    /// non-numbers as missing where training did.
+    #[serde(default, skip_serializing_if = "ColumnChoices::is_empty")]
+    pub choices: ColumnChoices,
 }
 
 fn one() -> f64 {
@@ -158,6 +163,7 @@ impl Preprocessor {
             target_mean,
             target_std,
             image: None,
+            choices: ColumnChoices::default(),
         }
     }
 
@@ -168,6 +174,7 @@ impl Preprocessor {
             target_mean: 0.0,
             target_std: 1.0,
             image: Some(transform),
+            choices: ColumnChoices::default(),
         }
     }
 
@@ -234,7 +241,9 @@ impl Preprocessor {
             .iter()
             .map(String::as_str)
             .filter(|name| {
-                !allowed_extra.contains(name) && !self.columns.iter().any(|c| c.name() == *name)
+                !allowed_extra.contains(name)
+                    && !self.choices.excludes(name)
+                    && !self.columns.iter().any(|c| c.name() == *name)
             })
             .collect();
         if !extra.is_empty() {
@@ -247,7 +256,9 @@ impl Preprocessor {
         Ok(())
     }
 
-    /// Encodes the inputs of the given rows (all rows when `rows` is `None`).
+    /// Encodes the inputs of the given rows. Missing cells are an error unless `impute` (or the
+    /// column's non-numbers are treated as missing); non-numbers in a numeric column are an
+    /// error naming the first few and counting them.
     pub fn encode_inputs(
         &self,
         table: &RawTable,
@@ -257,38 +268,41 @@ impl Preprocessor {
         let width = self.output_width();
         let mut inputs = Vec::with_capacity(rows.len() * width);
         let mut missing: Option<(usize, u64, String)> = None;
-        let indices: Vec<Option<usize>> = self
-            .columns
-            .iter()
-            .map(|column| table.column_index(column.name()))
-            .collect();
+        let mut not_numbers: Option<(String, BadCells)> = None;
+        let mut indices = Vec::with_capacity(self.columns.len());
+        for column in &self.columns {
+            indices.push(table.column_index(column.name()).ok_or_else(|| {
+                DataError::SchemaMismatch(format!(
+                    "{} lacks the column '{}'",
+                    table.path.display(),
+                    column.name()
+                ))
+            })?);
+        }
         for &row in rows {
-            for (column, index) in self.columns.iter().zip(&indices) {
-                let Some(index) = *index else {
-                    return Err(DataError::SchemaMismatch(format!(
-                        "{} lacks the column '{}'",
-                        table.path.display(),
-                        column.name()
-                    )));
-                };
+            for (column, &index) in self.columns.iter().zip(&indices) {
                 let cell = table.rows[row][index].as_str();
+                let line = || table.cell_line(row, index);
+                let as_missing = self.choices.treats_as_missing(column.name());
                 let cell_missing = is_missing(cell);
-                if cell_missing && !impute {
-                    let entry =
-                        missing.get_or_insert((0, table.lines[row], column.name().to_string()));
+                if cell_missing && !impute && !as_missing {
+                    let entry = missing.get_or_insert((0, line(), column.name().to_string()));
                     entry.0 += 1;
                 }
                 match column {
                     ColumnTransform::Standardize { name, mean, std } => {
-                        let value = if cell_missing {
-                            *mean
-                        } else {
-                            parse_number(cell).ok_or_else(|| DataError::NotANumber {
-                                path: table.path.clone(),
-                                line: table.lines[row],
-                                column: name.clone(),
-                                value: cell.to_string(),
-                            })?
+                        let value = match parse_number(cell) {
+                            Some(value) if !cell_missing => value,
+                            _ if cell_missing || as_missing => *mean,
+                            _ => {
+                                // The first column with bad cells is reported, all of them counted.
+                                let (bad_column, cells) = not_numbers
+                                    .get_or_insert_with(|| (name.clone(), BadCells::default()));
+                                if bad_column == name {
+                                    cells.add(line(), cell);
+                                }
+                                *mean
+                            }
                         };
                         inputs.push(((value - mean) / std) as f32);
                     }
@@ -306,7 +320,7 @@ impl Preprocessor {
                             DataError::SchemaMismatch(format!(
                                 "{} line {}: column '{name}' has the category '{cell}', unseen in training (known: {})",
                                 table.path.display(),
-                                table.lines[row],
+                                line(),
                                 categories.join(", ")
                             ))
                         })?;
@@ -316,6 +330,14 @@ impl Preprocessor {
                     }
                 }
             }
+        }
+        if let Some((column, cells)) = not_numbers {
+            return Err(DataError::NonNumericInput {
+                path: table.path.clone(),
+                column,
+                count: cells.count,
+                cells: cells.cells,
+            });
         }
         if let Some((count, line, column)) = missing {
             return Err(DataError::MissingCells {
@@ -359,7 +381,7 @@ impl Preprocessor {
                                 path: table.path.clone(),
                                 message: format!(
                                     "line {}: unknown class '{cell}'",
-                                    table.lines[row]
+                                    table.cell_line(row, target)
                                 ),
                             })?;
                     labels.push(class as i64);
@@ -367,7 +389,7 @@ impl Preprocessor {
                 Task::Regression => {
                     let value = parse_number(cell).ok_or_else(|| DataError::NotANumber {
                         path: table.path.clone(),
-                        line: table.lines[row],
+                        line: table.cell_line(row, target),
                         column: schema.target.name.clone(),
                         value: cell.clone(),
                     })?;

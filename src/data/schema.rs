@@ -6,15 +6,14 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::DataError;
-use super::csv::{RawTable, is_missing, parse_number};
+use super::columns::{BadCells, ColumnChoices, Inferred, infer_feature};
+use super::csv::{CellKind, RawTable, cell_kind, is_missing, parse_number};
 use super::images::ImageOptions;
 
 /// Categorical feature columns with more distinct values than this are rejected, not one-hot encoded.
 pub const MAX_ONE_HOT_CATEGORIES: usize = 32;
 /// An integer target with at most this many distinct values is treated as class labels.
 pub const MAX_INTEGER_CLASSES: usize = 20;
-/// A column where at least this share of cells are numbers is numeric, and its other cells are errors.
-const NUMERIC_MAJORITY: f64 = 0.8;
 
 /// How to read a dataset: which file, which column to predict, and how to split it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +38,9 @@ pub struct DataSpec {
     /// to evaluate a chosen checkpoint once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<TestSplit>,
+    /// Columns left out, read as categories, or with non-numbers as missing (CSV only).
+    #[serde(default, skip_serializing_if = "ColumnChoices::is_empty")]
+    pub columns: ColumnChoices,
 }
 
 /// Where the test rows come from.
@@ -88,6 +90,7 @@ impl DataSpec {
             impute_missing: false,
             images: None,
             test: None,
+            columns: ColumnChoices::default(),
         }
     }
 
@@ -220,45 +223,9 @@ fn integer_label(value: f64) -> Option<String> {
     (value.fract() == 0.0 && value.abs() < 1e15).then(|| format!("{}", value as i64))
 }
 
-enum Inferred {
-    Numeric,
-    Categorical(BTreeSet<String>),
-}
-
-fn infer_column(table: &RawTable, column: usize) -> Result<Inferred, DataError> {
-    let mut numbers = 0usize;
-    let mut first_non_number: Option<(u64, &str)> = None;
-    let mut distinct = BTreeSet::new();
-    let mut present = 0usize;
-    for (row, line) in table.rows.iter().zip(&table.lines) {
-        let cell = row[column].as_str();
-        if is_missing(cell) {
-            continue;
-        }
-        present += 1;
-        if parse_number(cell).is_some() {
-            numbers += 1;
-        } else if first_non_number.is_none() {
-            first_non_number = Some((*line, cell));
-        }
-        distinct.insert(cell.to_string());
-    }
-    match first_non_number {
-        None => Ok(Inferred::Numeric),
-        Some((line, value)) if numbers as f64 >= NUMERIC_MAJORITY * present as f64 => {
-            Err(DataError::NotANumber {
-                path: table.path.clone(),
-                line,
-                column: table.header[column].clone(),
-                value: value.to_string(),
-            })
-        }
-        Some(_) => Ok(Inferred::Categorical(distinct)),
-    }
-}
-
-/// Infers the feature columns' types, the target and the task.
-pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<Schema, DataError> {
+/// Infers the feature columns' types, the target and the task; also returns what the user should
+/// know that does not stop loading (id-like columns, mixed columns read as categories).
+pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<(Schema, Vec<String>), DataError> {
     let target_index = match &spec.target {
         Some(name) => table
             .column_index(name)
@@ -276,14 +243,16 @@ pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<Schema, DataErr
             column: target_name,
         });
     }
+    spec.columns.check(table, &target_name)?;
     let target = infer_target(table, target_index, spec.task)?;
 
     let mut features = Vec::new();
+    let mut warnings = Vec::new();
     for (index, name) in table.header.iter().enumerate() {
-        if index == target_index {
+        if index == target_index || spec.columns.excludes(name) {
             continue;
         }
-        let kind = match infer_column(table, index)? {
+        let kind = match infer_feature(table, index, &spec.columns, &mut warnings)? {
             Inferred::Numeric => ColumnKind::Numeric,
             Inferred::Categorical(values) if values.len() > MAX_ONE_HOT_CATEGORIES => {
                 return Err(DataError::TooManyCategories {
@@ -302,7 +271,13 @@ pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<Schema, DataErr
             kind,
         });
     }
-    Ok(Schema { features, target })
+    if features.is_empty() {
+        return Err(DataError::NoFeatures {
+            path: table.path.clone(),
+            column: target_name,
+        });
+    }
+    Ok((Schema { features, target }, warnings))
 }
 
 fn infer_target(
@@ -311,22 +286,35 @@ fn infer_target(
     task: TaskOverride,
 ) -> Result<TargetSchema, DataError> {
     let name = table.header[column].clone();
-    if let Some((_, line)) = table
-        .rows
-        .iter()
-        .zip(&table.lines)
-        .find(|(row, _)| is_missing(&row[column]))
-    {
+    if let Some(row) = table.rows.iter().position(|row| is_missing(&row[column])) {
         return Err(DataError::MissingTarget {
             path: table.path.clone(),
-            line: *line,
+            line: table.cell_line(row, column),
             column: name,
         });
     }
-    let all_numeric = table
-        .rows
-        .iter()
-        .all(|row| parse_number(&row[column]).is_some());
+    let mut bad = BadCells::default();
+    let mut numeric_like = 0usize;
+    for (row_index, row) in table.rows.iter().enumerate() {
+        match cell_kind(&row[column]) {
+            CellKind::Number => numeric_like += 1,
+            CellKind::Unusable => {
+                numeric_like += 1;
+                bad.add(table.cell_line(row_index, column), &row[column]);
+            }
+            CellKind::Text => bad.add(table.cell_line(row_index, column), &row[column]),
+        }
+    }
+    let all_numeric = bad.count == 0;
+    // A mostly numeric target with a few typos is not a set of class names by accident.
+    if !all_numeric && task != TaskOverride::Classification && 2 * numeric_like > table.rows.len() {
+        return Err(DataError::NonNumericTarget {
+            path: table.path.clone(),
+            column: name,
+            count: bad.count,
+            cells: bad.cells,
+        });
+    }
     let integer_labels: Option<BTreeSet<i64>> = all_numeric
         .then(|| {
             table

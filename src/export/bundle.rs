@@ -10,11 +10,11 @@ use super::card::{
     ArchitectureLayer, CARD_FORMAT_VERSION, CardSweep, FileDigest, GoldenVectors, ModelCard,
 };
 use super::predict::outputs_to_card_values;
+use super::staged::write_all_or_nothing;
 use super::{ExportError, io_error, sha256_hex};
 use crate::data::InputShape;
 use crate::data::Task;
 use crate::model::{ModelConfig, Network};
-use crate::runs::atomic::{write_atomic, write_json_atomic};
 use crate::runs::{CheckpointSelector, RunStore};
 use crate::train::Predictor;
 
@@ -123,10 +123,6 @@ pub fn export_checkpoint(
     } else {
         None
     };
-    if let Some(parent) = paths.card.parent() {
-        std::fs::create_dir_all(parent).map_err(io_error(parent))?;
-    }
-
     let input = record.preprocessor.input_shape();
     let (inputs, outputs) = (input.width(), record.output_width());
     let device = Device::flex();
@@ -134,11 +130,11 @@ pub fn export_checkpoint(
         Network::from_burnpack(&record.model, &input, outputs, model_bytes.clone(), &device)
             .map_err(|error| ExportError::Model(format!("checkpoint {}: {error}", entry.epoch)))?;
 
-    // Every file is produced in memory first, so a failure (an ONNX lowering error, say)
-    // leaves no partial bundle behind.
-    let mut outputs_to_write: Vec<(&str, &PathBuf, Vec<u8>)> = Vec::new();
+    // Everything is computed in memory first and the files are written all or nothing, card
+    // last, so a failure at any step leaves no partial bundle (and no file it replaced lost).
+    let mut weights: Vec<(&str, &PathBuf, Vec<u8>)> = Vec::new();
     if options.burnpack {
-        outputs_to_write.push(("burnpack", &paths.burnpack, model_bytes.clone()));
+        weights.push(("burnpack", &paths.burnpack, model_bytes.clone()));
     }
     if options.safetensors {
         let mut store = SafetensorsStore::from_bytes(None)
@@ -150,7 +146,7 @@ pub fn export_checkpoint(
         let bytes = store
             .get_bytes()
             .map_err(|error| ExportError::Model(format!("safetensors: {error}")))?;
-        outputs_to_write.push(("safetensors", &paths.safetensors, bytes.to_vec()));
+        weights.push(("safetensors", &paths.safetensors, bytes.to_vec()));
     }
     if options.onnx {
         let bytes = super::onnx::onnx_bytes(
@@ -165,36 +161,13 @@ pub fn export_checkpoint(
                 "ONNX export: {error} (export without ONNX to write the other formats)"
             ))
         })?;
-        outputs_to_write.push(("onnx", &paths.onnx, bytes));
+        weights.push(("onnx", &paths.onnx, bytes));
     }
-    let mut files = BTreeMap::new();
-    for (format, path, bytes) in &outputs_to_write {
-        write_atomic(path, bytes).map_err(io_error(path))?;
-        files.insert(format.to_string(), digest(path, bytes));
-    }
-
-    let golden_inputs: Vec<Vec<f32>> = record
-        .sample_rows
+    let files: BTreeMap<String, FileDigest> = weights
         .iter()
-        .map(|row| row.inputs.clone())
+        .map(|(format, path, bytes)| (format.to_string(), digest(path, bytes)))
         .collect();
-    let flat: Vec<f32> = golden_inputs.iter().flatten().copied().collect();
-    let raw_outputs = Predictor {
-        model: &model,
-        device: &device,
-    }
-    .outputs(&flat, inputs)
-    .map_err(ExportError::Model)?;
-    let golden = GoldenVectors {
-        raw: record
-            .sample_rows
-            .iter()
-            .map(|row| row.raw.clone())
-            .collect(),
-        inputs: golden_inputs,
-        outputs: outputs_to_card_values(&raw_outputs, &record.schema, &record.preprocessor),
-        tolerance: 1e-4,
-    };
+    let golden = golden_vectors(&record, &model, &device, inputs)?;
 
     let layers = architecture(&record.model, &input, outputs);
     let card = ModelCard {
@@ -231,12 +204,78 @@ pub fn export_checkpoint(
             .map(|lineage| lineage.chain.clone())
             .unwrap_or_default(),
     };
-    write_json_atomic(&paths.card, &card).map_err(io_error(&paths.card))?;
+    let mut card_bytes = serde_json::to_vec_pretty(&card)
+        .map_err(|error| ExportError::Model(format!("model card: {error}")))?;
+    card_bytes.push(b'\n');
+    let mut to_write: Vec<(PathBuf, Vec<u8>)> = weights
+        .into_iter()
+        .map(|(_, path, bytes)| (path.clone(), bytes))
+        .collect();
+    to_write.push((paths.card.clone(), card_bytes));
+    let folder = paths.card.parent().unwrap_or(Path::new("."));
+    let new_folder = !folder.exists();
+    std::fs::create_dir_all(folder).map_err(io_error(folder))?;
+    if let Err((path, source)) = write_all_or_nothing(&to_write) {
+        if new_folder {
+            // Only succeeds while empty: never removes anything but the folder made here.
+            let _ = std::fs::remove_dir(folder);
+        }
+        return Err(ExportError::Io { path, source });
+    }
     Ok(paths)
 }
 
+/// Extreme rows whose outputs the golden vectors show, beside the typical ones.
+const EXTREME_GOLDEN_ROWS: usize = 3;
+
+/// The golden vectors: the run's typical validation rows, then the kept extreme rows with the
+/// largest raw outputs (logits), where an exported softmax would overflow first.
+fn golden_vectors(
+    record: &crate::runs::RunRecord,
+    model: &Network,
+    device: &Device,
+    inputs: usize,
+) -> Result<GoldenVectors, ExportError> {
+    let flat: Vec<f32> = record
+        .sample_rows
+        .iter()
+        .flat_map(|row| row.inputs.iter().copied())
+        .collect();
+    let raw_outputs = Predictor { model, device }
+        .outputs(&flat, inputs)
+        .map_err(ExportError::Model)?;
+    let width = record.output_width().max(1);
+    let largest = |row: usize| {
+        raw_outputs[row * width..(row + 1) * width]
+            .iter()
+            .fold(0f32, |max, value| max.max(value.abs()))
+    };
+    let typical = crate::data::TYPICAL_GOLDEN_ROWS.min(record.sample_rows.len());
+    let mut extreme: Vec<usize> = (typical..record.sample_rows.len()).collect();
+    extreme.sort_by(|&a, &b| largest(b).total_cmp(&largest(a)));
+    extreme.truncate(EXTREME_GOLDEN_ROWS);
+    let chosen: Vec<usize> = (0..typical).chain(extreme).collect();
+    let card_values = outputs_to_card_values(&raw_outputs, &record.schema, &record.preprocessor);
+    Ok(GoldenVectors {
+        raw: chosen
+            .iter()
+            .map(|&row| record.sample_rows[row].raw.clone())
+            .collect(),
+        inputs: chosen
+            .iter()
+            .map(|&row| record.sample_rows[row].inputs.clone())
+            .collect(),
+        outputs: chosen.iter().map(|&row| card_values[row].clone()).collect(),
+        tolerance: 1e-4,
+    })
+}
+
 /// The card's layer list: every weight tensor's name prefix and shapes in both files.
-fn architecture(model: &ModelConfig, input: &InputShape, outputs: usize) -> Vec<ArchitectureLayer> {
+pub(crate) fn architecture(
+    model: &ModelConfig,
+    input: &InputShape,
+    outputs: usize,
+) -> Vec<ArchitectureLayer> {
     let dense = |prefix: &str, widths: &[usize]| -> Vec<ArchitectureLayer> {
         widths
             .windows(2)

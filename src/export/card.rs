@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::ExportError;
 use crate::data::{DatasetFingerprint, Preprocessor, Schema};
 use crate::model::ModelConfig;
+use crate::runs::untrusted::{MAX_JSON_BYTES, plain_name_problem, read_bounded};
 
 pub const CARD_FORMAT_VERSION: u32 = 1;
 
@@ -114,7 +115,8 @@ impl ModelCard {
     /// Reads a card from a bundle folder, a card file, or a weight file with its card beside it.
     pub fn locate(path: &Path) -> Result<(PathBuf, ModelCard), ExportError> {
         let card_path = card_path_for(path);
-        let bytes = std::fs::read(&card_path).map_err(super::io_error(&card_path))?;
+        let bytes =
+            read_bounded(&card_path, MAX_JSON_BYTES).map_err(super::io_error(&card_path))?;
         let card: ModelCard =
             serde_json::from_slice(&bytes).map_err(|error| ExportError::BadCard {
                 path: card_path.clone(),
@@ -135,9 +137,85 @@ impl ModelCard {
                 ),
             });
         }
+        card.check().map_err(|message| ExportError::BadCard {
+            path: card_path.clone(),
+            message,
+        })?;
         Ok((card_path, card))
     }
+
+    /// A card from elsewhere is checked before anything it describes is read or allocated:
+    /// plain file names, golden vectors of the model's widths, and a layer list that matches
+    /// the model it describes.
+    fn check(&self) -> Result<(), String> {
+        for (format, digest) in &self.files {
+            if let Some(problem) = plain_name_problem(&digest.file) {
+                return Err(format!(
+                    "the {format} file '{}' is not a plain file name in the bundle's folder ({problem})",
+                    digest.file
+                ));
+            }
+        }
+        if let Some(image) = &self.preprocessor.image {
+            let shape = image.shape;
+            if shape.channels == 0
+                || shape.channels > 4
+                || shape.height > 1 << 16
+                || shape.width > 1 << 16
+            {
+                return Err(format!("an image input of {shape} is not one Kiln makes"));
+            }
+        }
+        let golden = &self.golden;
+        if golden.inputs.len() > MAX_GOLDEN_ROWS {
+            return Err(format!(
+                "{} golden rows; Kiln checks at most {MAX_GOLDEN_ROWS}",
+                golden.inputs.len()
+            ));
+        }
+        if golden.outputs.len() != golden.inputs.len() {
+            return Err(format!(
+                "{} golden inputs but {} golden outputs",
+                golden.inputs.len(),
+                golden.outputs.len()
+            ));
+        }
+        let width = self.preprocessor.output_width();
+        let outputs = self.schema.target.output_width();
+        if let Some(row) = golden.inputs.iter().position(|row| row.len() != width) {
+            return Err(format!(
+                "golden row {} has {} inputs; the model takes {width}",
+                row + 1,
+                golden.inputs[row].len()
+            ));
+        }
+        if let Some(row) = golden.outputs.iter().position(|row| row.len() != outputs) {
+            return Err(format!(
+                "golden row {} has {} outputs; the model gives {outputs}",
+                row + 1,
+                golden.outputs[row].len()
+            ));
+        }
+        if !(golden.tolerance.is_finite() && golden.tolerance >= 0.0) {
+            return Err("the golden tolerance is not a finite, non-negative number".to_string());
+        }
+        let input = self.preprocessor.input_shape();
+        if self.layers.len() > MAX_CARD_LAYERS
+            || self.layers != super::bundle::architecture(&self.model, &input, outputs)
+        {
+            return Err(
+                "its layer list does not match the model it describes (tensor names and shapes)"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
 }
+
+/// Golden rows a card may carry (Kiln writes about a dozen).
+const MAX_GOLDEN_ROWS: usize = 10_000;
+/// Layers a card may list.
+const MAX_CARD_LAYERS: usize = 256;
 
 /// `DIR` → `DIR/model.card.json`; `X.bpk`/`X.safetensors` → `X.card.json`; a card → itself.
 pub fn card_path_for(path: &Path) -> PathBuf {

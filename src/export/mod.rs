@@ -6,10 +6,14 @@ mod card;
 mod evaluate;
 mod lineage;
 mod onnx;
+mod onnx_eval;
 mod predict;
 mod predict_images;
 mod promote;
+mod safetensors_check;
+mod staged;
 mod test_split;
+mod verify;
 
 pub use bundle::{BundlePaths, ExportOptions, export_checkpoint};
 pub use card::{
@@ -21,14 +25,15 @@ pub use lineage::{
 };
 pub use onnx::onnx_support;
 pub use predict::{
-    DriftWarning, LoadedModel, Prediction, PredictionReport, TargetScore, VerifyReport,
-    predict_csv, predictions_to_csv, verify_bundle,
+    DriftWarning, LoadedModel, Prediction, PredictionReport, TargetScore, predict_csv,
+    predictions_to_csv,
 };
 pub use predict_images::{
     ImagePrediction, ImagePredictionReport, image_predictions_to_csv, predict_images,
 };
 pub use promote::{PromoteError, Promoted, promote, winner};
 pub use test_split::evaluate_test_split;
+pub use verify::{FormatCheck, VerifyReport, verify_bundle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

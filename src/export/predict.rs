@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
+use super::ExportError;
 use super::card::ModelCard;
-use super::{ExportError, io_error, sha256_hex};
 use crate::data::{ColumnTransform, Preprocessor, Schema, Task, load_csv};
 use crate::model::Network;
+use crate::runs::untrusted::{MAX_WEIGHTS_BYTES, file_inside, read_bounded};
 use crate::train::{Predictor, argmax, softmax};
 
 /// Shift of a feature's mean, in training standard deviations, above which `predict` warns.
@@ -94,8 +95,7 @@ impl LoadedModel {
                 path: card_path.clone(),
                 message: "the bundle has no burnpack weights".to_string(),
             })?;
-        let weights_path = card_path.with_file_name(&burnpack.file);
-        let bytes = std::fs::read(&weights_path).map_err(io_error(&weights_path))?;
+        let (weights_path, bytes) = read_bundle_file(&card_path, &burnpack.file)?;
         let device = Device::flex();
         let model = Network::from_burnpack(
             &card.model,
@@ -113,15 +113,20 @@ impl LoadedModel {
         })
     }
 
-    /// Predictions for encoded input rows (row-major, `input_names().len()` wide).
-    pub fn predict_encoded(&self, inputs: &[f32]) -> Result<Vec<Prediction>, ExportError> {
-        let width = self.card.preprocessor.output_width();
-        let outputs = Predictor {
+    /// The model's raw outputs for encoded input rows: logits (classification) or standardised
+    /// values (regression), `outputs` per row.
+    pub fn raw_outputs(&self, inputs: &[f32]) -> Result<Vec<f32>, ExportError> {
+        Predictor {
             model: &self.model,
             device: &self.device,
         }
-        .outputs(inputs, width)
-        .map_err(ExportError::Model)?;
+        .outputs(inputs, self.card.preprocessor.output_width())
+        .map_err(ExportError::Model)
+    }
+
+    /// Predictions for encoded input rows (row-major, `input_names().len()` wide).
+    pub fn predict_encoded(&self, inputs: &[f32]) -> Result<Vec<Prediction>, ExportError> {
+        let outputs = self.raw_outputs(inputs)?;
         let values = outputs_to_card_values(&outputs, &self.card.schema, &self.card.preprocessor);
         Ok(values
             .into_iter()
@@ -161,17 +166,17 @@ impl LoadedModel {
     /// Predicts one row given as `(column, cell)` pairs, e.g. typed into a form.
     pub fn predict_row(&self, cells: &[(String, String)]) -> Result<Prediction, ExportError> {
         self.refuse_images()?;
-        let table = crate::data::RawTable {
-            path: PathBuf::from("(typed row)"),
-            header: cells.iter().map(|(name, _)| name.clone()).collect(),
-            rows: vec![
+        let table = crate::data::RawTable::new(
+            PathBuf::from("(typed row)"),
+            cells.iter().map(|(name, _)| name.clone()).collect(),
+            vec![
                 cells
                     .iter()
                     .map(|(_, cell)| cell.trim().to_string())
                     .collect(),
             ],
-            lines: vec![1],
-        };
+            vec![1],
+        );
         let inputs = self.card.preprocessor.encode_inputs(&table, &[0], false)?;
         Ok(self.predict_encoded(&inputs)?.remove(0))
     }
@@ -325,75 +330,16 @@ pub fn predictions_to_csv(card: &ModelCard, predictions: &[Prediction]) -> Strin
     out
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct VerifyReport {
-    /// `(file, problem)` for each weight file whose hash does not match the card.
-    pub bad_files: Vec<(String, String)>,
-    pub files_checked: usize,
-    /// Largest difference between recomputed and stored golden outputs (relative above 1).
-    pub golden_max_error: f64,
-    pub golden_rows: usize,
-    pub tolerance: f64,
-}
-
-impl VerifyReport {
-    pub fn ok(&self) -> bool {
-        self.bad_files.is_empty() && self.golden_max_error <= self.tolerance
-    }
-}
-
-/// Re-hashes every weight file and recomputes the golden outputs.
-pub fn verify_bundle(path: &Path) -> Result<VerifyReport, ExportError> {
-    let (card_path, card) = ModelCard::locate(path)?;
-    let mut bad_files = Vec::new();
-    for (format, digest) in &card.files {
-        let file = card_path.with_file_name(&digest.file);
-        match std::fs::read(&file) {
-            Ok(bytes) if sha256_hex(&bytes) == digest.sha256 => {}
-            Ok(_) => bad_files.push((
-                digest.file.clone(),
-                format!("{format} file changed: its SHA-256 does not match the card"),
-            )),
-            Err(error) => bad_files.push((digest.file.clone(), format!("cannot read: {error}"))),
-        }
-    }
-    let model = match LoadedModel::open(path) {
-        Ok(model) => model,
-        Err(error) if !bad_files.is_empty() => {
-            bad_files.push(("model".to_string(), error.to_string()));
-            return Ok(VerifyReport {
-                files_checked: card.files.len(),
-                bad_files,
-                golden_max_error: f64::INFINITY,
-                golden_rows: card.golden.inputs.len(),
-                tolerance: card.golden.tolerance,
-            });
-        }
-        Err(error) => return Err(error),
-    };
-    let flat: Vec<f32> = card.golden.inputs.iter().flatten().copied().collect();
-    let predictions = model.predict_encoded(&flat)?;
-    let mut max_error: f64 = 0.0;
-    for (prediction, expected) in predictions.iter().zip(&card.golden.outputs) {
-        let got: Vec<f64> = match prediction.value {
-            Some(value) => vec![value],
-            None => prediction.probabilities.clone(),
-        };
-        for (a, b) in got.iter().zip(expected) {
-            // Relative for large regression values, absolute near zero (probabilities).
-            let error = (a - b).abs() / b.abs().max(1.0);
-            max_error = if error.is_nan() {
-                f64::INFINITY
-            } else {
-                max_error.max(error)
-            };
-        }
-    }
-    Ok(VerifyReport {
-        files_checked: card.files.len(),
-        bad_files,
-        golden_max_error: max_error,
-        golden_rows: card.golden.inputs.len(),
-        tolerance: card.golden.tolerance,
-    })
+/// A file the card names, read from the bundle's folder only and bounded in size.
+pub(crate) fn read_bundle_file(
+    card_path: &Path,
+    name: &str,
+) -> Result<(PathBuf, Vec<u8>), ExportError> {
+    let folder = card_path.parent().unwrap_or(Path::new("."));
+    let path = file_inside(folder, name).map_err(|message| ExportError::BadCard {
+        path: card_path.to_path_buf(),
+        message,
+    })?;
+    let bytes = read_bounded(&path, MAX_WEIGHTS_BYTES).map_err(super::io_error(&path))?;
+    Ok((path, bytes))
 }

@@ -53,11 +53,26 @@ impl Network {
         bytes: Vec<u8>,
         device: &Device,
     ) -> Result<Self, String> {
-        let mut model = Self::new(config, input, outputs, device)?;
+        let weight_bytes = bytes.len();
         let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
+        Self::from_store(config, input, outputs, &mut store, weight_bytes, device)
+    }
+
+    /// Builds the model described by `config` and loads its weights from `store` (burnpack, or
+    /// safetensors with the PyTorch adapter), which holds `weight_bytes`; every tensor must match.
+    pub fn from_store<S: burn::store::ModuleStore>(
+        config: &ModelConfig,
+        input: &InputShape,
+        outputs: usize,
+        store: &mut S,
+        weight_bytes: usize,
+        device: &Device,
+    ) -> Result<Self, String> {
+        check_loadable(config, input, outputs, weight_bytes)?;
+        let mut model = Self::new(config, input, outputs, device)?;
         let result = match &mut model {
-            Network::Mlp(mlp) => mlp.load_from(&mut store),
-            Network::Cnn(cnn) => cnn.load_from(&mut store),
+            Network::Mlp(mlp) => mlp.load_from(store),
+            Network::Cnn(cnn) => cnn.load_from(store),
         }
         .map_err(|error| format!("the weights do not fit the model: {error}"))?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
@@ -123,4 +138,54 @@ impl Network {
             }
         }
     }
+}
+
+/// Hidden layers, conv blocks and dense layers a model read from a file may have.
+const MAX_LOADED_LAYERS: usize = 64;
+/// Inputs per row a model read from a file may take (a 4096×4096 RGB image is 50M).
+const MAX_LOADED_INPUTS: usize = 1 << 26;
+
+/// Refuses, before anything is allocated, a model description (from a card or a run folder
+/// that may come from elsewhere) that is absurdly large or that `weight_bytes` cannot hold.
+fn check_loadable(
+    config: &ModelConfig,
+    input: &InputShape,
+    outputs: usize,
+    weight_bytes: usize,
+) -> Result<(), String> {
+    let inputs = match input {
+        InputShape::Flat(width) => Some(*width),
+        InputShape::Image(shape) => shape
+            .channels
+            .checked_mul(shape.height)
+            .and_then(|pixels| pixels.checked_mul(shape.width)),
+    };
+    if inputs.is_none_or(|inputs| inputs == 0 || inputs > MAX_LOADED_INPUTS) {
+        return Err(format!(
+            "the model claims an input size Kiln does not load (1 to {MAX_LOADED_INPUTS} values)"
+        ));
+    }
+    if outputs == 0 || outputs > super::config::MAX_LAYER_WIDTH {
+        return Err(format!("the model claims {outputs} outputs"));
+    }
+    let layers = match config {
+        ModelConfig::Mlp(mlp) => mlp.hidden.len(),
+        ModelConfig::Cnn(cnn) => cnn.blocks.len() + cnn.dense.len(),
+    };
+    if layers > MAX_LOADED_LAYERS {
+        return Err(format!(
+            "the model claims {layers} layers; Kiln loads at most {MAX_LOADED_LAYERS}"
+        ));
+    }
+    config
+        .validate_for(input)
+        .map_err(|error| error.to_string())?;
+    // Every parameter is an f32 in the weights file, so a file smaller than that is not them.
+    let parameters = config.parameter_count(input, outputs);
+    if parameters.saturating_mul(4) > weight_bytes {
+        return Err(format!(
+            "the weights file has {weight_bytes} bytes, too few for the {parameters} parameters the model claims"
+        ));
+    }
+    Ok(())
 }

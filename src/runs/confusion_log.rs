@@ -26,11 +26,12 @@ pub struct ConfusionLog {
 impl ConfusionLog {
     /// Reads the log, keeping epochs up to `last_epoch` (later ones were never checkpointed).
     pub fn read(path: &Path, last_epoch: usize) -> std::io::Result<Self> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(error) => return Err(error),
-        };
+        let text = super::untrusted::read_text_bounded(path, super::untrusted::MAX_LOG_BYTES)?;
+        Ok(Self::parse(&text, last_epoch))
+    }
+
+    /// Parses the log's text, keeping epochs up to `last_epoch`.
+    pub fn parse(text: &str, last_epoch: usize) -> Self {
         let mut log = Self::default();
         for (index, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -44,7 +45,7 @@ impl ConfusionLog {
                 Err(_) => log.bad_lines.push(index + 1),
             }
         }
-        Ok(log)
+        log
     }
 }
 

@@ -43,6 +43,9 @@ impl FileStamp {
 struct Entry {
     record: FileStamp,
     metrics: FileStamp,
+    /// `user.json` (a rename), absent in indexes written before it existed.
+    #[serde(default)]
+    user: FileStamp,
     summary: RunSummary,
 }
 
@@ -121,11 +124,12 @@ impl RunStore {
             let stamps = (
                 FileStamp::of(&dir.record_path()),
                 FileStamp::of(&dir.metrics_path()),
+                FileStamp::of(&dir.user_path()),
             );
             let cached = index
                 .entries
                 .remove(&id)
-                .filter(|entry| (entry.record, entry.metrics) == stamps);
+                .filter(|entry| (entry.record, entry.metrics, entry.user) == stamps);
             let entry = match cached {
                 Some(entry) => entry,
                 None => {
@@ -135,6 +139,7 @@ impl RunStore {
                         Ok(summary) => Entry {
                             record: stamps.0,
                             metrics: stamps.1,
+                            user: stamps.2,
                             summary,
                         },
                         Err(error) => {
@@ -153,9 +158,10 @@ impl RunStore {
         }
         result.runs = fresh
             .into_iter()
-            .map(|(_, entry)| {
+            .map(|(id, entry)| {
                 let mut summary = entry.summary;
-                summary.status = super::store::effective_status(summary.status, summary.pid);
+                summary.status =
+                    super::store::effective_status(&root.join(id), summary.status, summary.pid);
                 summary
             })
             .collect();
@@ -166,7 +172,7 @@ impl RunStore {
     pub fn summary_of(&self, id: &str) -> Result<RunSummary, StoreError> {
         let dir = self.find(id)?;
         let mut summary = summarize(&dir)?;
-        summary.status = super::store::effective_status(summary.status, summary.pid);
+        summary.status = super::store::effective_status(&dir.path, summary.status, summary.pid);
         Ok(summary)
     }
 }

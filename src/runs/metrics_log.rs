@@ -53,11 +53,8 @@ pub struct MetricsLog {
 
 impl MetricsLog {
     pub fn read(path: &Path) -> std::io::Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Self::parse(&text)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(error) => Err(error),
-        }
+        let text = super::untrusted::read_text_bounded(path, super::untrusted::MAX_LOG_BYTES)?;
+        Ok(Self::parse(&text))
     }
 
     pub fn parse(text: &str) -> Self {

@@ -5,10 +5,13 @@ pub mod atomic;
 mod checkpoints;
 mod confusion_log;
 mod index;
+pub mod lock;
 mod metrics_log;
 mod run;
 mod store;
 mod summary;
+pub mod untrusted;
+mod user_fields;
 mod watch;
 
 pub use checkpoints::{
@@ -17,6 +20,7 @@ pub use checkpoints::{
 };
 pub use confusion_log::{ConfusionLog, append_confusion};
 pub use index::{FileStamp, StoreSummary};
+pub use lock::{LockHolder, RunLock};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
 pub use run::{
     Ancestor, BestSummary, ConfigChange, Lineage, RUN_FORMAT_VERSION, RunRecord, RunStatus,
@@ -24,4 +28,5 @@ pub use run::{
 };
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};
 pub use summary::{MetricSummary, RunSummary, Summary, flatten, summarize_metrics};
+pub use user_fields::UserFields;
 pub use watch::StoreWatcher;

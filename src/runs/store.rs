@@ -7,8 +7,13 @@ use rand::RngExt;
 use super::atomic::write_json_atomic;
 use super::checkpoints::{CheckpointEntry, CheckpointIndex};
 use super::confusion_log::{ConfusionLog, append_confusion};
+use super::lock::{LockHolder, live_holder, process_alive, read_holder};
 use super::metrics_log::{MetricPoint, MetricsLog, append_point};
 use super::run::{RunRecord, RunStatus};
+use super::untrusted::{
+    MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, file_inside, plain_name_problem, read_bounded,
+};
+use super::user_fields::{USER_FILE, UserFields};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +35,10 @@ pub enum StoreError {
     EmptyName,
     #[error("run {id} is named '{name}' already; choose another name")]
     NameTaken { name: String, id: String },
+    #[error(
+        "run {run} is being trained by {holder}; wait for it to finish or stop it there (a holder silent for a minute counts as gone)"
+    )]
+    Busy { run: String, holder: String },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -63,6 +72,8 @@ pub enum RunListing {
         record: Box<RunRecord>,
         /// The stored status, or `Interrupted` for a `running` run whose process is gone.
         status: RunStatus,
+        /// The process training the run right now (host, process id, heartbeat), if any.
+        busy: Option<LockHolder>,
     },
     Broken {
         id: String,
@@ -220,14 +231,24 @@ impl RunStore {
             if id.starts_with('.') {
                 continue;
             }
+            // A link could lead anywhere; a store's runs are its own folders.
+            if entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
+                listings.push(RunListing::Broken {
+                    id,
+                    path,
+                    error: "a link, not a run folder of this store (not followed)".to_string(),
+                });
+                continue;
+            }
             let dir = RunDir {
                 id: id.clone(),
                 path: path.clone(),
             };
             listings.push(match dir.read_record() {
                 Ok(record) => {
-                    let status = record_status(&record);
+                    let status = effective_status(&dir.path, record.status, record.pid);
                     RunListing::Run {
+                        busy: live_holder(&dir.path),
                         dir,
                         record: Box::new(record),
                         status,
@@ -247,7 +268,8 @@ impl RunStore {
     /// Finds a run by exact id, unique id prefix, or unique name.
     pub fn find(&self, query: &str) -> Result<RunDir, StoreError> {
         let exact = self.root.join(query);
-        if !query.is_empty() && !query.contains(['/', '\\']) && exact.join("run.json").is_file() {
+        let is_link = std::fs::symlink_metadata(&exact).is_ok_and(|m| m.file_type().is_symlink());
+        if plain_name_problem(query).is_none() && !is_link && exact.join("run.json").is_file() {
             return Ok(RunDir {
                 id: query.to_string(),
                 path: exact,
@@ -260,7 +282,12 @@ impl RunStore {
                 RunListing::Run { dir, record, .. } => {
                     dir.id.starts_with(query) || record.name == query
                 }
-                RunListing::Broken { id, .. } => id.starts_with(query),
+                // Broken runs can be found (to delete them), but never through a link.
+                RunListing::Broken { id, path, .. } => {
+                    id.starts_with(query)
+                        && !std::fs::symlink_metadata(path)
+                            .is_ok_and(|m| m.file_type().is_symlink())
+                }
             })
             .collect();
         match matches.as_slice() {
@@ -282,26 +309,20 @@ impl RunStore {
     }
 }
 
-#[cfg(target_os = "linux")]
-fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_alive(_pid: u32) -> bool {
-    true
-}
-
-fn record_status(record: &RunRecord) -> RunStatus {
-    effective_status(record.status, record.pid)
-}
-
-/// The status a reader should see: `interrupted` for a `running` run whose process is gone.
-pub(crate) fn effective_status(status: RunStatus, pid: Option<u32>) -> RunStatus {
-    match (status, pid) {
-        (RunStatus::Running, Some(pid)) if !process_alive(pid) => RunStatus::Interrupted,
-        (RunStatus::Running, None) => RunStatus::Interrupted,
-        (status, _) => status,
+/// `running` only while a live process holds the run's lock (or, for runs written before locks,
+/// while the recorded local process exists); otherwise a `running` run was interrupted.
+pub(crate) fn effective_status(run_dir: &Path, status: RunStatus, pid: Option<u32>) -> RunStatus {
+    if status != RunStatus::Running {
+        return status;
+    }
+    let alive = match read_holder(run_dir) {
+        Some(holder) => holder.is_live(),
+        None => pid.is_some_and(process_alive),
+    };
+    if alive {
+        RunStatus::Running
+    } else {
+        RunStatus::Interrupted
     }
 }
 
@@ -329,35 +350,66 @@ impl RunDir {
         self.checkpoints_dir().join("index.json")
     }
 
+    /// `run.json` with the user's fields (`user.json`) applied over the trainer's copy.
     pub fn read_record(&self) -> Result<RunRecord, StoreError> {
         let path = self.record_path();
-        let bytes = std::fs::read(&path).map_err(io_error(&path))?;
-        serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
-            path,
-            message: error.to_string(),
-        })
+        let bytes = read_bounded(&path, MAX_JSON_BYTES).map_err(io_error(&path))?;
+        let mut record: RunRecord =
+            serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+                path,
+                message: error.to_string(),
+            })?;
+        if let Some(name) = self.read_user_fields()?.name {
+            record.name = name;
+        }
+        Ok(record)
     }
 
     /// The run's status as a reader should see it (`interrupted` for a dead `running` run).
     pub fn status(&self) -> Result<RunStatus, StoreError> {
-        Ok(record_status(&self.read_record()?))
+        let record = self.read_record()?;
+        Ok(effective_status(&self.path, record.status, record.pid))
     }
 
+    /// The process training this run right now, if any.
+    pub fn busy(&self) -> Option<LockHolder> {
+        live_holder(&self.path)
+    }
+
+    /// Writes `run.json` (the trainer's file; user-edited fields live in `user.json`).
     pub fn write_record(&self, record: &RunRecord) -> Result<(), StoreError> {
         let path = self.record_path();
         write_json_atomic(&path, record).map_err(io_error(&path))
     }
 
+    pub fn user_path(&self) -> PathBuf {
+        self.path.join(USER_FILE)
+    }
+
+    /// The user's fields; empty for runs that were never renamed (their name is in `run.json`).
+    pub fn read_user_fields(&self) -> Result<UserFields, StoreError> {
+        let path = self.user_path();
+        match read_bounded(&path, MAX_JSON_BYTES) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+                path,
+                message: error.to_string(),
+            }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(UserFields::default()),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// Renames the run in `user.json`, which only people edit: safe while the run trains.
     pub fn rename(&self, name: &str) -> Result<RunRecord, StoreError> {
         let name = name.trim();
         if name.is_empty() {
             return Err(StoreError::EmptyName);
         }
-        let mut record = self.read_record()?;
-        record.name = name.to_string();
-        record.updated = chrono::Utc::now().to_rfc3339();
-        self.write_record(&record)?;
-        Ok(record)
+        let mut fields = self.read_user_fields()?;
+        fields.name = Some(name.to_string());
+        let path = self.user_path();
+        write_json_atomic(&path, &fields).map_err(io_error(&path))?;
+        self.read_record()
     }
 
     pub fn read_metrics(&self) -> Result<MetricsLog, StoreError> {
@@ -387,7 +439,7 @@ impl RunDir {
 
     pub fn read_index(&self) -> Result<CheckpointIndex, StoreError> {
         let path = self.index_path();
-        match std::fs::read(&path) {
+        match read_bounded(&path, MAX_JSON_BYTES) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
                 path,
                 message: error.to_string(),
@@ -414,10 +466,9 @@ impl RunDir {
         keep_last: usize,
         best_by: Option<&super::BestBy>,
     ) -> Result<CheckpointIndex, StoreError> {
-        let dir = self.checkpoints_dir();
-        let model_path = dir.join(&entry.model_file);
+        let model_path = self.checkpoint_file_path(&entry.model_file)?;
         super::atomic::write_atomic(&model_path, model_bytes).map_err(io_error(&model_path))?;
-        let optimizer_path = dir.join(&entry.optimizer_file);
+        let optimizer_path = self.checkpoint_file_path(&entry.optimizer_file)?;
         super::atomic::write_atomic(&optimizer_path, optimizer_bytes)
             .map_err(io_error(&optimizer_path))?;
         let mut index = self.read_index()?;
@@ -442,15 +493,27 @@ impl RunDir {
     fn remove_checkpoint_files(&self, entries: &[CheckpointEntry]) {
         let dir = self.checkpoints_dir();
         for entry in entries {
-            // A file that is already gone is what we wanted; nothing else to do.
-            let _ = std::fs::remove_file(dir.join(&entry.model_file));
-            let _ = std::fs::remove_file(dir.join(&entry.optimizer_file));
+            for file in [&entry.model_file, &entry.optimizer_file] {
+                // Only plain names inside checkpoints/; removing a link removes the link alone.
+                // A file that is already gone is what we wanted; nothing else to do.
+                if plain_name_problem(file).is_none() {
+                    let _ = std::fs::remove_file(dir.join(file));
+                }
+            }
         }
     }
 
+    /// A checkpoint file named by `index.json`, which must stay inside `checkpoints/`.
+    fn checkpoint_file_path(&self, file: &str) -> Result<PathBuf, StoreError> {
+        file_inside(&self.checkpoints_dir(), file).map_err(|message| StoreError::Corrupt {
+            path: self.index_path(),
+            message,
+        })
+    }
+
     pub fn read_checkpoint_file(&self, file: &str) -> Result<Vec<u8>, StoreError> {
-        let path = self.checkpoints_dir().join(file);
-        std::fs::read(&path).map_err(io_error(&path))
+        let path = self.checkpoint_file_path(file)?;
+        read_bounded(&path, MAX_WEIGHTS_BYTES).map_err(io_error(&path))
     }
 
     /// The checkpoint a selector names.

@@ -107,11 +107,11 @@ impl Planner {
                     .map(|range| tpe::TpeOptimizer::new(tpe::parzen_estimator(), range)),
                 // One possible value: nothing to learn.
                 TpeDomain::Continuous { low, .. } => {
-                    assignment.insert(path.clone(), domain.from_tpe(low));
+                    assignment.insert(path.clone(), domain.value_of_tpe(low));
                     continue;
                 }
                 TpeDomain::Categorical(_) => {
-                    assignment.insert(path.clone(), domain.from_tpe(0.0));
+                    assignment.insert(path.clone(), domain.value_of_tpe(0.0));
                     continue;
                 }
             };
@@ -130,7 +130,7 @@ impl Planner {
                 }
             }
             let value = match optimizer.ask(&mut rng) {
-                Ok(x) => domain.from_tpe(x),
+                Ok(x) => domain.value_of_tpe(x),
                 Err(_) => return self.space.sample(&mut rng),
             };
             assignment.insert(path.clone(), value);

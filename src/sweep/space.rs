@@ -226,7 +226,7 @@ impl Domain {
     }
 
     /// The value TPE's number (an index, or a point in the possibly-log range) stands for.
-    pub(crate) fn from_tpe(&self, x: f64) -> Value {
+    pub(crate) fn value_of_tpe(&self, x: f64) -> Value {
         match self {
             Domain::Values(values) => values[(x as usize).min(values.len() - 1)].clone(),
             Domain::Float { steps: Some(_), .. } => {
@@ -594,13 +594,13 @@ mod tests {
         };
         let value = json!(0.01);
         let x = domain.to_tpe(&value).unwrap();
-        assert!((domain.from_tpe(x).as_f64().unwrap() - 0.01).abs() < 1e-12);
+        assert!((domain.value_of_tpe(x).as_f64().unwrap() - 0.01).abs() < 1e-12);
         let int = Domain::Int {
             low: 16,
             high: 256,
             log: true,
         };
         let x = int.to_tpe(&json!(64)).unwrap();
-        assert_eq!(int.from_tpe(x), json!(64));
+        assert_eq!(int.value_of_tpe(x), json!(64));
     }
 }

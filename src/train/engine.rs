@@ -13,8 +13,8 @@ use super::fit::{EpochJudge, FitPlan, InitialWeights, run_fit};
 use crate::data::{DataError, DataSpec, PreparedData, prepare, prepare_for_model};
 use crate::model::{ModelConfig, ModelConfigError};
 use crate::runs::{
-    CheckpointEntry, ConfigChange, Lineage, RUN_FORMAT_VERSION, RunDir, RunRecord, RunStatus,
-    RunStore, StoreError, SweepTag, append_resume_marker,
+    CheckpointEntry, ConfigChange, Lineage, RUN_FORMAT_VERSION, RunDir, RunLock, RunRecord,
+    RunStatus, RunStore, StoreError, SweepTag, append_resume_marker,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +33,9 @@ pub enum EngineError {
     Thread(std::io::Error),
 }
 
-/// Validation rows kept with each run for the golden vectors of its exports.
-const GOLDEN_ROWS: usize = 5;
+/// Validation rows with the most extreme inputs kept with each run (beside the typical ones),
+/// so exports can put the rows with the largest outputs into their golden vectors.
+const EXTREME_ROWS: usize = 8;
 
 /// Everything a new run needs.
 #[derive(Debug, Clone)]
@@ -127,6 +128,8 @@ enum PlannedKind {
         last: Option<CheckpointEntry>,
         /// A new base learning rate from the resumed epoch on.
         learning_rate: Option<f64>,
+        /// Taken when planning, so two resumes of one run cannot both get this far.
+        lock: Box<RunLock>,
     },
 }
 
@@ -157,7 +160,7 @@ impl PlannedRun {
             judge,
             sweep,
         } = self;
-        let plan = match kind {
+        let (plan, lock) = match kind {
             PlannedKind::New {
                 runs_dir,
                 request,
@@ -168,7 +171,8 @@ impl PlannedRun {
                 record,
                 last,
                 learning_rate,
-            } => reopen_run(dir, *record, last, learning_rate, data)?,
+                lock,
+            } => reopen_run(dir, *record, last, learning_rate, data, *lock)?,
         };
         spawn(
             FitPlan {
@@ -177,6 +181,7 @@ impl PlannedRun {
                 ..plan
             },
             notify,
+            lock,
         )
     }
 }
@@ -225,6 +230,8 @@ pub struct WarmStart {
 /// not fit. The parent's input statistics are kept unless `warm.refit_stats`.
 pub fn plan_warm(mut request: TrainRequest, warm: WarmStart) -> Result<PlannedRun, EngineError> {
     request.model = warm.model.clone();
+    // The parent's column choices (left out, categories, as missing) come with its inputs.
+    request.data.columns = warm.preprocessor.choices.clone();
     request.model.validate()?;
     request.train.validate()?;
     let prepared = prepare_for_model(
@@ -260,7 +267,7 @@ fn create_run(
     prepared: PreparedData,
     sweep: Option<SweepTag>,
     warm: Option<WarmStart>,
-) -> Result<FitPlan, EngineError> {
+) -> Result<(FitPlan, RunLock), EngineError> {
     let store = RunStore::open(runs_dir)?;
     let wanted = request
         .name
@@ -270,6 +277,7 @@ fn create_run(
     // Two runs never share a name silently: the second "iris" becomes "iris-2".
     let name = store.unused_name(wanted.trim())?;
     let dir = store.create_run_dir(&name)?;
+    let lock = RunLock::acquire(&dir.path)?;
     let now = chrono::Utc::now().to_rfc3339();
     let record = RunRecord {
         format_version: RUN_FORMAT_VERSION,
@@ -296,7 +304,7 @@ fn create_run(
         best: None,
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
         burn_version: crate::BURN_VERSION.to_string(),
-        sample_rows: prepared.sample_valid_rows(GOLDEN_ROWS),
+        sample_rows: prepared.golden_candidates(crate::data::TYPICAL_GOLDEN_ROWS, EXTREME_ROWS),
         pid: Some(std::process::id()),
         changes: Vec::new(),
         sweep,
@@ -304,7 +312,7 @@ fn create_run(
         lineage: warm.as_ref().map(|warm| warm.lineage.clone()),
     };
     dir.write_record(&record)?;
-    Ok(FitPlan {
+    let plan = FitPlan {
         dir,
         record,
         data: prepared,
@@ -315,7 +323,8 @@ fn create_run(
             model: warm.weights,
             optimizer: warm.optimizer,
         }),
-    })
+    };
+    Ok((plan, lock))
 }
 
 /// Plans a new run with exactly `run`'s settings, seed, device and data. Refused, naming what
@@ -371,15 +380,18 @@ pub fn plan_rerun(runs_dir: &std::path::Path, run: &str) -> Result<PlannedRun, E
 pub fn plan_resume(request: ResumeRequest) -> Result<PlannedRun, EngineError> {
     let store = RunStore::open(&request.runs_dir)?;
     let dir = store.find(&request.run)?;
+    // One writer per run: a second resume (another window, terminal or machine) stops here.
+    let lock = RunLock::acquire(&dir.path)?;
     let mut record = dir.read_record()?;
-    let status = dir.status()?;
+    // With the lock held, a stored `running` is a run whose writer died.
+    let status = match record.status {
+        RunStatus::Running => RunStatus::Interrupted,
+        status => status,
+    };
     let not_resumable = |reason: String| EngineError::NotResumable {
         run: dir.id.clone(),
         reason,
     };
-    if status == RunStatus::Running {
-        return Err(not_resumable("it is training right now".to_string()));
-    }
     if let Some(rate) = request.learning_rate {
         super::config::check_learning_rate(rate)?;
     }
@@ -432,6 +444,7 @@ pub fn plan_resume(request: ResumeRequest) -> Result<PlannedRun, EngineError> {
             record: Box::new(record),
             last,
             learning_rate: request.learning_rate,
+            lock: Box::new(lock),
         },
         data: prepared,
         device,
@@ -452,7 +465,8 @@ fn reopen_run(
     last: Option<CheckpointEntry>,
     learning_rate: Option<f64>,
     prepared: PreparedData,
-) -> Result<FitPlan, EngineError> {
+    lock: RunLock,
+) -> Result<(FitPlan, RunLock), EngineError> {
     let done = last.as_ref().map_or(0, |entry| entry.epoch);
     // Anything logged after the checkpoint we continue from is superseded by what comes next.
     dir.truncate_checkpoints_after(done)?;
@@ -480,7 +494,7 @@ fn reopen_run(
     record.pid = Some(std::process::id());
     record.updated = now;
     dir.write_record(&record)?;
-    Ok(FitPlan {
+    let plan = FitPlan {
         dir,
         record,
         data: prepared,
@@ -488,12 +502,16 @@ fn reopen_run(
         resume_from: last,
         judge: None,
         initial: None,
-    })
+    };
+    Ok((plan, lock))
 }
 
-fn spawn(plan: FitPlan, notify: Option<Notify>) -> Result<TrainHandle, EngineError> {
+/// Trains on a worker thread that holds the run's lock until the run's end is recorded.
+fn spawn(plan: FitPlan, notify: Option<Notify>, lock: RunLock) -> Result<TrainHandle, EngineError> {
     let (sender, events) = channel();
     let stop = Arc::new(AtomicBool::new(false));
+    // Another process that took the lock over (this one looked dead to it) now owns the run.
+    lock.raise_when_lost(stop.clone());
     let run_id = plan.dir.id.clone();
     let run_dir = plan.dir.path.clone();
     let dir = plan.dir.clone();
@@ -501,7 +519,11 @@ fn spawn(plan: FitPlan, notify: Option<Notify>) -> Result<TrainHandle, EngineErr
     let thread = std::thread::Builder::new()
         .name(format!("kiln-train-{run_id}"))
         .spawn(move || {
-            let emitter = Emitter { sender, notify };
+            let emitter = Emitter {
+                sender,
+                notify,
+                lock: std::sync::Mutex::new(Some(lock)),
+            };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run_fit(plan, &emitter, &thread_stop)
             }));
@@ -515,6 +537,7 @@ fn spawn(plan: FitPlan, notify: Option<Notify>) -> Result<TrainHandle, EngineErr
                     message: "training crashed inside the backend".to_string(),
                 });
             }
+            emitter.release_lock();
         })
         .map_err(EngineError::Thread)?;
     Ok(TrainHandle {
@@ -535,14 +558,25 @@ fn mark_failed(dir: &RunDir, message: &str) {
     }
 }
 
-/// Sends events and wakes the listener.
+/// Sends events and wakes the listener; holds the run's lock until the run's end is recorded.
 pub(crate) struct Emitter {
     sender: Sender<TrainEvent>,
     notify: Option<Notify>,
+    lock: std::sync::Mutex<Option<RunLock>>,
 }
 
 impl Emitter {
+    /// Lets the run go: whoever hears `Finished` may resume it at once.
+    fn release_lock(&self) {
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
+    }
+
     pub(crate) fn send(&self, event: TrainEvent) {
+        if matches!(event, TrainEvent::Finished { .. }) {
+            self.release_lock();
+        }
         // The receiver may be gone (a closed window); training still finishes and is stored.
         let _ = self.sender.send(event);
         if let Some(notify) = &self.notify {

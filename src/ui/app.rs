@@ -201,10 +201,6 @@ impl KilnApp {
             .map(|(spec, _)| spec.path.as_path())
     }
 
-    pub fn data_error(&self) -> Option<&str> {
-        self.data.error.as_deref()
-    }
-
     pub fn adapters_detected(&self) -> bool {
         self.detected_adapters.is_some()
     }
@@ -682,7 +678,11 @@ impl eframe::App for KilnApp {
                     {
                         self.push(Command::Rescan);
                     }
-                    ui.weak(format!("{} runs", self.cache.runs.len()));
+                    ui.weak(crate::ui::widgets::count(
+                        self.cache.runs.len(),
+                        "run",
+                        "runs",
+                    ));
                 });
             });
         });

@@ -50,3 +50,8 @@ pub fn issue_label(ui: &mut egui::Ui, issue: Option<&FieldIssue>) {
     };
     ui.add(egui::Label::new(egui::RichText::new(text).small().color(color)).wrap());
 }
+
+/// "1 run", "2 runs": a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

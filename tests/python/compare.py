@@ -48,6 +48,8 @@ def onnx_input(card, inputs):
 def max_error(got, expected):
     scale = np.maximum(np.abs(expected), 1.0)  # relative for large regression values
     assert got.shape == expected.shape, (got.shape, expected.shape)
+    if not (np.all(np.isfinite(got)) and np.all(np.isfinite(expected))):
+        return float("inf")  # NaN or infinity never agrees (and max() would hide NaN)
     return float(np.max(np.abs(got - expected) / scale))
 
 

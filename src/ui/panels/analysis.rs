@@ -98,7 +98,7 @@ impl AnalysisPanel {
                 })
                 .response
                 .labelled_by(label.id);
-            ui.label(format!("{} runs", scope.len()));
+            ui.label(crate::ui::widgets::count(scope.len(), "run", "runs"));
             if !self.brushes.is_empty() && ui.button("Clear brushes").clicked() {
                 self.brushes.clear();
             }

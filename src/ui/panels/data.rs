@@ -4,7 +4,8 @@
 use egui_extras::{Column, TableBuilder};
 
 use crate::data::{
-    ChannelMode, ColumnKind, DataSpec, MAX_IMAGE_EDGE_PX, PreparedData, Task, prepare,
+    ChannelMode, ColumnChoices, ColumnKind, DataError, DataSpec, MAX_IMAGE_EDGE_PX, PreparedData,
+    Task, prepare,
 };
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::dialogs::DialogKind;
@@ -53,13 +54,48 @@ fn image_edge_issue(edge: u32) -> Option<FieldIssue> {
 pub struct DataState {
     pub loaded: Option<(DataSpec, PreparedData)>,
     pub error: Option<String>,
-    loading: Background<(DataSpec, Result<PreparedData, String>)>,
+    /// The way out a loading error offers for one column, shown as buttons under it.
+    pub fix: Option<ColumnFix>,
+    /// Columns excluded, read as categories, or with non-numbers as missing, for `columns_of`.
+    pub columns: ColumnChoices,
+    columns_of: std::path::PathBuf,
+    loading: Background<(DataSpec, Result<PreparedData, DataError>)>,
     pub thumbnails: super::thumbnails::ThumbnailCache,
+}
+
+/// A column whose cells stopped loading, and what the user can decide about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnFix {
+    /// Mostly numbers with a few that are not: treat those as missing, or read categories.
+    NotNumbers(String),
+    /// Too many distinct values to one-hot encode: an id or free text, best left out.
+    TooManyCategories(String),
 }
 
 impl DataState {
     pub fn is_loading(&self) -> bool {
         self.loading.is_pending()
+    }
+}
+
+impl KilnApp {
+    /// The column choices the next load and the next run use.
+    pub fn column_choices(&self) -> &ColumnChoices {
+        &self.data.columns
+    }
+
+    /// The last loading error, if the dataset did not load.
+    pub fn data_error(&self) -> Option<&str> {
+        self.data.error.as_deref()
+    }
+
+    /// What loading the dataset warned about (id-like columns, mixed columns).
+    pub fn data_warnings(&self) -> Vec<String> {
+        self.data
+            .loaded
+            .as_ref()
+            .map(|(_, prepared)| prepared.warnings.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -75,24 +111,32 @@ impl KilnApp {
             impute_missing: settings.impute_missing,
             images: None,
             test: settings.test_fraction.map(crate::data::TestSplit::Fraction),
+            columns: self.data.columns.clone(),
         };
         if spec.is_image_data() {
             spec.images = Some(settings.images.clone());
             spec.target = None;
             spec.task = crate::data::TaskOverride::Auto;
+            spec.columns = ColumnChoices::default();
         }
         spec
     }
 
     pub(crate) fn load_data(&mut self, ctx: &egui::Context) {
+        // Column choices name the columns of one file; another file starts afresh.
+        let path = std::path::PathBuf::from(self.settings.data_path.trim());
+        if self.data.columns_of != path {
+            self.data.columns = ColumnChoices::default();
+            self.data.columns_of = path;
+        }
         let spec = self.data_spec();
         if spec.path.as_os_str().is_empty() {
             self.data.error = Some("Choose a CSV file or an image folder.".to_string());
             return;
         }
-        self.data.loading.start(ctx, move || {
-            (spec.clone(), prepare(&spec).map_err(|e| e.to_string()))
-        });
+        self.data
+            .loading
+            .start(ctx, move || (spec.clone(), prepare(&spec)));
     }
 
     pub(crate) fn poll_data(&mut self) {
@@ -131,9 +175,21 @@ impl KilnApp {
                     }
                     self.data.loaded = Some((spec, prepared));
                     self.data.error = None;
+                    self.data.fix = None;
                 }
-                // The last good dataset stays loaded (and trainable) until a new one loads.
-                Err(error) => self.data.error = Some(error),
+                Err(error) => {
+                    self.data.fix = match &error {
+                        DataError::NonNumericCells { column, .. } => {
+                            Some(ColumnFix::NotNumbers(column.clone()))
+                        }
+                        DataError::TooManyCategories { column, .. } => {
+                            Some(ColumnFix::TooManyCategories(column.clone()))
+                        }
+                        _ => None,
+                    };
+                    // The last good dataset stays loaded (and trainable) until a new one loads.
+                    self.data.error = Some(error.to_string());
+                }
             }
         }
     }
@@ -184,6 +240,10 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     }
     if let Some(error) = &app.data.error {
         ui.colored_label(ui.visuals().error_fg_color, error);
+    }
+    if super::data_columns::column_fix_ui(app, ui) {
+        app.push(Command::LoadData);
+        return;
     }
     if let Some((spec, _)) = &app.data.loaded {
         let typed_elsewhere = spec.path != std::path::Path::new(app.settings.data_path.trim());
@@ -272,6 +332,10 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
             "Fill missing cells (mean / most frequent)",
         )
         .changed();
+    for warning in &prepared.warnings {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {warning}"));
+    }
+    reload |= super::data_columns::columns_ui(&mut app.data.columns, ui, prepared);
     if !prepared.fingerprint.class_counts.is_empty() {
         class_balance_ui(ui, prepared);
     }
@@ -503,7 +567,7 @@ pub fn data_preview_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 Some(ColumnKind::Categorical { categories }) => {
                     format!("one-hot · {}", categories.len())
                 }
-                None => String::new(),
+                None => "left out".to_string(),
             }
         })
         .collect();

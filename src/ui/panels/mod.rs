@@ -4,6 +4,7 @@ mod analysis;
 mod compare;
 mod confusion;
 mod data;
+mod data_columns;
 mod export;
 mod mistakes;
 mod model_form;

@@ -365,6 +365,7 @@ impl RunsPanel {
 
     fn table_ui(&mut self, ui: &mut egui::Ui, view: RunsView<'_>) {
         let RunsView {
+            runs_dir,
             runs,
             selected,
             colors,
@@ -447,8 +448,17 @@ impl RunsPanel {
                                         }
                                     }
                                     Column::Status => {
-                                        let text =
-                                            if live { "training" } else { run.status.name() };
+                                        // A run another process (or machine) trains right now.
+                                        let busy = (!live && run.status == RunStatus::Running)
+                                            .then(|| trained_elsewhere(runs_dir, id))
+                                            .flatten();
+                                        let text = if live {
+                                            "training"
+                                        } else if busy.is_some() {
+                                            "busy"
+                                        } else {
+                                            run.status.name()
+                                        };
                                         let label = if matches!(
                                             run.status,
                                             RunStatus::Pruned
@@ -459,7 +469,11 @@ impl RunsPanel {
                                         } else {
                                             ui.label(text)
                                         };
-                                        if let Some(message) = &run.status_message {
+                                        if let Some(holder) = busy {
+                                            label.on_hover_text(format!(
+                                                "Being trained by {holder}"
+                                            ));
+                                        } else if let Some(message) = &run.status_message {
                                             label.on_hover_text(message);
                                         }
                                     }
@@ -499,4 +513,11 @@ fn short_title(column: &Column) -> String {
         Column::Metric(name, Summary::EpochOfBest) => format!("{name} (epoch)"),
         other => other.title(),
     }
+}
+
+/// The live holder of a run's lock when it is another process than this window.
+fn trained_elsewhere(runs_dir: &std::path::Path, id: &str) -> Option<crate::runs::LockHolder> {
+    crate::runs::lock::live_holder(&runs_dir.join(id)).filter(|holder| {
+        holder.pid != std::process::id() || holder.host != crate::runs::lock::this_host()
+    })
 }
