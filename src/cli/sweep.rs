@@ -18,7 +18,10 @@ use crate::sweep::{
 #[derive(Debug, Subcommand)]
 pub enum SweepCommand {
     /// Run the sweep a spec file (JSON, see the README) describes.
-    Run { spec: PathBuf },
+    Run {
+        /// The sweep's spec, e.g. examples/sweeps/iris-tpe.json.
+        spec: PathBuf,
+    },
     /// List the sweeps in the store.
     List {
         #[arg(long)]
@@ -306,8 +309,8 @@ fn show(runs_dir: &Path, query: &str, json: bool) -> Result<()> {
             .map_or(String::new(), |m| format!(" — {m}"))
     );
     println!(
-        "search:  {:?} over {} parameter(s), {} trials at most, {} at a time, metric {} ({})",
-        record.spec.method,
+        "search:  {} over {} parameter(s), {} trials at most, {} at a time, metric {} ({})",
+        record.spec.method.name(),
         record.spec.parameters.len(),
         record.spec.max_trials,
         record.spec.concurrency,

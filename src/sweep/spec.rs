@@ -50,6 +50,16 @@ pub enum Method {
     Tpe,
 }
 
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Grid => "grid",
+            Method::Random => "random",
+            Method::Tpe => "TPE",
+        }
+    }
+}
+
 /// Which trials stop early because they lag behind.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -107,6 +117,8 @@ pub struct SweepSpec {
     /// Default: `min` for losses and errors, `max` otherwise.
     #[serde(default)]
     pub goal: Option<Goal>,
+    /// Trials to run; a grid runs every point once when it is left out.
+    #[serde(default)]
     pub max_trials: usize,
     #[serde(default)]
     pub max_minutes: Option<f64>,
@@ -156,10 +168,13 @@ impl SweepSpec {
 
     /// Parses a spec and checks what can be checked without the data.
     pub fn parse(text: &str, path: &Path) -> Result<Self, SpecError> {
-        let spec: SweepSpec = serde_json::from_str(text).map_err(|error| SpecError::Json {
+        let mut spec: SweepSpec = serde_json::from_str(text).map_err(|error| SpecError::Json {
             path: path.to_path_buf(),
             message: error.to_string(),
         })?;
+        if spec.max_trials == 0 && spec.method == Method::Grid {
+            spec.max_trials = spec.space()?.grid_size();
+        }
         spec.check()?;
         Ok(spec)
     }
@@ -185,7 +200,10 @@ impl SweepSpec {
     /// Budget, concurrency, pruner, method and parameters; not the data.
     pub fn check(&self) -> Result<(), SpecError> {
         if self.max_trials == 0 {
-            return Err(field_error("max_trials", "run at least one trial"));
+            return Err(field_error(
+                "max_trials",
+                "say how many trials to run (at least 1; a grid runs every point when it is left out)",
+            ));
         }
         if self.concurrency == 0 {
             return Err(field_error(
@@ -274,6 +292,34 @@ impl SweepSpec {
                     logged.join(", ")
                 ),
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_without_budget(method: &str) -> Result<SweepSpec, SpecError> {
+        let text = serde_json::json!({
+            "data": { "path": "iris.csv" },
+            "parameters": {
+                "train.learning_rate": [0.001, 0.01, 0.1],
+                "model.hidden": [[8], [16]]
+            },
+            "method": method,
+            "metric": "valid_loss"
+        })
+        .to_string();
+        SweepSpec::parse(&text, Path::new("spec.json"))
+    }
+
+    #[test]
+    fn a_grid_without_a_budget_runs_every_point_and_searches_need_one() {
+        assert_eq!(parse_without_budget("grid").unwrap().max_trials, 6);
+        for method in ["random", "tpe"] {
+            let error = parse_without_budget(method).unwrap_err().to_string();
+            assert!(error.contains("max_trials"), "{method}: {error}");
         }
     }
 }

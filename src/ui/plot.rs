@@ -398,6 +398,9 @@ pub fn curves_ui(
     outcome
 }
 
+/// Steps of a seed group's band drawn at most (its mean line keeps every point).
+const MAX_BAND_STEPS: usize = 300;
+
 /// Each group's mean line (validation solid, train dashed) with its band.
 fn draw_groups(
     plot_ui: &mut egui_plot::PlotUi<'_>,
@@ -432,15 +435,28 @@ fn draw_groups(
                 continue;
             }
             let name = format!("{} · {}", group.name, split.name());
-            let upper: Vec<[f64; 2]> = curve.points.iter().map(|b| [b.x, b.high]).collect();
-            let lower: Vec<[f64; 2]> = curve.points.iter().rev().map(|b| [b.x, b.low]).collect();
-            let outline: Vec<[f64; 2]> = upper.into_iter().chain(lower).collect();
-            if curve.points.len() > 1 {
-                plot_ui.polygon(
-                    egui_plot::Polygon::new(format!("{name} band"), PlotPoints::new(outline))
-                        .fill_color(group.color.gamma_multiply(0.18))
-                        .stroke(egui::Stroke::NONE),
-                );
+            // egui fills only convex polygons, so the band is drawn as one trapezoid per step
+            // (at most MAX_BAND_STEPS of them); a single run has no band.
+            if group.members.len() > 1 {
+                let stride = curve.points.len().div_ceil(MAX_BAND_STEPS).max(1);
+                let mut corners: Vec<&crate::analysis::Band> =
+                    curve.points.iter().step_by(stride).collect();
+                if let Some(last) = curve.points.last()
+                    && corners
+                        .last()
+                        .is_none_or(|shown| !std::ptr::eq(*shown, last))
+                {
+                    corners.push(last);
+                }
+                for pair in corners.windows(2) {
+                    let (a, b) = (pair[0], pair[1]);
+                    let quad = vec![[a.x, a.low], [b.x, b.low], [b.x, b.high], [a.x, a.high]];
+                    plot_ui.polygon(
+                        egui_plot::Polygon::new(format!("{name} band"), PlotPoints::new(quad))
+                            .fill_color(group.color.gamma_multiply(0.18))
+                            .stroke(egui::Stroke::NONE),
+                    );
+                }
             }
             plot_ui.line(
                 Line::new(
@@ -461,7 +477,11 @@ fn groups_legend_ui(ui: &mut egui::Ui, groups: &[PlotGroup<'_>], band: crate::an
         for group in groups {
             let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
             ui.painter().rect_filled(rect.shrink(1.0), 2.0, group.color);
-            let text = format!("{} ({} runs)", group.name, group.members.len());
+            let text = format!(
+                "{} ({})",
+                group.name,
+                super::widgets::count(group.members.len(), "run", "runs")
+            );
             if group.mixed_data {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("{text} ⚠ mixed data"))
                     .on_hover_text("These runs differ only in their seed but used different data: not repeats of one experiment");

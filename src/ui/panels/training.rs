@@ -443,8 +443,12 @@ fn ending_summary(finished: &Finished, total_epochs: usize) -> String {
 }
 
 pub fn format_duration(secs: f64) -> String {
-    if !secs.is_finite() {
+    if !secs.is_finite() || secs < 0.0 {
         return "—".to_string();
+    }
+    // Short runs are common (small tables): "0s" would say nothing.
+    if secs < 10.0 {
+        return format!("{secs:.1}s");
     }
     let secs = secs.round() as u64;
     if secs >= 3600 {
