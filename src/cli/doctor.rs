@@ -9,8 +9,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::train::doctor::{
-    BenchLimits, BenchProgress, BenchSection, DEFAULT_WORKLOADS, DoctorReport, Skipped,
-    WorkloadResult, bench_and_record, bench_targets, compare_step, diagnose, named, records_path,
+    BenchLimits, BenchProgress, BenchSection, DEFAULT_WORKLOADS, DoctorReport, WorkloadResult,
+    bench_and_record, bench_targets_on, compare_step, diagnose, named, records_path,
 };
 use crate::train::{DeviceChoice, resolve};
 
@@ -76,22 +76,10 @@ fn bench(args: &DoctorArgs) -> Result<BenchSection> {
             last = now;
         }
     };
-    let (mut targets, mut skipped) = bench_targets();
-    if args.devices != "all" {
-        targets.retain(|target| {
-            let keep = target.backend == args.devices;
-            if !keep {
-                skipped.push(Skipped {
-                    label: target.label.clone(),
-                    why: format!("--devices {}", args.devices),
-                });
-            }
-            keep
-        });
-    }
+    let only = (args.devices != "all").then_some(args.devices.as_str());
     let never = AtomicBool::new(false);
     Ok(bench_and_record(
-        (targets, skipped),
+        bench_targets_on(only),
         &workloads,
         limits,
         (!args.no_record).then_some(path.as_path()),

@@ -75,6 +75,22 @@ pub fn bench_targets() -> (Vec<BenchTarget>, Vec<Skipped>) {
     (targets, skipped)
 }
 
+/// [`bench_targets`] limited to one backend (`cpu` or `wgpu`) when `only` names one; the others
+/// are listed as skipped.
+pub fn bench_targets_on(only: Option<&str>) -> (Vec<BenchTarget>, Vec<Skipped>) {
+    let (targets, mut skipped) = bench_targets();
+    let Some(backend) = only else {
+        return (targets, skipped);
+    };
+    let (kept, left_out): (Vec<BenchTarget>, Vec<BenchTarget>) =
+        targets.into_iter().partition(|t| t.backend == backend);
+    skipped.extend(left_out.into_iter().map(|target| Skipped {
+        label: target.label,
+        why: format!("only {backend} devices were asked for"),
+    }));
+    (kept, skipped)
+}
+
 /// One device's bench.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceBench {
