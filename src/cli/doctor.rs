@@ -238,18 +238,18 @@ fn print_bench(bench: &BenchSection) {
         bench.steps, bench.budget_secs
     );
     println!(
-        "  {:<44} {:<46} {:>12} {:>10} {:>11} {:>11} {:>9}",
+        "  {:<52} {:<58} {:>10} {:>10} {:>11} {:>11} {:>8}",
         "device", "model", "samples/s", "step", "first step", "warm first", "GFLOP/s"
     );
     for device in &bench.devices {
         if let Some(error) = &device.error {
-            println!("  {:<44} failed to start: {error}", device.label);
+            println!("  {:<52} failed to start: {error}", device.label);
         }
         for outcome in &device.results {
             match &outcome.result {
-                Ok(result) => println!("  {:<44} {}", device.label, bench_row(result)),
+                Ok(result) => println!("  {:<52} {}", device.label, bench_row(result)),
                 Err(error) => println!(
-                    "  {:<44} {:<46} failed: {error}",
+                    "  {:<52} {:<58} failed: {error}",
                     device.label, outcome.workload
                 ),
             }
@@ -266,7 +266,7 @@ fn print_bench(bench: &BenchSection) {
 
 fn bench_row(result: &WorkloadResult) -> String {
     format!(
-        "{:<46} {:>12.0} {:>8.3}ms {:>9.3} s {:>9.3} s {:>9.1}",
+        "{:<58} {:>10.0} {:>7.3} ms {:>9.3} s {:>9.3} s {:>8.1}",
         result.description,
         result.samples_per_sec,
         result.step_secs * 1e3,

@@ -16,6 +16,9 @@ use serde::Serialize;
 use super::workloads::Workload;
 use crate::model::{ModelConfig, Network};
 
+/// A model's weight tensors by name, as `f32` values.
+type NamedWeights = Vec<(String, Vec<f32>)>;
+
 /// Largest difference in outputs, loss and gradients accepted as the same result in f32.
 pub const TOLERANCE: f64 = 1e-3;
 const ADAM_LEARNING_RATE: f64 = 1e-3;
@@ -153,7 +156,7 @@ impl Side {
         mut self,
         mut optimizer: ModuleOptimizer,
         learning_rate: f64,
-    ) -> Result<(f64, Vec<(String, Vec<f32>)>), String> {
+    ) -> Result<(f64, NamedWeights), String> {
         let outputs = self.model.forward(self.inputs.clone(), true);
         let loss = CrossEntropyLossConfig::new()
             .init(&self.device)
@@ -172,10 +175,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn largest_difference(
-    a: &[(String, Vec<f32>)],
-    b: &[(String, Vec<f32>)],
-) -> Result<(f64, String), String> {
+fn largest_difference(a: &NamedWeights, b: &NamedWeights) -> Result<(f64, String), String> {
     let mut worst = (0.0, String::new());
     for (name, values) in a {
         let other = b
