@@ -199,13 +199,20 @@ pub fn resolve_for(
                         Some(comparison) => {
                             gpu(device, &adapter, format!("auto: {}", comparison.explain()))
                         }
-                        None => gpu(
+                        // For a model, say how auto could compare; without one there is no
+                        // comparison to make.
+                        None if cost.is_some() => gpu(
                             device,
                             &adapter,
                             format!(
-                                "auto: found the GPU {} (no doctor bench record to compare it with the CPU)",
+                                "auto: found the GPU {} (no doctor bench record of it and the CPU to compare them)",
                                 found.name
                             ),
+                        ),
+                        None => gpu(
+                            device,
+                            &adapter,
+                            format!("auto: found the GPU {}", found.name),
                         ),
                     })
                 }

@@ -33,23 +33,33 @@ pub struct Skipped {
     pub why: String,
 }
 
-/// The CPU, and each wgpu adapter that `auto` or `--device wgpu` could train on: OpenGL adapters
-/// are left out where Vulkan has adapters (burn takes Vulkan first), and software adapters where
-/// a hardware GPU exists (they are never chosen then, and slow to time).
+/// The CPU, and each wgpu adapter that `auto` or `--device wgpu` could train on.
 pub fn bench_targets() -> (Vec<BenchTarget>, Vec<Skipped>) {
-    let adapters = wgpu_adapters();
-    let has_vulkan = adapters.iter().any(|a| a.backend == "Vulkan");
-    let has_hardware = adapters.iter().any(|a| !a.software);
-    let mut targets = vec![BenchTarget {
+    let cpu = BenchTarget {
         key: cpu_key(),
         backend: "cpu".to_string(),
         label: cpu_description(),
         software: false,
         adapter: None,
-    }];
+    };
+    let (gpus, skipped) = wgpu_targets(wgpu_adapters());
+    (std::iter::once(cpu).chain(gpus).collect(), skipped)
+}
+
+/// The adapters worth timing, and why the others are not: an OpenGL adapter where Vulkan has a
+/// GPU, or where both offer only software (burn takes Vulkan first: OpenGL is its fallback for a
+/// GPU that only OpenGL reaches), and software adapters where a GPU exists (never chosen then,
+/// and slow to time).
+pub fn wgpu_targets(adapters: &[AdapterSummary]) -> (Vec<BenchTarget>, Vec<Skipped>) {
+    let vulkan_gpu = adapters
+        .iter()
+        .any(|a| a.backend == "Vulkan" && !a.software);
+    let vulkan_any = adapters.iter().any(|a| a.backend == "Vulkan");
+    let has_hardware = adapters.iter().any(|a| !a.software);
+    let mut targets: Vec<BenchTarget> = Vec::new();
     let mut skipped = Vec::new();
     for adapter in adapters {
-        let why = if adapter.backend == "Gl" && has_vulkan {
+        let why = if adapter.backend == "Gl" && (vulkan_gpu || (adapter.software && vulkan_any)) {
             Some("burn uses Vulkan where it has adapters; OpenGL is its fallback")
         } else if adapter.software && has_hardware {
             Some("a software adapter is never chosen while there is a GPU")
@@ -225,4 +235,56 @@ fn write_records(path: &Path, devices: &[DeviceBench]) -> Result<PathBuf, String
         .save(path)
         .map(|()| path.to_path_buf())
         .map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(name: &str, backend: &str, software: bool) -> AdapterSummary {
+        AdapterSummary {
+            name: name.to_string(),
+            backend: backend.to_string(),
+            software,
+            vendor: if software { 0x10005 } else { 0x10de },
+            device: 0,
+            device_type: if software { "Cpu" } else { "DiscreteGpu" }.to_string(),
+            driver: String::new(),
+            driver_info: String::new(),
+        }
+    }
+
+    fn names(targets: &[BenchTarget]) -> Vec<String> {
+        targets.iter().map(|t| t.label.clone()).collect()
+    }
+
+    #[test]
+    fn a_gpu_on_vulkan_is_timed_and_its_opengl_twin_and_lavapipe_are_not() {
+        let (targets, skipped) = wgpu_targets(&[
+            adapter("H100", "Vulkan", false),
+            adapter("llvmpipe", "Vulkan", true),
+            adapter("H100", "Gl", false),
+        ]);
+        assert_eq!(names(&targets), ["H100 (Vulkan, GPU)"]);
+        assert_eq!(skipped.len(), 2);
+    }
+
+    #[test]
+    fn a_gpu_only_opengl_reaches_is_timed_beside_vulkan_software() {
+        let (targets, _) = wgpu_targets(&[
+            adapter("llvmpipe", "Vulkan", true),
+            adapter("Passed-through GPU", "Gl", false),
+        ]);
+        assert_eq!(names(&targets), ["Passed-through GPU (Gl, GPU)"]);
+    }
+
+    #[test]
+    fn software_only_machines_time_lavapipe_on_vulkan_alone() {
+        let (targets, skipped) = wgpu_targets(&[
+            adapter("llvmpipe", "Vulkan", true),
+            adapter("llvmpipe", "Gl", true),
+        ]);
+        assert_eq!(names(&targets), ["llvmpipe (Vulkan, software)"]);
+        assert_eq!(skipped[0].label, "llvmpipe (Gl, software)");
+    }
 }

@@ -22,7 +22,7 @@ pub use autotune::AutotuneCache;
 pub use bench::{BenchLimits, STOPPED, WorkloadResult, run_workload};
 pub use bench_all::{
     BenchProgress, BenchTarget, DeviceBench, Skipped, WorkloadOutcome, bench_and_record,
-    bench_targets, bench_targets_on, run_bench,
+    bench_targets, bench_targets_on, run_bench, wgpu_targets,
 };
 pub use evidence::{Comparison, ModelCost, compare_devices, seconds_per_sample};
 pub use fix::{BENCH_FAILED_EXIT_CODE, Findings, Health, MESA_PACKAGES, Verdict, verdict};
