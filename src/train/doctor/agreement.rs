@@ -32,9 +32,10 @@ pub struct StepAgreement {
     pub loss_wgpu: f64,
     /// Largest difference of the outputs (logits) before the step.
     pub outputs_max_diff: f64,
-    /// Largest difference of the gradients (weights after one SGD step at learning rate 1).
+    /// Largest difference of the gradients (weights after one SGD step at learning rate 1; for
+    /// batch-norm, its running statistics after the step).
     pub gradients_max_diff: f64,
-    /// The weight tensor where the gradients differ most.
+    /// The tensor where they differ most.
     pub gradients_worst_tensor: String,
     /// Largest difference of the weights after one Adam step (learning rate 1e-3).
     pub adam_weights_max_diff: f64,
@@ -73,7 +74,11 @@ pub fn compare_step(
     let loss_diff = (loss_cpu - loss_wgpu).abs();
     Ok(StepAgreement {
         workload: workload.id.to_string(),
-        description: workload.describe(),
+        description: Workload {
+            model,
+            ..workload.clone()
+        }
+        .describe(),
         wgpu_adapter: wgpu_adapter.to_string(),
         loss_cpu,
         loss_wgpu,
