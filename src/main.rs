@@ -19,7 +19,7 @@ fn main() -> std::process::ExitCode {
     }
     restore_default_sigpipe();
     match kiln::cli::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE

@@ -1,6 +1,7 @@
 //! The command line: the same engine and run store as the window, headless.
 
 mod args;
+mod doctor;
 mod follow;
 mod predict;
 mod sweep;
@@ -8,12 +9,14 @@ mod update;
 mod views;
 
 pub use args::{ChannelsArg, ConfigFile, ImageArgs, ModelArg, TaskArg, TrainArgs, train_request};
+pub use doctor::{DoctorArgs, StepCheckArgs, exit_meaning};
 use follow::{follow, train};
 use predict::image_predictions;
 use views::{list_runs, show_run};
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -128,14 +131,25 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Check the devices: wgpu adapters, the Vulkan loader and drivers, what `auto` picks and
+    /// why, and a fix when no GPU is usable; --bench times training on each device. Exit code 0:
+    /// a GPU is usable; 3: no usable GPU (CPU training); 4: a GPU failed to start; 5: a bench
+    /// model failed.
+    Doctor(DoctorArgs),
+    /// One training step on wgpu and on the CPU from the same weights, compared (the GPU check).
+    #[command(hide = true)]
+    StepCheck(StepCheckArgs),
 }
 
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs a command; most succeed with exit code 0, `doctor` reports its verdict in its code.
+pub fn run(cli: Cli) -> Result<ExitCode> {
     let runs_dir = cli.runs_dir.unwrap_or_else(default_runs_dir);
     let Some(command) = cli.command else {
         bail!("no command given (see kiln --help)");
     };
     match command {
+        Command::Doctor(args) => return doctor::doctor(&args),
+        Command::StepCheck(args) => doctor::step_check(&args),
         Command::Train(args) => train(*args, &runs_dir),
         Command::Sweep(command) => sweep::run(command, &runs_dir),
         Command::Update(args) => update::update(*args, &runs_dir),
@@ -266,5 +280,6 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("deleted {}", dir.id);
             Ok(())
         }
-    }
+    }?;
+    Ok(ExitCode::SUCCESS)
 }

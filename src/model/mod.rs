@@ -2,6 +2,7 @@
 
 mod cnn;
 mod config;
+mod cost;
 mod mlp;
 mod network;
 

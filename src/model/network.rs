@@ -114,6 +114,30 @@ impl Network {
         Ok(bytes.to_vec())
     }
 
+    /// Every weight tensor by its stored name, as `f32` values: for comparing two copies of a
+    /// model, e.g. the same training step run on two devices.
+    pub fn parameters(&self) -> Result<Vec<(String, Vec<f32>)>, String> {
+        let tensors = match self.valid() {
+            Network::Mlp(mlp) => mlp.collect(None, None, false),
+            Network::Cnn(cnn) => cnn.collect(None, None, false),
+        };
+        tensors
+            .into_iter()
+            .map(|tensor| {
+                let (name, dtype, _, _, bytes) =
+                    tensor.into_parts().map_err(|error| error.to_string())?;
+                if dtype != burn::tensor::DType::F32 {
+                    return Err(format!("{name} is {dtype:?}, not f32"));
+                }
+                let values = bytes
+                    .chunks_exact(4)
+                    .map(|four| f32::from_le_bytes([four[0], four[1], four[2], four[3]]))
+                    .collect();
+                Ok((name, values))
+            })
+            .collect()
+    }
+
     /// Saves the weights into any burn store (safetensors for exports).
     pub fn save_into<S: burn::store::ModuleStore>(&self, store: &mut S) -> Result<(), String> {
         match self.valid() {

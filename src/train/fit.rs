@@ -19,7 +19,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use super::config::{OptimizerConfig, TrainConfig};
-use super::device::{DeviceChoice, resolve};
+use super::device::{DeviceChoice, resolve_for};
+use super::doctor::ModelCost;
 use super::engine::Emitter;
 use super::events::{EpochMetrics, Outcome, TrainEvent};
 use super::tensors::{DeviceData, Predictor, score};
@@ -158,12 +159,14 @@ impl<'a> Trainer<'a> {
         emitter: &'a Emitter,
         judge: Option<EpochJudge>,
     ) -> Result<Self, String> {
-        let resolved = resolve(choice).map_err(|error| error.to_string())?;
+        let (input, outputs) = (data.preprocessor.input_shape(), data.output_width());
+        // `auto` weighs the GPU against the CPU for this model when the doctor bench has a record.
+        let cost = ModelCost::of(&record.model, &input, outputs, record.train.batch_size);
+        let resolved = resolve_for(choice, Some(&cost)).map_err(|error| error.to_string())?;
         record.device = resolved.info.clone();
         let device = resolved.device;
         let train_device = device.clone().autodiff();
         let config = &record.train;
-        let (input, outputs) = (data.preprocessor.input_shape(), data.output_width());
         // The device RNG is shared by every run in the process; seeding and initialising under
         // one lock keeps a run's initial weights a function of its seed alone.
         let mut model = {

@@ -1,8 +1,10 @@
 //! The training engine: device choice and a training loop on a worker thread, driven by a
-//! handle (stop) and reporting through a channel of [`TrainEvent`]s.
+//! handle (stop) and reporting through a channel of [`TrainEvent`]s; and the device doctor
+//! ([`doctor`]), which says what the machine offers and times it.
 
 mod config;
 mod device;
+pub mod doctor;
 mod engine;
 mod events;
 mod fit;
@@ -14,7 +16,7 @@ pub use config::{
 };
 pub use device::{
     AdapterSummary, DeviceChoice, DeviceError, DeviceInfo, ResolvedDevice, hardware_gpu, resolve,
-    wgpu_adapters,
+    resolve_for, wgpu_adapters,
 };
 pub use engine::{
     EngineError, Notify, PlannedRun, ResumeRequest, TrainHandle, TrainRequest, WarmStart, plan,

@@ -69,6 +69,7 @@ pub struct KilnApp {
     pub(crate) model_use: ModelUseState,
     pub(crate) mistakes: MistakesState,
     pub(crate) versions: VersionsState,
+    devices: panels::DevicesPanel,
     pub(crate) selected_checkpoint: Option<(String, usize)>,
     status: StatusBar,
     dialog: Task<(DialogKind, Option<PathBuf>)>,
@@ -116,6 +117,7 @@ impl KilnApp {
             model_use: ModelUseState::default(),
             mistakes: MistakesState::default(),
             versions: VersionsState::default(),
+            devices: panels::DevicesPanel::default(),
             selected_checkpoint: None,
             status: StatusBar::default(),
             dialog: Task::default(),
@@ -619,6 +621,7 @@ impl KilnApp {
                 BottomTab::Compare => panels::compare_ui(self, ui),
                 BottomTab::Checkpoint => panels::checkpoint_ui(self, ui),
                 BottomTab::Model => panels::model_use_ui(self, ui),
+                BottomTab::Devices => self.devices.ui(ui),
             });
     }
 }

@@ -19,10 +19,11 @@ pub enum BottomTab {
     Model,
     Sweep,
     Analysis,
+    Devices,
 }
 
 impl BottomTab {
-    pub const ALL: [BottomTab; 7] = [
+    pub const ALL: [BottomTab; 8] = [
         BottomTab::Runs,
         BottomTab::Analysis,
         BottomTab::Data,
@@ -30,6 +31,7 @@ impl BottomTab {
         BottomTab::Sweep,
         BottomTab::Checkpoint,
         BottomTab::Model,
+        BottomTab::Devices,
     ];
 
     pub fn title(self) -> &'static str {
@@ -41,6 +43,7 @@ impl BottomTab {
             BottomTab::Model => "Use a model",
             BottomTab::Sweep => "Sweep",
             BottomTab::Analysis => "Analysis",
+            BottomTab::Devices => "Devices",
         }
     }
 }

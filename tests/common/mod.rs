@@ -8,9 +8,15 @@ use std::process::{Command, Output};
 
 /// A file or folder of the bundled `sample_data/`.
 pub fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join(name)
+    let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // A test binary carried to another machine (scripts/gpu-check) runs from the repository's
+    // root there, where the folder it was built in does not exist.
+    let root = if built_in.join("sample_data").is_dir() {
+        built_in
+    } else {
+        PathBuf::from(".")
+    };
+    root.join("sample_data").join(name)
 }
 
 /// Runs the `kiln` binary with `args` on the run store at `runs_dir`.
