@@ -62,20 +62,27 @@ impl CellValue {
             Column::Parent => run.parent.as_ref().map_or(CellValue::Missing, |parent| {
                 CellValue::Text(format!("← {parent}"))
             }),
-            Column::Config(key) => match run.config.get(key) {
-                Some(serde_json::Value::Number(number)) => number
-                    .as_f64()
-                    .map_or(CellValue::Missing, CellValue::Number),
-                Some(serde_json::Value::String(text)) => CellValue::Text(text.clone()),
-                Some(serde_json::Value::Bool(flag)) => CellValue::Text(flag.to_string()),
-                Some(other) => CellValue::Text(other.to_string()),
-                None => CellValue::Missing,
-            },
+            Column::Config(key) => run
+                .config
+                .get(key)
+                .map_or(CellValue::Missing, CellValue::of_setting),
             Column::Metric(name, summary) => {
                 run.metrics.get(name).map_or(CellValue::Missing, |metric| {
                     CellValue::Number(metric.value(*summary))
                 })
             }
+        }
+    }
+
+    /// A setting's value as a cell: numbers stay numbers, text loses its JSON quotes.
+    pub fn of_setting(value: &serde_json::Value) -> CellValue {
+        match value {
+            serde_json::Value::Number(number) => number
+                .as_f64()
+                .map_or(CellValue::Missing, CellValue::Number),
+            serde_json::Value::String(text) => CellValue::Text(text.clone()),
+            serde_json::Value::Bool(flag) => CellValue::Text(flag.to_string()),
+            other => CellValue::Text(other.to_string()),
         }
     }
 
@@ -102,13 +109,7 @@ impl CellValue {
 
     pub fn display(&self) -> String {
         match self {
-            CellValue::Number(value) if value.fract() == 0.0 && value.abs() < 1e9 => {
-                format!("{value}")
-            }
-            CellValue::Number(value) if value.abs() >= 1e-3 && value.abs() < 1e6 => {
-                format!("{value:.4}")
-            }
-            CellValue::Number(value) => format!("{value:.3e}"),
+            CellValue::Number(value) => crate::runs::format_number(*value),
             CellValue::Text(text) => text.clone(),
             CellValue::Missing => "—".into(),
         }

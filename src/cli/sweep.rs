@@ -10,6 +10,7 @@ use clap::Subcommand;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::export::promote;
+use crate::runs::format_number;
 use crate::sweep::{
     SweepEvent, SweepHandle, SweepRecord, SweepSpec, SweepState, SweepStore, TrialStatus,
     request_stop, resume_sweep, start_sweep,
@@ -68,11 +69,11 @@ pub(super) fn run(command: SweepCommand, runs_dir: &Path) -> Result<()> {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("{}-best", record.name)));
             let promoted = promote(runs_dir, &record.id, &out, force)?;
             println!(
-                "trial {} (rank 1 of {}, {} {:.4}), run {} at epoch {}",
+                "trial {} (rank 1 of {}, {} {}), run {} at epoch {}",
                 promoted.sweep.trial,
                 promoted.sweep.trials,
                 promoted.sweep.metric,
-                promoted.sweep.value,
+                format_number(promoted.sweep.value),
                 promoted.run_id,
                 promoted.epoch
             );
@@ -171,7 +172,9 @@ fn follow(handle: SweepHandle, runs_dir: &Path) -> Result<()> {
                 }
                 total.inc(if repeat == 0 { 1 } else { 0 });
                 let best = match (best, best_epoch) {
-                    (Some(value), Some(epoch)) => format!("best {value:.4} at epoch {epoch}"),
+                    (Some(value), Some(epoch)) => {
+                        format!("best {} at epoch {epoch}", format_number(value))
+                    }
                     _ => "no result".to_string(),
                 };
                 say(format!(
@@ -244,7 +247,7 @@ fn list(runs_dir: &Path, json: bool) -> Result<()> {
                 let best = record
                     .best()
                     .and_then(|best| best.value)
-                    .map_or("-".to_string(), |value| format!("{value:.4}"));
+                    .map_or("-".to_string(), format_number);
                 println!(
                     "{:<44} {:<10} {:>7} {:<16} {:>10}",
                     record.id,
@@ -330,7 +333,7 @@ fn show(runs_dir: &Path, query: &str, json: bool) -> Result<()> {
                 .rank
                 .map_or("-".to_string(), |rank| rank.to_string()),
             summary.status().name(),
-            summary.value.map_or("-".to_string(), |v| format!("{v:.4}")),
+            summary.value.map_or("-".to_string(), format_number),
             best_run
                 .and_then(|run| run.best_epoch)
                 .map_or("-".to_string(), |e| e.to_string()),

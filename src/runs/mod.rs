@@ -27,6 +27,6 @@ pub use run::{
     SweepTag, TestResult,
 };
 pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};
-pub use summary::{MetricSummary, RunSummary, Summary, flatten, summarize_metrics};
+pub use summary::{MetricSummary, RunSummary, Summary, flatten, format_number, summarize_metrics};
 pub use user_fields::UserFields;
 pub use watch::StoreWatcher;

@@ -193,9 +193,31 @@ pub fn flatten(
     }
 }
 
+/// A metric or setting for people: whole numbers as they are, ordinary magnitudes with four
+/// decimals, tiny and huge ones in scientific notation (a best loss of 3e-7 is not "0.0000").
+pub fn format_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e9 {
+        format!("{value}")
+    } else if value.abs() >= 1e-3 && value.abs() < 1e6 {
+        format!("{value:.4}")
+    } else {
+        format!("{value:.3e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_keep_their_magnitude_when_formatted() {
+        assert_eq!(format_number(30.0), "30");
+        assert_eq!(format_number(0.25), "0.2500");
+        assert_eq!(format_number(2.747e-7), "2.747e-7");
+        assert_eq!(format_number(1.5e7), "15000000");
+        assert_eq!(format_number(1.25e7), "12500000");
+        assert_eq!(format_number(1234567.5), "1.235e6");
+    }
 
     #[test]
     fn metrics_are_summarised_as_best_last_and_epoch_of_best() {
@@ -222,3 +244,4 @@ mod tests {
         assert!(accuracy.last.is_nan());
     }
 }
+

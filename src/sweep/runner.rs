@@ -388,10 +388,10 @@ impl Runner {
         }
         if let Some(best) = self.record.best() {
             message.push_str(&format!(
-                "; best: trial {} with {} {:.4}",
+                "; best: trial {} with {} {}",
                 best.trial,
                 self.record.spec.metric,
-                best.value.unwrap_or(f64::NAN)
+                crate::runs::format_number(best.value.unwrap_or(f64::NAN))
             ));
         }
         message

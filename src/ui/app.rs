@@ -547,7 +547,8 @@ impl KilnApp {
             .collect();
         crate::analysis::seed_groups(&summaries)
             .into_iter()
-            .filter_map(|group| {
+            .enumerate()
+            .filter_map(|(index, group)| {
                 let first = group.members.first()?;
                 let members: Vec<&RunCurves> = group
                     .members
@@ -560,7 +561,9 @@ impl KilnApp {
                     } else {
                         self.identity_name(first)
                     },
-                    color: self.settings.run_colors.color(first),
+                    // By the group's place, not its first run's: members' colours are spread
+                    // over the palette, and neighbouring groups must stay apart.
+                    color: super::plot::run_color(index),
                     members,
                     mixed_data: group.mixed_data,
                 })

@@ -13,6 +13,16 @@ use crate::analysis::{
 };
 use crate::runs::{Goal, RunSummary, Summary};
 
+/// The narrowest parallel-coordinates plot worth drawing.
+const MIN_PARALLEL_WIDTH: f32 = 300.0;
+/// The closest axes may be (their titles are then staggered); closer, the plot scrolls.
+const MIN_AXIS_SPACING: f32 = 80.0;
+/// Axes closer than this stagger their titles over two lines.
+const STAGGER_BELOW_SPACING: f32 = 125.0;
+const STAGGER_OFFSET: f32 = 14.0;
+/// The scatter (360 points wide) and the importance table beside it, with the gap before them.
+const SIDE_COLUMN_WIDTH: f32 = 360.0 + 16.0 + 8.0;
+
 #[derive(Default)]
 pub struct AnalysisPanel {
     metric: Option<String>,
@@ -119,33 +129,93 @@ impl AnalysisPanel {
             ui.label("No setting varies among these runs: nothing to compare them by.");
             return;
         }
-        ui.horizontal_top(|ui| {
+        // The scatter and the importance table sit beside the axes when the panel is wide
+        // enough for both, else below them (never cut off at the panel's edge).
+        let side_by_side = ui.available_width() >= MIN_PARALLEL_WIDTH + SIDE_COLUMN_WIDTH;
+        let parallel_width = if side_by_side {
+            ui.available_width() - SIDE_COLUMN_WIDTH
+        } else {
+            ui.available_width()
+        };
+        let parallel = |panel: &mut Self, ui: &mut egui::Ui| {
             ui.vertical(|ui| {
                 ui.strong("Parallel coordinates");
                 ui.weak("Drag along an axis to keep only the runs in that range; click the axis to clear it.");
-                self.parallel_ui(ui, &scope, &axes, &kept, &metric);
+                panel.parallel_ui(ui, parallel_width, &scope, &axes, &kept, &metric);
             });
-            ui.add_space(16.0);
-            ui.vertical(|ui| {
-                self.scatter_ui(ui, &kept, &keys, &metric_column);
-                ui.add_space(8.0);
-                importance_ui(ui, &kept, &keys, &metric_column);
+        };
+        if side_by_side {
+            ui.horizontal_top(|ui| {
+                parallel(self, ui);
+                ui.add_space(16.0);
+                ui.vertical(|ui| self.side_ui(ui, &kept, &keys, &metric_column));
             });
-        });
+        } else {
+            parallel(self, ui);
+            ui.add_space(8.0);
+            self.side_ui(ui, &kept, &keys, &metric_column);
+        }
+    }
+
+    fn side_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        kept: &[&RunSummary],
+        keys: &[String],
+        metric_column: &Column,
+    ) {
+        self.scatter_ui(ui, kept, keys, metric_column);
+        ui.add_space(8.0);
+        importance_ui(ui, kept, keys, metric_column);
     }
 
     fn parallel_ui(
         &mut self,
         ui: &mut egui::Ui,
+        max_width: f32,
         runs: &[&RunSummary],
         axes: &[Axis],
         kept: &[&RunSummary],
         metric: &str,
     ) {
-        let width = (axes.len() as f32 * 150.0).clamp(300.0, ui.available_width().max(300.0));
+        let axis_count = axes.len() as f32;
+        let width = (axis_count * 150.0)
+            .min(max_width)
+            .max(axis_count * MIN_AXIS_SPACING)
+            .max(MIN_PARALLEL_WIDTH);
+        if width > max_width {
+            // Too many axes for the panel: scroll sideways rather than pile their labels up.
+            egui::ScrollArea::horizontal()
+                .id_salt("parallel_coordinates")
+                .max_width(max_width)
+                .show(ui, |ui| {
+                    self.parallel_plot(ui, width, runs, axes, kept, metric)
+                });
+        } else {
+            self.parallel_plot(ui, width, runs, axes, kept, metric);
+        }
+    }
+
+    fn parallel_plot(
+        &mut self,
+        ui: &mut egui::Ui,
+        width: f32,
+        runs: &[&RunSummary],
+        axes: &[Axis],
+        kept: &[&RunSummary],
+        metric: &str,
+    ) {
         let (rect, response) = ui.allocate_exact_size(vec2(width, 260.0), Sense::click_and_drag());
         let painter = ui.painter_at(rect);
         let plot = rect.shrink2(vec2(40.0, 24.0));
+        // Close axes take turns for the title line, so neighbouring titles never overlap.
+        let staggered =
+            axes.len() > 1 && plot.width() / ((axes.len() - 1) as f32) < STAGGER_BELOW_SPACING;
+        let plot = if staggered {
+            plot.with_min_y(plot.top() + STAGGER_OFFSET)
+        } else {
+            plot
+        };
         let x_of = |axis: usize| {
             if axes.len() < 2 {
                 plot.center().x
@@ -196,8 +266,13 @@ impl AnalysisPanel {
                 other => other.title(),
             };
             let log = matches!(axis.kind, AxisKind::Numeric { log: true, .. });
+            let title_offset = if staggered && i % 2 == 1 {
+                STAGGER_OFFSET
+            } else {
+                0.0
+            };
             painter.text(
-                pos2(x, rect.top() + 2.0),
+                pos2(x, rect.top() + 2.0 + title_offset),
                 egui::Align2::CENTER_TOP,
                 if log { format!("{title} (log)") } else { title },
                 egui::FontId::proportional(12.0),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use egui_extras::{Column, TableBuilder};
 use serde_json::{Value, json};
 
+use crate::analysis::CellValue;
 use crate::data::{DataSpec, Task};
 use crate::export::CardSweep;
 use crate::model::ModelConfig;
@@ -723,7 +724,11 @@ impl SweepPanel {
                         );
                     });
                     row.col(|ui| {
-                        ui.monospace(summary.value.map_or("—".into(), |v| format!("{v:.4}")));
+                        ui.monospace(
+                            summary
+                                .value
+                                .map_or("—".into(), |v| CellValue::Number(v).display()),
+                        );
                     });
                     row.col(|ui| {
                         let epoch = summary
@@ -734,17 +739,12 @@ impl SweepPanel {
                     });
                     for path in &paths {
                         row.col(|ui| {
-                            ui.label(summary.params.get(path).map_or("—".into(), short_value));
+                            ui.label(summary.params.get(path).map_or("—".into(), |value| {
+                                CellValue::of_setting(value).display()
+                            }));
                         });
                     }
                 });
             });
-    }
-}
-
-fn short_value(value: &Value) -> String {
-    match value.as_f64() {
-        Some(number) if value.is_f64() => format!("{number:.3e}"),
-        _ => value.to_string(),
     }
 }
