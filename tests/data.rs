@@ -68,6 +68,64 @@ fn standardisation_uses_training_rows_only() {
 }
 
 #[test]
+fn the_fitted_statistics_are_those_of_the_training_rows_in_any_order() {
+    // Enough rows and columns that the columns are fitted on several threads.
+    let mut text = String::from("a,b,c,d,e,label\n");
+    for row in 0..2000u32 {
+        let cells: Vec<String> = (0..5u32)
+            .map(|column| {
+                format!(
+                    "{:.4}",
+                    f64::from((row * 37 + column * 11) % 97) / 7.0 - 3.0
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            "{},{}\n",
+            cells.join(","),
+            ["x", "y"][(row % 2) as usize]
+        ));
+    }
+    let data = load(text.as_bytes()).expect("loads");
+    let kiln::data::LoadedData::Table(table) = &data.loaded else {
+        panic!("a table");
+    };
+    for (column, transform) in data.preprocessor.columns.iter().enumerate() {
+        let kiln::data::ColumnTransform::Standardize { mean, std, .. } = transform else {
+            panic!("numeric columns");
+        };
+        let values: Vec<f64> = data
+            .split
+            .train
+            .iter()
+            .map(|&row| table.cell(row, column).parse().unwrap())
+            .collect();
+        let expected_mean = values.iter().sum::<f64>() / values.len() as f64;
+        let expected_std = (values
+            .iter()
+            .map(|v| (v - expected_mean).powi(2))
+            .sum::<f64>()
+            / values.len() as f64)
+            .sqrt();
+        assert!(
+            (mean - expected_mean).abs() < 1e-12,
+            "column {column}: {mean} vs {expected_mean}"
+        );
+        assert!(
+            (std - expected_std).abs() < 1e-12,
+            "column {column}: {std} vs {expected_std}"
+        );
+    }
+    // The compact table gives back every cell as written.
+    assert_eq!(table.row_count(), 2000);
+    assert_eq!(table.cell(1999, 5), "y");
+    assert_eq!(
+        table.row(0).iter().collect::<Vec<_>>(),
+        ["-3.0000", "-1.4286", "0.1429", "1.7143", "3.2857", "x"]
+    );
+}
+
+#[test]
 fn split_and_fingerprint_are_deterministic_and_seeded() {
     let spec = DataSpec::new(sample("iris.csv"));
     let a = prepare(&spec).unwrap();

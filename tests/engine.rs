@@ -139,8 +139,8 @@ fn iris_reaches_ninety_percent_and_exports_a_model_that_predicts_the_same() {
     let correct = report
         .predictions
         .iter()
-        .zip(&table.rows)
-        .filter(|(p, row)| p.class.as_deref() == Some(row[4].as_str()))
+        .zip(table.rows())
+        .filter(|(p, row)| p.class.as_deref() == Some(row.get(4)))
         .count();
     assert!(correct >= 135, "{correct}/150 correct");
 

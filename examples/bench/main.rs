@@ -7,10 +7,12 @@
 //!     cargo run --release --example bench -- --quick # a short smoke run, writes nothing
 //!     cargo run --release --example bench -- --only sweeps  # just the sweep section
 //!     cargo run --release --example bench -- --only table   # the run table at scale
+//!     cargo run --release --example bench -- --only loading # a 100 MB CSV against pandas/polars
 //!
 //! PyTorch is measured when `KILN_TORCH_PYTHON` names a Python with torch installed.
 
 mod cnn;
+mod loading;
 mod sweeps;
 mod table;
 
@@ -48,6 +50,9 @@ fn main() -> anyhow::Result<()> {
     let options = Options {
         quick: std::env::args().any(|a| a == "--quick"),
     };
+    if let Some(file) = std::env::args().skip_while(|a| a != "--load-once").nth(1) {
+        return loading::load_once(Path::new(&file));
+    }
     let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
     if let Some(section) = only.as_deref() {
         let work = tempfile::tempdir()?;
@@ -62,7 +67,12 @@ fn main() -> anyhow::Result<()> {
                 table::rows(work.path(), options.quick)?,
                 table::EXPLANATION,
             ),
-            other => anyhow::bail!("unknown section '{other}': sweeps or table"),
+            "loading" => (
+                "Loading a large CSV",
+                loading::rows(work.path(), options.quick)?,
+                loading::EXPLANATION,
+            ),
+            other => anyhow::bail!("unknown section '{other}': sweeps, table or loading"),
         };
         let table = render(&rows);
         println!("{table}");

@@ -109,7 +109,7 @@ fn csv() -> Target {
             && let Some(table) = prepared.table()
         {
             // The predict side: the same rows through the fitted preprocessing.
-            let rows: Vec<usize> = (0..table.rows.len()).collect();
+            let rows: Vec<usize> = (0..table.row_count()).collect();
             let _ = prepared
                 .preprocessor
                 .check_columns(table, &[prepared.schema.target.name.as_str()]);

@@ -158,9 +158,10 @@ pub(crate) fn infer_feature(
     let mut numbers = 0usize;
     let mut unusable = 0usize;
     let mut bad = BadCells::default();
-    let mut distinct = BTreeSet::new();
-    for (row_index, row) in table.rows.iter().enumerate() {
-        let cell = row[column].as_str();
+    // Distinct values are gathered only once the column turns out to be categorical: a numeric
+    // column of 200,000 rows would otherwise keep a set of 200,000 strings for nothing.
+    for (row_index, row) in table.rows().enumerate() {
+        let cell = row.get(column);
         if is_missing(cell) {
             continue;
         }
@@ -174,10 +175,9 @@ pub(crate) fn infer_feature(
                 bad.add(table.cell_line(row_index, column), cell);
             }
         }
-        distinct.insert(cell.to_string());
     }
     if choices.is_categorical(name) {
-        return Ok(Inferred::Categorical(distinct));
+        return Ok(Inferred::Categorical(distinct_values(table, column)));
     }
     if choices.treats_as_missing(name) {
         if numbers == 0 && present > 0 {
@@ -208,10 +208,20 @@ pub(crate) fn infer_feature(
             "column '{name}' is read as categories: only {numbers} of its {present} cells are numbers (declare it categorical to confirm, or treat its non-numbers as missing with --as-missing {name})"
         ));
     }
+    let distinct = distinct_values(table, column);
     if present >= ID_LIKE_MIN_ROWS && distinct.len() as f64 >= ID_LIKE_SHARE * present as f64 {
         warnings.push(id_like_warning(name, distinct.len(), present));
     }
     Ok(Inferred::Categorical(distinct))
+}
+
+/// A column's present (not missing) values, each once.
+fn distinct_values(table: &RawTable, column: usize) -> BTreeSet<String> {
+    table
+        .column(column)
+        .filter(|cell| !is_missing(cell))
+        .map(str::to_string)
+        .collect()
 }
 
 fn id_like_warning(name: &str, distinct: usize, rows: usize) -> String {

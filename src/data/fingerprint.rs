@@ -61,8 +61,8 @@ pub fn fingerprint(
 
     let mut class_counts = BTreeMap::new();
     if let Some(target) = table.column_index(&schema.target.name) {
-        for row in &table.rows {
-            if let Some(class) = schema.target.class_index(&row[target]) {
+        for row in table.rows() {
+            if let Some(class) = schema.target.class_index(row.get(target)) {
                 *class_counts
                     .entry(schema.target.classes[class].clone())
                     .or_insert(0) += 1;
@@ -77,7 +77,7 @@ pub fn fingerprint(
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        rows: table.rows.len(),
+        rows: table.row_count(),
         columns: table.header.len(),
         class_counts,
     }

@@ -85,8 +85,8 @@ fn prepare_table_for(
         };
         let index = table.column_index(name).unwrap_or_default();
         let mut unseen: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for (row, line) in table.rows.iter().zip(&table.lines) {
-            let cell = row[index].as_str();
+        for (row, line) in table.rows().zip(&table.lines) {
+            let cell = row.get(index);
             if !is_missing(cell) && !categories.iter().any(|c| c == cell) {
                 unseen.entry(cell).or_default().push(*line);
             }
@@ -108,8 +108,8 @@ fn prepare_table_for(
     if schema.task() == super::Task::Classification {
         let index = table.column_index(target).unwrap_or_default();
         let mut unseen: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for (row, line) in table.rows.iter().zip(&table.lines) {
-            let cell = row[index].as_str();
+        for (row, line) in table.rows().zip(&table.lines) {
+            let cell = row.get(index);
             if !is_missing(cell) && schema.target.class_index(cell).is_none() {
                 unseen.entry(cell).or_default().push(*line);
             }
@@ -155,7 +155,7 @@ fn prepare_table_for(
     if split.train.is_empty() || split.valid.is_empty() {
         return Err(DataError::TooFewRows {
             path: spec.path.clone(),
-            rows: table.rows.len(),
+            rows: table.row_count(),
         });
     }
     let preprocessor = if refit_stats {
@@ -170,7 +170,7 @@ fn prepare_table_for(
     let test = match test_file {
         Some((test_table, _)) => {
             model_preprocessor.check_columns(&test_table, &[target.as_str()])?;
-            let rows: Vec<usize> = (0..test_table.rows.len()).collect();
+            let rows: Vec<usize> = (0..test_table.row_count()).collect();
             Some(encode(&test_table, &rows)?)
         }
         None if spec.test.is_some() => Some(encode(&table, &split.test)?),

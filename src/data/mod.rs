@@ -12,11 +12,12 @@ mod idx;
 mod image_transform;
 mod images;
 mod lines;
+mod parallel;
 mod preprocess;
 mod schema;
 mod split;
 
-pub use self::csv::{RawTable, load_csv, parse_csv_bytes};
+pub use self::csv::{RawTable, RowRef, load_csv, parse_csv_bytes};
 pub use columns::{BadCell, ColumnChoices};
 pub use fingerprint::{DatasetFingerprint, fingerprint, image_fingerprint};
 pub use for_model::prepare_for_model;
@@ -274,7 +275,7 @@ impl PreparedData {
                 .header
                 .iter()
                 .cloned()
-                .zip(table.rows[index].iter().cloned())
+                .zip(table.row(index).iter().map(str::to_string))
                 .collect(),
         };
         SampleRow {
@@ -304,7 +305,10 @@ pub fn prepare(spec: &DataSpec) -> Result<PreparedData, DataError> {
                 path: path.clone(),
                 source,
             })?;
-            prepare_bytes(spec, &bytes)
+            let parsed = parse_and_fingerprint(spec, &bytes)?;
+            // The file's bytes are hashed and parsed: free them before the matrices are built.
+            drop(bytes);
+            encode_parsed(spec, parsed)
         }
         DataSource::ImageFolder(dir) => prepare_images(spec, load_image_folder(&dir, &options)?),
         DataSource::Idx(file) => prepare_images(spec, load_idx(&file, &options)?),
@@ -396,6 +400,20 @@ pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, Da
 
 /// As [`prepare`], on bytes already read (the fingerprint hashes exactly these bytes).
 pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, DataError> {
+    let parsed = parse_and_fingerprint(spec, bytes)?;
+    encode_parsed(spec, parsed)
+}
+
+/// A CSV file parsed, its schema inferred and fingerprinted: all that needs the file's bytes.
+struct ParsedTable {
+    table: RawTable,
+    schema: Schema,
+    warnings: Vec<String>,
+    test_table: Option<RawTable>,
+    fingerprint: DatasetFingerprint,
+}
+
+fn parse_and_fingerprint(spec: &DataSpec, bytes: &[u8]) -> Result<ParsedTable, DataError> {
     let table = parse_csv_bytes(&spec.path, bytes)?;
     let (schema, warnings) = infer_schema(&table, spec)?;
     let test_file = match &spec.test {
@@ -415,6 +433,24 @@ pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, Data
         &schema,
         test_file.as_ref().map(|(_, bytes)| bytes.as_slice()),
     );
+    Ok(ParsedTable {
+        table,
+        schema,
+        warnings,
+        test_table: test_file.map(|(table, _)| table),
+        fingerprint,
+    })
+}
+
+/// Splits a parsed table, fits the preprocessing on its training rows and encodes every split.
+fn encode_parsed(spec: &DataSpec, parsed: ParsedTable) -> Result<PreparedData, DataError> {
+    let ParsedTable {
+        table,
+        schema,
+        warnings,
+        test_table,
+        fingerprint,
+    } = parsed;
     let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
     let split = split_indices(
         &table,
@@ -430,18 +466,18 @@ pub fn prepare_bytes(spec: &DataSpec, bytes: &[u8]) -> Result<PreparedData, Data
     if split.train.is_empty() || split.valid.is_empty() {
         return Err(DataError::TooFewRows {
             path: spec.path.clone(),
-            rows: table.rows.len(),
+            rows: table.row_count(),
         });
     }
     let mut preprocessor = Preprocessor::fit(&table, &schema, &split.train);
     preprocessor.choices = spec.columns.clone();
     let train = preprocessor.encode_rows(&table, &schema, &split.train, spec.impute_missing)?;
     let valid = preprocessor.encode_rows(&table, &schema, &split.valid, spec.impute_missing)?;
-    let test = match (&spec.test, test_file) {
-        (Some(TestSplit::File(_)), Some((test_table, _))) => {
+    let test = match (&spec.test, test_table) {
+        (Some(TestSplit::File(_)), Some(test_table)) => {
             // The target column is required here: the test rows are scored against it.
             preprocessor.check_columns(&test_table, &[schema.target.name.as_str()])?;
-            let rows: Vec<usize> = (0..test_table.rows.len()).collect();
+            let rows: Vec<usize> = (0..test_table.row_count()).collect();
             Some(preprocessor.encode_rows(&test_table, &schema, &rows, spec.impute_missing)?)
         }
         (Some(TestSplit::Fraction(_)), _) => {

@@ -248,11 +248,19 @@ pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<(Schema, Vec<St
 
     let mut features = Vec::new();
     let mut warnings = Vec::new();
-    for (index, name) in table.header.iter().enumerate() {
-        if index == target_index || spec.columns.excludes(name) {
-            continue;
-        }
-        let kind = match infer_feature(table, index, &spec.columns, &mut warnings)? {
+    let feature_columns: Vec<usize> = (0..table.header.len())
+        .filter(|&index| index != target_index && !spec.columns.excludes(&table.header[index]))
+        .collect();
+    // Each column is read on its own; the first column in the file with a problem is reported.
+    let inferred = super::parallel::map_in_parallel(&feature_columns, |&index| {
+        let mut column_warnings = Vec::new();
+        let inferred = infer_feature(table, index, &spec.columns, &mut column_warnings);
+        (inferred, column_warnings)
+    });
+    for (&index, (inferred, column_warnings)) in feature_columns.iter().zip(inferred) {
+        let name = &table.header[index];
+        warnings.extend(column_warnings);
+        let kind = match inferred? {
             Inferred::Numeric => ColumnKind::Numeric,
             Inferred::Categorical(values) if values.len() > MAX_ONE_HOT_CATEGORIES => {
                 return Err(DataError::TooManyCategories {
@@ -286,7 +294,7 @@ fn infer_target(
     task: TaskOverride,
 ) -> Result<TargetSchema, DataError> {
     let name = table.header[column].clone();
-    if let Some(row) = table.rows.iter().position(|row| is_missing(&row[column])) {
+    if let Some(row) = table.rows().position(|row| is_missing(row.get(column))) {
         return Err(DataError::MissingTarget {
             path: table.path.clone(),
             line: table.cell_line(row, column),
@@ -295,19 +303,20 @@ fn infer_target(
     }
     let mut bad = BadCells::default();
     let mut numeric_like = 0usize;
-    for (row_index, row) in table.rows.iter().enumerate() {
-        match cell_kind(&row[column]) {
+    for (row_index, row) in table.rows().enumerate() {
+        match cell_kind(row.get(column)) {
             CellKind::Number => numeric_like += 1,
             CellKind::Unusable => {
                 numeric_like += 1;
-                bad.add(table.cell_line(row_index, column), &row[column]);
+                bad.add(table.cell_line(row_index, column), row.get(column));
             }
-            CellKind::Text => bad.add(table.cell_line(row_index, column), &row[column]),
+            CellKind::Text => bad.add(table.cell_line(row_index, column), row.get(column)),
         }
     }
     let all_numeric = bad.count == 0;
     // A mostly numeric target with a few typos is not a set of class names by accident.
-    if !all_numeric && task != TaskOverride::Classification && 2 * numeric_like > table.rows.len() {
+    if !all_numeric && task != TaskOverride::Classification && 2 * numeric_like > table.row_count()
+    {
         return Err(DataError::NonNumericTarget {
             path: table.path.clone(),
             column: name,
@@ -318,10 +327,9 @@ fn infer_target(
     let integer_labels: Option<BTreeSet<i64>> = all_numeric
         .then(|| {
             table
-                .rows
-                .iter()
+                .rows()
                 .map(|row| {
-                    let value = parse_number(&row[column])?;
+                    let value = parse_number(row.get(column))?;
                     (value.fract() == 0.0).then_some(value as i64)
                 })
                 .collect()
@@ -355,8 +363,7 @@ fn infer_target(
     let (classes, numeric_labels) = match integer_labels {
         Some(labels) => (labels.iter().map(i64::to_string).collect::<Vec<_>>(), true),
         None => {
-            let labels: BTreeSet<&str> =
-                table.rows.iter().map(|row| row[column].as_str()).collect();
+            let labels: BTreeSet<&str> = table.rows().map(|row| row.get(column)).collect();
             (labels.into_iter().map(str::to_string).collect(), false)
         }
     };

@@ -30,16 +30,16 @@ pub fn split_indices(
 ) -> Result<Split, String> {
     check_fractions(valid_fraction, test_fraction)?;
     let groups: Vec<Vec<usize>> = match schema.target.task {
-        Task::Regression => vec![(0..table.rows.len()).collect()],
+        Task::Regression => vec![(0..table.row_count()).collect()],
         Task::Classification => {
             let target = table
                 .column_index(&schema.target.name)
                 .ok_or_else(|| format!("no target column '{}'", schema.target.name))?;
             let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-            for (row_index, row) in table.rows.iter().enumerate() {
+            for (row_index, row) in table.rows().enumerate() {
                 let class = schema
                     .target
-                    .class_index(&row[target])
+                    .class_index(row.get(target))
                     .unwrap_or(usize::MAX);
                 by_class.entry(class).or_default().push(row_index);
             }

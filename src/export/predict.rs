@@ -204,7 +204,7 @@ pub fn predict_csv(model: &LoadedModel, data: &Path) -> Result<PredictionReport,
     let table = load_csv(data)?;
     let preprocessor = &model.card.preprocessor;
     preprocessor.check_columns(&table, &[model.card.schema.target.name.as_str()])?;
-    let rows: Vec<usize> = (0..table.rows.len()).collect();
+    let rows: Vec<usize> = (0..table.row_count()).collect();
     let inputs = preprocessor.encode_inputs(&table, &rows, false)?;
     let predictions = model.predict_encoded(&inputs)?;
     Ok(PredictionReport {
@@ -222,7 +222,7 @@ fn score_against_target(
     predictions: &[Prediction],
 ) -> Option<TargetScore> {
     let column = table.column_index(&schema.target.name)?;
-    let actual = table.rows.iter().map(|row| row[column].trim());
+    let actual = table.rows().map(|row| row.get(column).trim());
     match schema.task() {
         Task::Classification => {
             let same = |predicted: &str, actual: &str| {
@@ -265,7 +265,7 @@ fn score_against_target(
 /// Drift: each numeric column's mean and spread in the new data against the training split's
 /// statistics stored in the card (mean shift in training standard deviations; spread ratio).
 fn drift(preprocessor: &Preprocessor, table: &crate::data::RawTable) -> Vec<DriftWarning> {
-    if table.rows.len() < DRIFT_MIN_ROWS {
+    if table.row_count() < DRIFT_MIN_ROWS {
         return Vec::new();
     }
     let mut warnings = Vec::new();
@@ -277,9 +277,8 @@ fn drift(preprocessor: &Preprocessor, table: &crate::data::RawTable) -> Vec<Drif
             continue;
         };
         let values: Vec<f64> = table
-            .rows
-            .iter()
-            .filter_map(|row| row[index].parse::<f64>().ok().filter(|v| v.is_finite()))
+            .rows()
+            .filter_map(|row| row.get(index).parse::<f64>().ok().filter(|v| v.is_finite()))
             .collect();
         if values.len() < DRIFT_MIN_ROWS {
             continue;

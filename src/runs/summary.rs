@@ -244,4 +244,3 @@ mod tests {
         assert!(accuracy.last.is_nan());
     }
 }
-

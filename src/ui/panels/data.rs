@@ -574,8 +574,8 @@ pub fn data_preview_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     ui.label(format!(
         "{} — first {} of {} rows",
         prepared.fingerprint.file_name,
-        PREVIEW_ROWS.min(table.rows.len()),
-        table.rows.len()
+        PREVIEW_ROWS.min(table.row_count()),
+        table.row_count()
     ));
     egui::ScrollArea::horizontal().show(ui, |ui| {
         TableBuilder::new(ui)
@@ -595,9 +595,9 @@ pub fn data_preview_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 }
             })
             .body(|body| {
-                body.rows(18.0, PREVIEW_ROWS.min(table.rows.len()), |mut row| {
+                body.rows(18.0, PREVIEW_ROWS.min(table.row_count()), |mut row| {
                     let index = row.index();
-                    for cell in &table.rows[index] {
+                    for cell in table.row(index).iter() {
                         row.col(|ui| {
                             ui.label(cell);
                         });
