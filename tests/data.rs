@@ -126,6 +126,58 @@ fn the_fitted_statistics_are_those_of_the_training_rows_in_any_order() {
 }
 
 #[test]
+fn large_tables_encode_on_several_threads_to_the_same_matrix_and_the_same_errors() {
+    let mut text = String::from("a,b,label\n");
+    for row in 0..30_000u32 {
+        text.push_str(&format!(
+            "{},{},{}\n",
+            row % 101,
+            (row * 7) % 13,
+            ["x", "y"][(row % 2) as usize]
+        ));
+    }
+    let data = load(text.as_bytes()).expect("loads");
+    let kiln::data::LoadedData::Table(table) = &data.loaded else {
+        panic!("a table");
+    };
+    let rows: Vec<usize> = (0..table.row_count()).collect();
+    let whole = data
+        .preprocessor
+        .encode_inputs(table, &rows, false)
+        .unwrap();
+    // Pieces below the parallel threshold are encoded on one thread.
+    let in_pieces: Vec<f32> = rows
+        .chunks(1000)
+        .flat_map(|piece| {
+            data.preprocessor
+                .encode_inputs(table, piece, false)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(whole, in_pieces);
+
+    // A bad cell deep in a large file is named by its line, as in a small one.
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let cells = lines[29_001].split_once(',').unwrap().1.to_string();
+    lines[29_001] = format!("oops,{cells}");
+    let bad_text = lines.join("\n") + "\n";
+    // At loading, the schema names it; encoding a new file (predicting) must name it too.
+    let message = message(bad_text.as_bytes());
+    assert!(
+        message.contains("oops") && message.contains("29002"),
+        "{message}"
+    );
+    let bad_table =
+        kiln::data::parse_csv_bytes(std::path::Path::new("new.csv"), bad_text.as_bytes()).unwrap();
+    let error = data
+        .preprocessor
+        .encode_inputs(&bad_table, &rows, false)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("oops") && error.contains("29002"), "{error}");
+}
+
+#[test]
 fn split_and_fingerprint_are_deterministic_and_seeded() {
     let spec = DataSpec::new(sample("iris.csv"));
     let a = prepare(&spec).unwrap();

@@ -97,6 +97,9 @@ impl EncodedMatrix {
     }
 }
 
+/// Below this many rows, encoding on one thread costs less than starting more.
+const PARALLEL_ENCODE_MIN_ROWS: usize = 20_000;
+
 fn mean_std(values: &[f64]) -> (f64, f64) {
     if values.is_empty() {
         return (0.0, 1.0);
@@ -262,6 +265,31 @@ impl Preprocessor {
     /// column's non-numbers are treated as missing); non-numbers in a numeric column are an
     /// error naming the first few and counting them.
     pub fn encode_inputs(
+        &self,
+        table: &RawTable,
+        rows: &[usize],
+        impute: bool,
+    ) -> Result<Vec<f32>, DataError> {
+        if rows.len() < PARALLEL_ENCODE_MIN_ROWS {
+            return self.encode_inputs_in_order(table, rows, impute);
+        }
+        let chunks: Vec<&[usize]> = rows.chunks(PARALLEL_ENCODE_MIN_ROWS / 2).collect();
+        let encoded = super::parallel::map_in_parallel(&chunks, |chunk| {
+            self.encode_inputs_in_order(table, chunk, impute)
+        });
+        if encoded.iter().any(Result::is_err) {
+            // Bad cells are rare: the whole pass again, in order, names them exactly as always
+            // (the first line, every count) rather than merging each chunk's partial report.
+            return self.encode_inputs_in_order(table, rows, impute);
+        }
+        let mut inputs = Vec::with_capacity(rows.len() * self.output_width());
+        for chunk in encoded.into_iter().flatten() {
+            inputs.extend_from_slice(&chunk);
+        }
+        Ok(inputs)
+    }
+
+    fn encode_inputs_in_order(
         &self,
         table: &RawTable,
         rows: &[usize],
