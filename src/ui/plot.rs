@@ -213,9 +213,9 @@ pub fn curves_ui(
     let plot = Plot::new("kiln_curves")
         .x_axis_label(x_axis.label())
         .y_axis_label(y_label)
-        .y_axis_formatter(move |mark, _range| {
+        .y_axis_formatter(move |mark, range| {
             if log_y {
-                format_log_tick(mark.value)
+                format_log_tick(mark.value, *range.end() - *range.start())
             } else {
                 format!("{:.4}", mark.value)
                     .trim_end_matches('0')
@@ -530,15 +530,42 @@ fn line_sample(ui: &mut egui::Ui, look: SplitLook) {
     }
 }
 
-fn format_log_tick(exponent: f64) -> String {
-    let value = 10f64.powf(exponent);
-    if (exponent - exponent.round()).abs() < 1e-9 {
-        if (-3.0..=3.0).contains(&exponent) {
-            format!("{}", value)
-        } else {
-            format!("1e{}", exponent.round() as i64)
-        }
+/// A tick of the log-scaled axis (the plot works in exponents). Over a span where it fits,
+/// only 1, 2 and 5 times a power of ten are labelled: the grid's marks fall at steps of the
+/// exponent (10^0.1 = 1.26, …), whose labels would crowd and overlap in a short plot.
+fn format_log_tick(exponent: f64, visible_exponents: f64) -> String {
+    let decade = exponent.floor();
+    let mantissa = 10f64.powf(exponent - decade);
+    let nice = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .find(|nice| (mantissa / nice - 1.0).abs() < 0.01);
+    let value = match nice {
+        Some(nice) => nice * 10f64.powf(decade),
+        // Between 1, 2 and 5 there is always one of them within 0.4 of an exponent.
+        None if visible_exponents >= 0.4 => return String::new(),
+        None => 10f64.powf(exponent),
+    };
+    if nice.is_some() && !(1e-3..1e4).contains(&value) {
+        format!("{:.0e}", value)
     } else {
-        format!("{value:.3}")
+        format!("{:.3}", value)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod log_tick_tests {
+    use super::format_log_tick;
+
+    #[test]
+    fn wide_log_axes_label_one_two_five_and_short_ones_every_mark() {
+        let labels: Vec<String> = [-2.0, -1.9, -1.699, -1.5, -1.3, -1.0, 0.0, 2.0, 5.0, -6.0]
+            .iter()
+            .map(|&exponent| format_log_tick(exponent, 3.0))
+            .collect();
+        assert_eq!(labels, ["0.01", "", "0.02", "", "0.05", "0.1", "1", "100", "1e5", "1e-6"]);
+        assert_eq!(format_log_tick(-1.45, 0.2), "0.035");
     }
 }
