@@ -89,13 +89,14 @@ impl KilnApp {
                 None => self.error(format!("Run {run} is no longer in the store")),
             },
             Command::Delete { run } => {
+                let name = self.identity_name(&run);
                 let result = RunStore::open(&self.cache.runs_dir).and_then(|store| {
                     let dir = store.find(&run)?;
                     store.delete(&dir)
                 });
                 match result {
                     Ok(()) => {
-                        self.info(format!("Deleted {run}"));
+                        self.info(format!("Deleted '{name}'"));
                         self.settings.selected_runs.retain(|id| *id != run);
                         if self
                             .selected_checkpoint

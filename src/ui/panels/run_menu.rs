@@ -8,7 +8,8 @@ use crate::ui::app::Command;
 #[derive(Default)]
 pub struct RunDialogs {
     rename: Option<RenameDialog>,
-    pub(super) confirm_delete: Option<String>,
+    /// The run to delete once confirmed, and the name to call it by.
+    pub(super) confirm_delete: Option<(String, String)>,
     continue_dialog: Option<ContinueDialog>,
 }
 
@@ -133,7 +134,7 @@ impl RunDialogs {
                 .on_disabled_hover_text("Stop the run first")
                 .clicked()
             {
-                self.confirm_delete = Some(id.clone());
+                self.confirm_delete = Some((id.clone(), run.name.clone()));
                 ui.close();
             }
         });
@@ -195,15 +196,16 @@ impl RunDialogs {
     }
 
     fn delete_modal(&mut self, ctx: &egui::Context, commands: &mut Vec<Command>) {
-        let Some(id) = self.confirm_delete.clone() else {
+        let Some((id, name)) = self.confirm_delete.clone() else {
             return;
         };
         let mut decision = None;
         let modal = egui::Modal::new(egui::Id::unique("delete_run")).show(ctx, |ui| {
             ui.heading("Delete run?");
             ui.label(format!(
-                "Delete {id} with all its checkpoints and metrics? This cannot be undone."
-            ));
+                "Delete '{name}' with all its checkpoints and metrics? This cannot be undone."
+            ))
+            .on_hover_text(format!("Run folder {id}"));
             ui.horizontal(|ui| {
                 if ui.button("Delete").clicked() {
                     decision = Some(true);

@@ -246,7 +246,7 @@ impl RunsPanel {
                 ui.colored_label(ui.visuals().error_fg_color, format!("{id}: broken"))
                     .on_hover_text(error);
                 if ui.small_button("Delete…").clicked() {
-                    self.dialogs.confirm_delete = Some(id.clone());
+                    self.dialogs.confirm_delete = Some((id.clone(), id.clone()));
                 }
             });
         }
