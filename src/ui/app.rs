@@ -82,6 +82,8 @@ pub struct KilnApp {
     /// The Train/Stop block's height in the last frame.
     train_controls_height: f32,
     auto_selected: bool,
+    /// Whether a run list has arrived since launch (the first may prune remembered runs).
+    listed_once: bool,
     first_frame_shown: bool,
 }
 
@@ -128,6 +130,7 @@ impl KilnApp {
             last_plot: PlotOutcome::default(),
             train_controls_height: 0.0,
             auto_selected: false,
+            listed_once: false,
             first_frame_shown: false,
             settings,
         };
@@ -450,7 +453,10 @@ impl KilnApp {
         // from another store; a run that just started may not be listed yet and stays.
         let live = self.training.as_ref().and_then(|t| t.run_id.as_deref());
         let known: std::collections::HashSet<&str> = known.into_iter().collect();
-        let first_listing = !self.auto_selected;
+        // Only the launch's listing may drop runs whose folders exist: remembered from another
+        // store. Later, a run that just started (a sweep's trials start together) stays even
+        // before a listing includes it — also when the store was empty at launch.
+        let first_listing = !std::mem::replace(&mut self.listed_once, true);
         let runs_dir = self.cache.runs_dir.clone();
         self.settings.selected_runs.retain(|id| {
             known.contains(id.as_str())

@@ -565,7 +565,12 @@ mod log_tick_tests {
             .iter()
             .map(|&exponent| format_log_tick(exponent, 3.0))
             .collect();
-        assert_eq!(labels, ["0.01", "", "0.02", "", "0.05", "0.1", "1", "100", "1e5", "1e-6"]);
+        assert_eq!(
+            labels,
+            [
+                "0.01", "", "0.02", "", "0.05", "0.1", "1", "100", "1e5", "1e-6"
+            ]
+        );
         assert_eq!(format_log_tick(-1.45, 0.2), "0.035");
     }
 }
