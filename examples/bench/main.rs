@@ -8,11 +8,13 @@
 //!     cargo run --release --example bench -- --only sweeps  # just the sweep section
 //!     cargo run --release --example bench -- --only table   # the run table at scale
 //!     cargo run --release --example bench -- --only loading # a 100 MB CSV against pandas/polars
+//!     cargo run --release --example bench -- --only cnn-ops # the CNN's ops, forward and backward
 //!
 //! PyTorch is measured when `KILN_TORCH_PYTHON` names a Python with torch installed.
 
 mod cnn;
 mod loading;
+mod ops;
 mod sweeps;
 mod table;
 
@@ -72,7 +74,12 @@ fn main() -> anyhow::Result<()> {
                 loading::rows(work.path(), options.quick)?,
                 loading::EXPLANATION,
             ),
-            other => anyhow::bail!("unknown section '{other}': sweeps, table or loading"),
+            "cnn-ops" => (
+                "Where a CNN training step spends its time (CPU)",
+                ops::rows(options.quick)?,
+                ops::EXPLANATION,
+            ),
+            other => anyhow::bail!("unknown section '{other}': sweeps, table, loading or cnn-ops"),
         };
         let table = render(&rows);
         println!("{table}");

@@ -1,0 +1,320 @@
+//! Where a CNN training step spends its time on the CPU: each layer of Kiln's default CNN
+//! (and of the 32×32 RGB one), forward and forward + backward, at batch 32, 128 and 256, on
+//! burn's flex backend.
+//!
+//!     cargo run --release --example bench -- --only cnn-ops   # writes its section of BENCHMARKS.md
+
+use std::time::Instant;
+
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use kiln::data::ImageShape;
+use kiln::model::{Cnn, CnnConfig, ConvBlock};
+
+use super::{Row, median, row};
+
+pub const EXPLANATION: &str = "Each op runs on random tensors of the shape it sees inside the network, \
+    on burn's flex backend with autodiff (as in training); the figure is the median of repeated calls after a warm-up, \
+    in milliseconds per call, synchronised by reading a value back. Forward + backward includes the forward. \
+    Intermediate ops also compute their input's gradient (as in the network); the first conv does not. \
+    The dense row is the head (flatten → 64 → ReLU → 10), the step row a whole training step of the model with Adam \
+    (dropout on, as in training); \"% of a step\" is the op's forward + backward against that whole step (which also holds Adam's update and the reshapes between layers). \
+    The reshape + max row is a max-pool Kiln could build itself: faster forward, much slower backward, so not used. \
+    PyTorch's per-op times are not here: its CPU wheel could not be installed on this machine (only the CUDA build, without its libraries).";
+
+struct Setup {
+    label: &'static str,
+    shape: ImageShape,
+    channels: [usize; 2],
+}
+
+const SETUPS: [Setup; 2] = [
+    Setup {
+        label: "1×8×8 (digits)",
+        shape: ImageShape {
+            channels: 1,
+            height: 8,
+            width: 8,
+        },
+        channels: [16, 32],
+    },
+    Setup {
+        label: "3×32×32",
+        shape: ImageShape {
+            channels: 3,
+            height: 32,
+            width: 32,
+        },
+        channels: [32, 64],
+    },
+];
+const BATCHES: [usize; 3] = [32, 128, 256];
+const CLASSES: usize = 10;
+
+/// Median milliseconds of `work`, after one warm-up call.
+fn time_ms(repeats: usize, mut work: impl FnMut()) -> f64 {
+    work();
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        work();
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    median(times)
+}
+
+fn sync<const D: usize>(tensor: Tensor<D>) {
+    let _ = tensor.sum().into_scalar::<f32>();
+}
+
+fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// (forward ms, forward + backward ms) of `op` on an input of `shape`; the input's gradient is
+/// computed when `input_grad`.
+fn profile<const D: usize, const E: usize>(
+    device: &Device,
+    shape: [usize; D],
+    input_grad: bool,
+    repeats: usize,
+    op: impl Fn(Tensor<D>) -> Tensor<E>,
+    parameter: Option<&dyn Fn() -> Tensor<1>>,
+) -> (f64, f64) {
+    let input = random(shape, device);
+    let input = if input_grad {
+        input.require_grad()
+    } else {
+        input
+    };
+    let forward = time_ms(repeats, || sync(op(input.clone())));
+    let both = time_ms(repeats, || {
+        let grads = op(input.clone()).sum().backward();
+        if input_grad {
+            if let Some(grad) = input.grad(&grads) {
+                sync(grad);
+            }
+        } else if let Some(parameter) = parameter
+            && let Some(grad) = parameter().grad(&grads)
+        {
+            sync(grad);
+        }
+    });
+    (forward, both)
+}
+
+struct OpTimes {
+    op: String,
+    shape: String,
+    forward: f64,
+    both: f64,
+}
+
+fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
+    let device = Device::flex().autodiff();
+    let ImageShape {
+        channels,
+        height,
+        width,
+    } = setup.shape;
+    let [c1, c2] = setup.channels;
+    let mut out = Vec::new();
+    let mut push = |op: &str, shape: String, (forward, both): (f64, f64)| {
+        out.push(OpTimes {
+            op: op.to_string(),
+            shape,
+            forward,
+            both,
+        })
+    };
+    let conv = |cin: usize, cout: usize| {
+        Conv2dConfig::new([cin, cout], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device)
+    };
+    let conv1 = conv(channels, c1);
+    let weight1 = || conv1.weight.val().flatten::<1>(0, 3);
+    push(
+        "conv 3×3",
+        format!("{channels}→{c1}, {height}×{width}"),
+        profile(
+            &device,
+            [batch, channels, height, width],
+            false,
+            repeats,
+            |x| conv1.forward(x),
+            Some(&weight1),
+        ),
+    );
+    let norm1 = BatchNormConfig::new(c1).init(&device);
+    let first = [batch, c1, height, width];
+    push(
+        "batch-norm (training)",
+        format!("{c1}×{height}×{width}"),
+        profile(&device, first, true, repeats, |x| norm1.forward(x), None),
+    );
+    push(
+        "ReLU",
+        format!("{c1}×{height}×{width}"),
+        profile(&device, first, true, repeats, relu, None),
+    );
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    push(
+        "max-pool 2×2",
+        format!("{c1}×{height}×{width}"),
+        profile(&device, first, true, repeats, |x| pool.forward(x), None),
+    );
+    push(
+        "max-pool 2×2 as reshape + max",
+        format!("{c1}×{height}×{width}"),
+        profile(&device, first, true, repeats, pool_by_reshape, None),
+    );
+    let (h2, w2) = (height / 2, width / 2);
+    let conv2 = conv(c1, c2);
+    push(
+        "conv 3×3",
+        format!("{c1}→{c2}, {h2}×{w2}"),
+        profile(
+            &device,
+            [batch, c1, h2, w2],
+            true,
+            repeats,
+            |x| conv2.forward(x),
+            None,
+        ),
+    );
+    let norm2 = BatchNormConfig::new(c2).init(&device);
+    let second = [batch, c2, h2, w2];
+    push(
+        "batch-norm (training)",
+        format!("{c2}×{h2}×{w2}"),
+        profile(&device, second, true, repeats, |x| norm2.forward(x), None),
+    );
+    push(
+        "ReLU",
+        format!("{c2}×{h2}×{w2}"),
+        profile(&device, second, true, repeats, relu, None),
+    );
+    push(
+        "max-pool 2×2",
+        format!("{c2}×{h2}×{w2}"),
+        profile(&device, second, true, repeats, |x| pool.forward(x), None),
+    );
+    let flat = c2 * (height / 4) * (width / 4);
+    let dense1 = LinearConfig::new(flat, 64).init(&device);
+    let dense2 = LinearConfig::new(64, CLASSES).init(&device);
+    push(
+        "dense head",
+        format!("{flat}→64→{CLASSES}"),
+        profile(
+            &device,
+            [batch, flat],
+            true,
+            repeats,
+            |x| dense2.forward(relu(dense1.forward(x))),
+            None,
+        ),
+    );
+    let loss = CrossEntropyLossConfig::new().init(&device);
+    let labels: Vec<i64> = (0..batch).map(|i| (i % CLASSES) as i64).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
+    push(
+        "cross-entropy",
+        format!("{batch}×{CLASSES}"),
+        profile(
+            &device,
+            [batch, CLASSES],
+            true,
+            repeats,
+            |x| loss.forward(x, targets.clone()).reshape([1]),
+            None,
+        ),
+    );
+    push(
+        "training step (model + Adam)",
+        "whole network".to_string(),
+        step_ms(setup, batch, repeats, &device),
+    );
+    out
+}
+
+/// (forward ms, full step ms) of the whole model: forward, backward and Adam's update.
+fn step_ms(setup: &Setup, batch: usize, repeats: usize, device: &Device) -> (f64, f64) {
+    let config = CnnConfig {
+        blocks: setup
+            .channels
+            .iter()
+            .map(|&channels| ConvBlock {
+                channels,
+                kernel_size: 3,
+                pool: true,
+            })
+            .collect(),
+        ..CnnConfig::default()
+    };
+    let shape = setup.shape;
+    let width = shape.channels * shape.height * shape.width;
+    // In an Option so that Adam can take the model by value and hand it back.
+    let mut model = Some(Cnn::new(&config, shape, CLASSES, device));
+    let mut optimizer = AdamConfig::new().init();
+    let loss = CrossEntropyLossConfig::new().init(device);
+    let inputs = random([batch, width], device);
+    let labels: Vec<i64> = (0..batch).map(|i| (i % CLASSES) as i64).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), device);
+    let forward = time_ms(repeats, || {
+        if let Some(model) = &model {
+            sync(model.forward(inputs.clone(), true));
+        }
+    });
+    let step = time_ms(repeats, || {
+        let Some(current) = model.take() else {
+            return;
+        };
+        let value = loss.forward(current.forward(inputs.clone(), true), targets.clone());
+        let grads = GradientsParams::from_grads(value.backward(), &current);
+        model = Some(optimizer.step(0.001, current, grads));
+        sync(value.inner());
+    });
+    (forward, step)
+}
+
+pub fn rows(quick: bool) -> anyhow::Result<Vec<Row>> {
+    let repeats = if quick { 3 } else { 15 };
+    let mut rows = Vec::new();
+    for setup in &SETUPS {
+        for batch in BATCHES {
+            if quick && batch > 32 {
+                continue;
+            }
+            let ops = profile_setup(setup, batch, repeats);
+            let step = ops.last().map_or(f64::NAN, |step| step.both);
+            for times in ops {
+                rows.push(row(
+                    "cnn ops",
+                    format!(
+                        "{}, batch {batch}: {} ({})",
+                        setup.label, times.op, times.shape
+                    ),
+                    format!("{:.3} / {:.3} ms", times.forward, times.both),
+                    format!("{:.0} % of a step", 100.0 * times.both / step),
+                ));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// 2×2 max-pooling as a reshape and two reductions (even sides).
+fn pool_by_reshape(x: Tensor<4>) -> Tensor<4> {
+    let [batch, channels, height, width] = x.dims();
+    let pairs: Tensor<6> = x.reshape([batch, channels, height / 2, 2, width / 2, 2]);
+    pairs
+        .max_dim(5)
+        .max_dim(3)
+        .reshape([batch, channels, height / 2, width / 2])
+}
