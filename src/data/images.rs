@@ -291,20 +291,29 @@ pub fn load_image_folder(root: &Path, options: &ImageOptions) -> Result<ImageSet
     let mut manifest = Sha256::new();
     let mut decoded: Vec<(ImageItem, DynamicImage)> = Vec::new();
     let mut bad: Vec<(PathBuf, String)> = Vec::new();
-    for (label, (_, files)) in folders.iter().enumerate() {
-        for file in files {
-            let bytes = std::fs::read(file).map_err(|source| DataError::Io {
-                path: file.clone(),
-                source,
-            })?;
-            let name = relative_name(root, file);
-            manifest.update(name.as_bytes());
-            manifest.update([0]);
-            manifest.update(Sha256::digest(&bytes));
-            match decode(&bytes) {
-                Ok(image) => decoded.push((ImageItem { name, label }, image)),
-                Err(reason) => bad.push((file.clone(), reason)),
-            }
+    let files: Vec<(usize, &PathBuf)> = folders
+        .iter()
+        .enumerate()
+        .flat_map(|(label, (_, files))| files.iter().map(move |file| (label, file)))
+        .collect();
+    // Reading, hashing and decoding on every core; the results come back in the folders'
+    // order, so the manifest (the fingerprint) and the images' order do not depend on it.
+    let read = super::parallel::map_in_parallel(&files, |&(_, file)| {
+        let bytes = std::fs::read(file).map_err(|source| DataError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        Ok((Sha256::digest(&bytes), decode(&bytes)))
+    });
+    for (&(label, file), result) in files.iter().zip(read) {
+        let (digest, image) = result?;
+        let name = relative_name(root, file);
+        manifest.update(name.as_bytes());
+        manifest.update([0]);
+        manifest.update(digest);
+        match image {
+            Ok(image) => decoded.push((ImageItem { name, label }, image)),
+            Err(reason) => bad.push((file.clone(), reason)),
         }
     }
     let skipped = check_bad_files(bad, options.skip_bad_files)?;
@@ -324,11 +333,12 @@ pub fn load_image_folder(root: &Path, options: &ImageOptions) -> Result<ImageSet
     }
     let shape = common_shape(root, &decoded, options)?;
     let mut pixels = Vec::with_capacity(decoded.len() * shape.pixels());
-    let mut items = Vec::with_capacity(decoded.len());
-    for (item, image) in decoded {
-        pixels.extend(to_pixels(&image, shape));
-        items.push(item);
+    for image_pixels in
+        super::parallel::map_in_parallel(&decoded, |(_, image)| to_pixels(image, shape))
+    {
+        pixels.extend(image_pixels);
     }
+    let items: Vec<ImageItem> = decoded.into_iter().map(|(item, _)| item).collect();
     Ok(ImageSet {
         root: root.to_path_buf(),
         shape,
