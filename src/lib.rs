@@ -1,12 +1,14 @@
 //! Kiln: load a dataset, train a small model with Burn, keep and compare runs, export models.
 //!
 //! Layers, each using only the ones above it in this list:
-//! [`data`] → [`model`] → [`train`] (engine) ↔ [`runs`] (store) → [`sweep`] → [`export`];
+//! [`data`] → [`model`] → [`train`] (engine) ↔ [`runs`] (store) → [`sweep`] → [`cluster`]
+//! (compute targets) → [`export`];
 //! [`analysis`] looks at many runs at once (columns, filters, seed groups, importance);
 //! the CLI ([`cli`]) and the desktop app ([`ui`]) are thin shells over them.
 
 pub mod analysis;
 pub mod cli;
+pub mod cluster;
 pub mod data;
 pub mod export;
 pub mod model;

@@ -102,7 +102,8 @@ impl TrialStatus {
 
     pub fn from_run(status: RunStatus) -> Self {
         match status {
-            RunStatus::Running => TrialStatus::Running,
+            // Queued on a compute target: under way, as far as the sweep is concerned.
+            RunStatus::Running | RunStatus::Pending => TrialStatus::Running,
             RunStatus::Completed => TrialStatus::Completed,
             RunStatus::EarlyStopped => TrialStatus::EarlyStopped,
             RunStatus::Pruned => TrialStatus::Pruned,
