@@ -101,6 +101,13 @@ pub struct TrainArgs {
     /// as missing: they are filled with the training mean, here and in `predict`.
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     pub as_missing: Vec<String>,
+    /// Train on this compute target (a name from the targets file, see `kiln targets list`)
+    /// instead of this machine; the run is mirrored into the local store as it trains.
+    #[arg(long, value_name = "TARGET")]
+    pub on: Option<String>,
+    /// With --on: return once the job is submitted instead of following it.
+    #[arg(long, requires = "on")]
+    pub detach: bool,
     #[command(flatten)]
     pub images: ImageArgs,
 }
