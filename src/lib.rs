@@ -4,7 +4,8 @@
 //! [`data`] → [`model`] → [`train`] (engine) ↔ [`runs`] (store) → [`sweep`] → [`cluster`]
 //! (compute targets) → [`export`];
 //! [`analysis`] looks at many runs at once (columns, filters, seed groups, importance);
-//! the CLI ([`cli`]) and the desktop app ([`ui`]) are thin shells over them.
+//! the CLI ([`cli`]) and the desktop app (`ui`, the `gui` feature, on by default) are thin
+//! shells over them.
 
 pub mod analysis;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod runs;
 pub mod sweep;
 pub mod train;
+#[cfg(feature = "gui")]
 pub mod ui;
 
 /// The burn version Kiln is built against (recorded in runs and model cards).
