@@ -108,6 +108,13 @@ pub struct TrainArgs {
     /// With --on: return once the job is submitted instead of following it.
     #[arg(long, requires = "on")]
     pub detach: bool,
+    /// With --on: N runs of these settings with seeds SEED, SEED+1, …, submitted as one Slurm
+    /// job array (N jobs on an ssh target).
+    #[arg(long, requires = "on", value_name = "N")]
+    pub repeat: Option<usize>,
+    /// With --repeat: at most K of the runs train at once (the array's `%K`; default all).
+    #[arg(long, requires = "repeat", value_name = "K")]
+    pub concurrency: Option<usize>,
     #[command(flatten)]
     pub images: ImageArgs,
 }

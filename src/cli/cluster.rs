@@ -80,24 +80,58 @@ pub(super) fn train_on(
     if target.kind == TargetKind::Local {
         bail!("target '{target_name}' is this machine: leave out --on");
     }
-    let request = train_request(args, runs_dir)?;
-    let planned = crate::train::plan(request)?;
-    let submitted = submit_runs(&target, runs_dir, &[planned], 1, &mut |line| {
+    let repeat = args.repeat.unwrap_or(1);
+    if !(1..=MAX_REPEAT).contains(&repeat) {
+        bail!("--repeat must be between 1 and {MAX_REPEAT}");
+    }
+    let concurrency = args.concurrency.unwrap_or(repeat);
+    if concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let mut planned = Vec::with_capacity(repeat);
+    for i in 0..repeat {
+        let mut request = train_request(args, runs_dir)?;
+        request.train.seed = request.train.seed.wrapping_add(i as u64);
+        planned.push(crate::train::plan(request)?);
+    }
+    let submitted = submit_runs(&target, runs_dir, &planned, concurrency, &mut |line| {
         eprintln!("{line}")
     })?;
-    let Some(run) = submitted.first() else {
+    if submitted.is_empty() {
         bail!("nothing was submitted");
-    };
-    println!("{}", run.run_id);
+    }
+    for run in &submitted {
+        println!("{}", run.run_id);
+    }
     if args.detach {
-        eprintln!(
-            "follow it with: kiln follow {}    stop it with: kiln stop {}",
-            run.run_id, run.run_id
-        );
+        let first = &submitted[0].run_id;
+        eprintln!("follow it with: kiln follow {first}    stop it with: kiln stop {first}");
         return Ok(());
     }
-    follow_remote(runs_dir, &run.run_id, &file)
+    // Several runs: followed one after another (each is mirrored whole when its turn comes).
+    let mut failed = Vec::new();
+    for run in &submitted {
+        if submitted.len() > 1 {
+            eprintln!("following {} ({})", run.name, run.run_id);
+        }
+        if let Err(error) = follow_remote(runs_dir, &run.run_id, &file) {
+            eprintln!("error: {error:#}");
+            failed.push(run.run_id.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs did not complete: {}",
+            failed.len(),
+            submitted.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
 }
+
+/// Runs one `--repeat` may send at once.
+const MAX_REPEAT: usize = 1000;
 
 /// `kiln follow RUN`: streams a run on a target until it ends. Ctrl-C stops following only.
 pub(super) fn follow_remote(runs_dir: &Path, run: &str, targets: &TargetsFile) -> Result<()> {
@@ -218,7 +252,10 @@ pub(super) fn stop(runs_dir: &Path, run: &str, targets_file: &Path) -> Result<()
     match dir.busy() {
         Some(holder) if holder.host == crate::runs::lock::this_host() => {
             terminate(holder.pid)?;
-            eprintln!("asked process {} to stop; the run stays resumable", holder.pid);
+            eprintln!(
+                "asked process {} to stop; the run stays resumable",
+                holder.pid
+            );
             println!("{}", dir.id);
             Ok(())
         }
@@ -247,7 +284,12 @@ fn terminate(pid: u32) -> Result<()> {
 }
 
 /// `kiln resume RUN` for a run on a target: a new job continues it from its last checkpoint.
-pub(super) fn resume_remote(runs_dir: &Path, run: &str, targets_file: &Path, detach: bool) -> Result<()> {
+pub(super) fn resume_remote(
+    runs_dir: &Path,
+    run: &str,
+    targets_file: &Path,
+    detach: bool,
+) -> Result<()> {
     let targets = TargetsFile::read(targets_file)?;
     let submitted = crate::cluster::resubmit(runs_dir, run, &targets)?;
     eprintln!("{} resubmitted as job {}", submitted.name, submitted.job);
@@ -260,7 +302,8 @@ pub(super) fn resume_remote(runs_dir: &Path, run: &str, targets_file: &Path, det
 
 /// Whether `run` is mirrored from a target.
 pub(super) fn is_remote(runs_dir: &Path, run: &str) -> bool {
-    let query = crate::runs::CheckpointSelector::parse(run).map_or_else(|_| run.to_string(), |(q, _)| q);
+    let query =
+        crate::runs::CheckpointSelector::parse(run).map_or_else(|_| run.to_string(), |(q, _)| q);
     RunStore::open(runs_dir)
         .and_then(|store| store.find(&query))
         .and_then(|dir| dir.read_record())
@@ -275,7 +318,11 @@ pub(super) fn devices() {
             "wgpu: {} ({}){}",
             adapter.name,
             adapter.backend,
-            if adapter.software { ", software: auto does not use it" } else { "" }
+            if adapter.software {
+                ", software: auto does not use it"
+            } else {
+                ""
+            }
         );
     }
     println!("cpu:  burn flex, always available");

@@ -185,7 +185,9 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             if cluster::is_remote(&runs_dir, &run) {
                 if epochs.is_some() || device.is_some() || lr.is_some() {
-                    bail!("a run on a compute target resumes as it was: leave out --epochs, --device and --lr");
+                    bail!(
+                        "a run on a compute target resumes as it was: leave out --epochs, --device and --lr"
+                    );
                 }
                 return cluster::resume_remote(&runs_dir, &run, &targets_file, detach);
             }

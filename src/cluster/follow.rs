@@ -215,10 +215,10 @@ impl Follower {
                 self.seen.record = files.record.clone();
             }
         }
-        if !points.is_empty() {
-            events.push(FollowEvent::Points(points));
-        }
         let Some(local) = self.last_written.clone() else {
+            if !points.is_empty() {
+                events.push(FollowEvent::Points(points));
+            }
             return Ok(events);
         };
         let mut merged = mirror_record(&local, self.remote_record.as_ref(), &job);
@@ -239,12 +239,21 @@ impl Follower {
             local.status != merged.status || local.status_message != merged.status_message;
         if Some(&merged) != self.last_written.as_ref() {
             self.dir.write_record(&merged)?;
-            if changed_status {
-                events.push(FollowEvent::Status {
-                    status: merged.status,
-                    message: merged.status_message.clone(),
-                });
-            }
+        }
+        // A run that starts says so before its first epochs; one that ends, after its last.
+        let status_event = changed_status.then(|| FollowEvent::Status {
+            status: merged.status,
+            message: merged.status_message.clone(),
+        });
+        let live = matches!(merged.status, RunStatus::Running | RunStatus::Pending);
+        if live {
+            events.extend(status_event.clone());
+        }
+        if !points.is_empty() {
+            events.push(FollowEvent::Points(points));
+        }
+        if !live {
+            events.extend(status_event);
         }
         if let Some(link) = &merged.remote {
             self.link = link.clone();

@@ -1,0 +1,486 @@
+//! Training on a compute target, end to end with real processes: a private single-node Slurm
+//! (munged, slurmctld, slurmd) and an sshd on a loopback port, started for each test and
+//! stopped after it (tests/common/cluster.rs). `kiln` reaches the cluster's login host through
+//! the system ssh client and submits with sbatch there, exactly as on a real cluster.
+//!
+//! Skipped, with the reason printed, only where Slurm, munge or OpenSSH are not installed
+//! (.ci/run installs them).
+
+mod common;
+#[path = "common/cluster.rs"]
+mod fixture;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{sample, text};
+use fixture::Cluster;
+
+/// Starts the test cluster, or `None` (printing why) where the programs are missing.
+macro_rules! cluster_or_skip {
+    () => {{
+        if let Some(reason) = fixture::missing_programs() {
+            eprintln!("{reason}");
+            return;
+        }
+        Cluster::start()
+    }};
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
+}
+
+/// `kiln follow RUN` in the background; its stderr lines go to the returned receiver.
+fn follow(cluster: &Cluster, run: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cluster
+        .kiln_command(&["follow", run])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln follow starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, receive)
+}
+
+/// Reads lines from a follower until one satisfies `until` (returning every line read).
+fn read_until(
+    lines: &std::sync::mpsc::Receiver<String>,
+    limit: Duration,
+    mut until: impl FnMut(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let done = until(&line);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("the follower did not say what was expected; it said {seen:#?}"),
+        }
+    }
+}
+
+/// The epoch number at the start of a follower's `epoch N …` line.
+fn epoch_of(line: &str) -> Option<u64> {
+    line.strip_prefix("epoch")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn every_epoch_once(counts: &BTreeMap<u64, usize>, epochs: u64) -> bool {
+    counts.len() as u64 == epochs && counts.values().all(|&n| n == 1)
+}
+
+/// Submits a detached run; returns its id.
+fn submit(cluster: &Cluster, args: &[&str]) -> String {
+    let mut all = vec!["train", "--device", "cpu", "--on", "slurm", "--detach"];
+    all.extend_from_slice(args);
+    ok(&cluster.kiln(&all), "kiln train --on slurm --detach")
+}
+
+fn diabetes_long(epochs: &str) -> Vec<String> {
+    vec![
+        "--data".to_string(),
+        sample("diabetes.csv").display().to_string(),
+        "--epochs".to_string(),
+        epochs.to_string(),
+        "--batch-size".to_string(),
+        "1".to_string(),
+    ]
+}
+
+#[test]
+fn iris_on_slurm_through_ssh_pending_running_completed_then_export_and_verify() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    let started = Instant::now();
+
+    let out = cluster.kiln(&["targets", "test", "slurm"]);
+    let report = ok(&out, "kiln targets test slurm");
+    assert!(
+        report.contains("kiln 0.1.0") && report.contains("debug"),
+        "{report}"
+    );
+    let out = cluster.kiln(&["targets", "list"]);
+    assert!(ok(&out, "targets list").contains("slurm on 127.0.0.1"));
+
+    // A name and a dataset path with shell metacharacters: data, never code.
+    let pwned = cluster.dir.join("pwned");
+    let name = format!("it's; $(touch {p}) `touch {p}` a  b", p = pwned.display());
+    let data_dir = cluster.dir.join("data 'x'; $(touch pwned)");
+    std::fs::create_dir_all(&data_dir).expect("data folder");
+    let data = data_dir.join("iris $(id).csv");
+    std::fs::copy(sample("iris.csv"), &data).expect("iris copied");
+
+    // The node is busy for a few seconds, so the run waits in the queue first.
+    let blocker = cluster.slurm(
+        "sbatch",
+        &["--parsable", "--cpus-per-task=2", "--output=/dev/null", "--wrap", "sleep 3"],
+    );
+    ok(&blocker, "a blocking job");
+    let data_arg = data.display().to_string();
+    let run = submit(
+        &cluster,
+        &["--data", &data_arg, "--epochs", "150", "--batch-size", "1", "--name", &name],
+    );
+    // Submitted, not followed yet: the mirror says pending, with its target.
+    let listed = ok(&cluster.kiln(&["runs", "--json"]), "kiln runs --json");
+    let rows: serde_json::Value = serde_json::from_str(&listed).expect("runs json");
+    let row = rows
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["id"] == run.as_str()))
+        .unwrap_or_else(|| panic!("{run} not listed in {listed}"));
+    assert_eq!(row["status"], "pending", "{row}");
+    assert_eq!(row["target"], "slurm", "{row}");
+    assert!(ok(&cluster.kiln(&["runs"]), "kiln runs").contains("slurm"));
+
+    let (mut follower, lines) = follow(&cluster, &run);
+    let mut said = read_until(&lines, Duration::from_secs(60), |line| {
+        line.starts_with("running")
+    });
+    // Pending first, with Slurm's reason.
+    assert!(
+        said.iter()
+            .any(|line| line.starts_with("pending") && line.contains("(Resources)")),
+        "{said:#?}"
+    );
+    said.extend(read_until(&lines, Duration::from_secs(60), |line| {
+        epoch_of(line).is_some()
+    }));
+    // Curves arrive while it trains: the mirror has points and the run is still running.
+    assert_eq!(cluster.local_record(&run)["status"], "running", "{said:#?}");
+    said.extend(read_until(&lines, Duration::from_secs(120), |line| {
+        line.starts_with("completed")
+    }));
+    let status = follower.wait().expect("follower ends");
+    assert!(status.success(), "{said:#?}\n{}", cluster.logs());
+    let epochs: Vec<u64> = said.iter().filter_map(|line| epoch_of(line)).collect();
+    assert_eq!(epochs, (1..=150).collect::<Vec<_>>(), "{said:#?}");
+
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["name"], name.as_str());
+    assert_eq!(record["remote"]["target"], "slurm");
+    assert_eq!(record["data"]["path"], data_arg.as_str());
+    let remote: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cluster.remote_store.join(&run).join("run.json")).expect("remote"),
+    )
+    .expect("remote run.json");
+    assert_eq!(remote["name"], name.as_str());
+    // The batch script is kept beside the run, here and there.
+    assert!(cluster.local_store.join(&run).join("job.sh").is_file());
+    let counts = Cluster::epoch_counts(&cluster.local_store.join(&run));
+    assert!(every_epoch_once(&counts, 150), "{counts:?}");
+
+    let bundle = cluster.dir.join("bundle");
+    let bundle_arg = bundle.display().to_string();
+    ok(
+        &cluster.kiln(&["export", &run, "--out", &bundle_arg]),
+        "kiln export",
+    );
+    let verified = ok(&cluster.kiln(&["verify", &bundle_arg]), "kiln verify");
+    assert!(verified.contains("OK"), "{verified}");
+
+    assert!(!pwned.exists() && !cluster.dir.join("pwned").exists());
+    assert!(!cluster.remote_store.join("pwned").exists());
+    eprintln!("iris on slurm: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn scancel_mid_run_leaves_a_stopped_resumable_run_that_resumes_there() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    let args = diabetes_long("150");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = submit(&cluster, &[&args[..], &["--name", "cancel-me"]].concat());
+    let (mut follower, lines) = follow(&cluster, &run);
+    read_until(&lines, Duration::from_secs(60), |line| {
+        epoch_of(line).is_some_and(|epoch| epoch >= 3)
+    });
+    let job = cluster.job_of(&run);
+    ok(&cluster.slurm("scancel", &[&job]), "scancel");
+    let status = follower.wait().expect("follower ends");
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(status.success(), "{rest:#?}");
+    assert!(
+        rest.iter().any(|line| line.contains("kiln resume")),
+        "{rest:#?}"
+    );
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "stopped", "{record}");
+    let done = record["epochs_completed"].as_u64().expect("epochs");
+    assert!(
+        (3..150).contains(&done),
+        "cancelled after {done} epochs: {record}"
+    );
+    let index = std::fs::read_to_string(
+        cluster
+            .local_store
+            .join(&run)
+            .join("checkpoints")
+            .join("index.json"),
+    )
+    .expect("the mirror has the checkpoint index");
+    assert!(index.contains(&format!("\"epoch\": {done}")), "{index}");
+
+    // Resuming sends it again (a new job) and it continues from that checkpoint.
+    let out = cluster.kiln(&["resume", &run]);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}\n{}", cluster.logs());
+    assert!(said.contains("resubmitted"), "{said}");
+    assert_ne!(cluster.job_of(&run), job);
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "completed", "{record}");
+    let counts = Cluster::epoch_counts(&cluster.local_store.join(&run));
+    assert!(every_epoch_once(&counts, 150), "{counts:?}");
+    let remote = Cluster::epoch_counts(&cluster.remote_store.join(&run));
+    assert_eq!(counts, remote);
+}
+
+#[test]
+fn a_requeued_job_resumes_from_its_checkpoint_and_trains_every_epoch_once() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    let args = diabetes_long("120");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = submit(&cluster, &[&args[..], &["--name", "requeue-me"]].concat());
+    let (mut follower, lines) = follow(&cluster, &run);
+    read_until(&lines, Duration::from_secs(60), |line| {
+        epoch_of(line).is_some_and(|epoch| epoch >= 3)
+    });
+    let job = cluster.job_of(&run);
+    ok(
+        &cluster.slurm("scontrol", &["requeue", &job]),
+        "scontrol requeue",
+    );
+    let rest = read_until(&lines, Duration::from_secs(120), |line| {
+        line.starts_with("completed")
+    });
+    let status = follower.wait().expect("follower ends");
+    assert!(status.success(), "{rest:#?}");
+    assert!(
+        rest.iter().any(|line| line.contains("requeued")),
+        "the follower saw no requeue: {rest:#?}"
+    );
+    let job_out =
+        std::fs::read_to_string(cluster.remote_store.join(&run).join("job.out")).expect("job.out");
+    assert!(job_out.contains("(restart 1)"), "{job_out}");
+    assert!(job_out.contains("resuming after epoch"), "{job_out}");
+    let counts = Cluster::epoch_counts(&cluster.local_store.join(&run));
+    assert!(every_epoch_once(&counts, 120), "{counts:?}");
+    assert_eq!(cluster.local_record(&run)["epochs_completed"], 120);
+}
+
+#[test]
+fn the_ssh_link_dropping_mid_run_loses_no_epoch() {
+    let _serial = fixture::serial();
+    let mut cluster = cluster_or_skip!();
+    let args = diabetes_long("150");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = submit(&cluster, &[&args[..], &["--name", "link-drop"]].concat());
+    let (mut follower, lines) = follow(&cluster, &run);
+    let mut seen = read_until(&lines, Duration::from_secs(60), |line| {
+        epoch_of(line).is_some_and(|epoch| epoch >= 3)
+    });
+    cluster.stop_sshd();
+    seen.extend(read_until(&lines, Duration::from_secs(60), |line| {
+        line.contains("disconnected")
+    }));
+    // The job goes on while the link is down.
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.start_sshd();
+    seen.extend(read_until(&lines, Duration::from_secs(120), |line| {
+        line.starts_with("completed")
+    }));
+    let status = follower.wait().expect("follower ends");
+    assert!(status.success(), "{seen:#?}");
+    assert!(seen.iter().any(|line| line == "reconnected"), "{seen:#?}");
+    let epochs: Vec<u64> = seen.iter().filter_map(|line| epoch_of(line)).collect();
+    assert_eq!(epochs, (1..=150).collect::<Vec<_>>());
+    let counts = Cluster::epoch_counts(&cluster.local_store.join(&run));
+    assert!(every_epoch_once(&counts, 150), "{counts:?}");
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "completed");
+    assert!(record["remote"]["link_problem"].is_null(), "{record}");
+}
+
+#[test]
+fn bad_targets_fail_clearly_before_anything_is_created() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    let wrong_key = cluster.dir.join("wrong_key");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong_key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let wrong_port = cluster.target_entry("wrong-port", "slurm", closed_port, &cluster.client_key);
+    let wrong_key_entry = cluster.target_entry("wrong-key", "slurm", cluster.ssh_port, &wrong_key);
+    let no_kiln = cluster
+        .target_entry("no-kiln", "slurm", cluster.ssh_port, &cluster.client_key)
+        .replace(
+            &format!("kiln = {:?}", cluster.kiln.display().to_string()),
+            "kiln = \"/nowhere/kiln\"",
+        );
+    let no_partition = format!(
+        "{}[target.slurm]\npartition = \"nonexistent\"\n",
+        cluster.target_entry(
+            "no-partition",
+            "slurm",
+            cluster.ssh_port,
+            &cluster.client_key
+        )
+    );
+    let many_cpus = format!(
+        "{}[target.slurm]\ncpus = 4096\n",
+        cluster.target_entry("many-cpus", "slurm", cluster.ssh_port, &cluster.client_key)
+    );
+    cluster.write_targets(&[
+        &wrong_port,
+        &wrong_key_entry,
+        &no_kiln,
+        &no_partition,
+        &many_cpus,
+    ]);
+    let data = sample("iris.csv").display().to_string();
+    let cases: [(&str, &[&str]); 6] = [
+        (
+            "wrong-port",
+            &["cannot reach target 'wrong-port'", "refused"],
+        ),
+        (
+            "wrong-key",
+            &["cannot reach target 'wrong-key'", "Permission denied"],
+        ),
+        (
+            "no-kiln",
+            &[
+                "no working kiln at '/nowhere/kiln'",
+                "--no-default-features",
+            ],
+        ),
+        ("no-partition", &["sbatch refused the job", "partition"]),
+        ("many-cpus", &["sbatch refused the job", "processors"]),
+        ("nobody", &["no target named 'nobody'"]),
+    ];
+    for (target, expected) in cases {
+        let started = Instant::now();
+        let out = cluster.kiln(&[
+            "train", "--data", &data, "--epochs", "2", "--device", "cpu", "--on", target,
+        ]);
+        let said = text(&out.stderr);
+        assert!(!out.status.success(), "{target}: {said}");
+        for words in expected {
+            assert!(
+                said.contains(words),
+                "{target}: expected '{words}' in: {said}"
+            );
+        }
+        assert!(!said.contains("panicked"), "{target}: {said}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{target} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(cluster.local_runs(), Vec::<String>::new(), "{target}");
+        assert_eq!(cluster.remote_runs(), Vec::<String>::new(), "{target}");
+        let out = cluster.kiln(&["targets", "test", target]);
+        assert!(
+            !out.status.success() || target.starts_with("no-partition") || target == "many-cpus",
+            "{target}: test connection passed"
+        );
+    }
+    // Host keys are checked: a login host whose key is not known is refused.
+    std::fs::write(&cluster.known_hosts, "").expect("known_hosts emptied");
+    let out = cluster.kiln(&["targets", "test", "slurm"]);
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("Host key verification failed"), "{said}");
+}
+
+#[test]
+fn several_runs_go_out_as_one_job_array_running_two_at_a_time() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    let args = diabetes_long("25");
+    let data = Path::new(&args[1]).to_path_buf();
+    let mut command = vec!["train", "--device", "cpu", "--on", "slurm", "--detach"];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    command.extend_from_slice(&args);
+    command.extend_from_slice(&["--name", "array", "--repeat", "4", "--concurrency", "2"]);
+    let out = cluster.kiln(&command);
+    let ids = ok(&out, "kiln train --repeat 4 --on slurm");
+    let runs: Vec<&str> = ids.lines().collect();
+    assert_eq!(runs.len(), 4, "{ids}");
+    assert!(data.is_file());
+    let jobs: Vec<String> = runs.iter().map(|run| cluster.job_of(run)).collect();
+    let array = jobs[0].split('_').next().expect("array id").to_string();
+    for (i, job) in jobs.iter().enumerate() {
+        assert_eq!(job, &format!("{array}_{i}"));
+    }
+    let script =
+        std::fs::read_to_string(cluster.local_store.join(runs[0]).join("job.sh")).expect("job.sh");
+    assert!(script.contains("#SBATCH --array=0-3%2"), "{script}");
+    // Never more than two elements at once.
+    let mut most = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = cluster.slurm("squeue", &["-h", "-t", "RUNNING", "-o", "%i"]);
+        let running = text(&out.stdout).lines().count();
+        most = most.max(running);
+        let out = cluster.slurm("squeue", &["-h", "-o", "%i"]);
+        if text(&out.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the array did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(most <= 2, "{most} array elements ran at once");
+    for run in &runs {
+        let out = cluster.kiln(&["follow", run]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let record = cluster.local_record(run);
+        assert_eq!(record["status"], "completed", "{record}");
+        let counts = Cluster::epoch_counts(&cluster.local_store.join(run));
+        assert!(every_epoch_once(&counts, 25), "{counts:?}");
+    }
+    let seeds: std::collections::BTreeSet<u64> = runs
+        .iter()
+        .map(|run| {
+            cluster.local_record(run)["train"]["seed"]
+                .as_u64()
+                .expect("seed")
+        })
+        .collect();
+    assert_eq!(seeds.len(), 4, "repeats differ by seed");
+}
