@@ -84,6 +84,8 @@ impl JobView {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct RemoteFiles {
     record: Option<String>,
+    /// `run.json` itself, when its checksum was not the one seen last.
+    record_bytes: Option<Vec<u8>>,
     index: Option<String>,
     metrics_len: Option<u64>,
     confusion_len: Option<u64>,
@@ -193,7 +195,7 @@ impl Follower {
             self.shell = Some(Shell::connect(&self.target)?);
         }
         let mut events = Vec::new();
-        let (files, job) = self.look()?;
+        let (mut files, job) = self.look()?;
         if self.problem.take().is_some() {
             self.note_problem(None);
             events.push(FollowEvent::Reconnected);
@@ -204,10 +206,9 @@ impl Follower {
             self.mirror_index()?;
             self.seen.index = files.index.clone();
         }
-        if files.record.is_some() && files.record != self.seen.record {
-            let bytes = self
-                .shell()?
-                .download(&self.remote("run.json"), MAX_JSON_BYTES)?;
+        // The record came with the sizes, read before them: it never runs ahead of the logs
+        // (a `completed` whose last epoch is not mirrored yet).
+        if let Some(bytes) = files.record_bytes.take() {
             // A record that does not parse is skipped this round (it is replaced atomically,
             // so this is a bad file, not a torn one; the next change may fix it).
             if let Ok(record) = serde_json::from_slice::<RunRecord>(&bytes) {
@@ -291,14 +292,24 @@ impl Follower {
                 quote(&self.link.job)
             ),
         };
+        // run.json first (its checksum, and its text when that changed), then the logs' sizes:
+        // whatever the record says, the logs hold at least as much.
+        let known = self.seen.record.as_deref().unwrap_or("-");
         let script = format!(
             "cd {dir} || exit 3; \
-             for f in run.json checkpoints/index.json; do \
-               if [ -f \"$f\" ]; then echo \"$f $(cksum < \"$f\")\"; else echo \"$f -\"; fi; done; \
+             if [ -f run.json ]; then sum=$(cksum < run.json); else sum=-; fi; \
+             echo \"run.json $sum\"; \
+             if [ \"$sum\" != - ] && [ \"$sum\" != {known} ]; then \
+               record=$(head -c {max} run.json); fi; \
+             f=checkpoints/index.json; \
+             if [ -f \"$f\" ]; then echo \"$f $(cksum < \"$f\")\"; else echo \"$f -\"; fi; \
              for f in metrics.jsonl confusion.jsonl; do \
                if [ -f \"$f\" ]; then echo \"$f $(wc -c < \"$f\")\"; else echo \"$f -\"; fi; done; \
-             echo ==job; {job_query}",
+             echo ==job; {job_query}; \
+             if [ -n \"${{record+x}}\" ]; then printf '\\n==record\\n%s' \"$record\"; fi",
             dir = quote_path(&self.link.path),
+            known = quote(known),
+            max = MAX_JSON_BYTES,
         );
         let reply = self
             .shell()?
@@ -312,9 +323,16 @@ impl Follower {
         if !reply.ok() {
             return Err(self.shell()?.failed("reading the run's state", &reply));
         }
-        let text = reply.stdout_text();
+        let (stdout, record_bytes) = match find(&reply.stdout, b"\n==record\n") {
+            Some(at) => (&reply.stdout[..at], Some(reply.stdout[at + 10..].to_vec())),
+            None => (&reply.stdout[..], None),
+        };
+        let text = String::from_utf8_lossy(stdout).into_owned();
         let (files_part, job_part) = text.split_once("==job").unwrap_or((&text, ""));
-        let mut files = RemoteFiles::default();
+        let mut files = RemoteFiles {
+            record_bytes,
+            ..RemoteFiles::default()
+        };
         for line in files_part.lines() {
             let Some((name, value)) = line.split_once(' ') else {
                 continue;
@@ -477,6 +495,13 @@ impl Follower {
             self.last_written = Some(record);
         }
     }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {
