@@ -140,13 +140,28 @@ fn iris_on_slurm_through_ssh_pending_running_completed_then_export_and_verify() 
     // The node is busy for a few seconds, so the run waits in the queue first.
     let blocker = cluster.slurm(
         "sbatch",
-        &["--parsable", "--cpus-per-task=2", "--output=/dev/null", "--wrap", "sleep 3"],
+        &[
+            "--parsable",
+            "--cpus-per-task=2",
+            "--output=/dev/null",
+            "--wrap",
+            "sleep 3",
+        ],
     );
     ok(&blocker, "a blocking job");
     let data_arg = data.display().to_string();
     let run = submit(
         &cluster,
-        &["--data", &data_arg, "--epochs", "150", "--batch-size", "1", "--name", &name],
+        &[
+            "--data",
+            &data_arg,
+            "--epochs",
+            "150",
+            "--batch-size",
+            "1",
+            "--name",
+            &name,
+        ],
     );
     // Submitted, not followed yet: the mirror says pending, with its target.
     let listed = ok(&cluster.kiln(&["runs", "--json"]), "kiln runs --json");
