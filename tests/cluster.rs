@@ -499,3 +499,65 @@ fn several_runs_go_out_as_one_job_array_running_two_at_a_time() {
         .collect();
     assert_eq!(seeds.len(), 4, "repeats differ by seed");
 }
+
+#[test]
+fn a_grid_sweep_goes_out_as_a_job_array_and_its_record_fills_from_the_mirrors() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    let spec = serde_json::json!({
+        "name": "remote-sweep",
+        "data": { "path": sample("iris.csv") },
+        "model": { "kind": "mlp", "hidden": [16], "activation": "relu", "dropout": 0.0 },
+        "train": {
+            "optimizer": { "kind": "adam" },
+            "learning_rate": 0.01,
+            "schedule": { "kind": "constant" },
+            "batch_size": 16,
+            "epochs": 10,
+            "seed": 42
+        },
+        "device": "cpu",
+        "parameters": { "train.learning_rate": [0.001, 0.01, 0.05] },
+        "method": "grid",
+        "metric": "valid_loss",
+        "max_trials": 10,
+        "concurrency": 2
+    });
+    let path = cluster.dir.join("sweep.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&spec).expect("json")).expect("spec");
+    let path_arg = path.display().to_string();
+    let out = cluster.kiln(&["sweep", "run", &path_arg, "--on", "slurm"]);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}\n{}", cluster.logs());
+    let sweep = text(&out.stdout).trim().to_string();
+    assert!(
+        said.contains("sweep") && said.contains("completed"),
+        "{said}"
+    );
+    let out = cluster.kiln(&["sweep", "show", &sweep, "--json"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&out, "kiln sweep show")).expect("sweep json");
+    let trials = shown["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 3, "{shown}");
+    for trial in trials {
+        assert_eq!(trial["status"], "completed", "{shown}");
+        assert!(trial["value"].is_number(), "{shown}");
+    }
+    let runs = cluster.local_runs();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let script =
+        std::fs::read_to_string(cluster.local_store.join(&runs[0]).join("job.sh")).expect("job.sh");
+    assert!(script.contains("#SBATCH --array=0-2%2"), "{script}");
+    // TPE needs finished trials to choose the next: refused, nothing created.
+    let mut tpe = spec.clone();
+    tpe["method"] = serde_json::json!("tpe");
+    tpe["parameters"] = serde_json::json!({ "train.learning_rate": { "float": [0.001, 0.1] } });
+    std::fs::write(&path, serde_json::to_string_pretty(&tpe).expect("json")).expect("spec");
+    let out = cluster.kiln(&["sweep", "run", &path_arg, "--on", "slurm"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("TPE"), "{}", text(&out.stderr));
+    assert_eq!(cluster.local_runs().len(), 3);
+    let out = cluster.kiln(&["sweep", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&ok(&out, "sweep list")).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+}

@@ -331,3 +331,63 @@ pub(super) fn devices() {
         None => println!("auto: cpu (no hardware GPU)"),
     }
 }
+
+/// `kiln sweep run SPEC --on NAME`: every trial planned here, sent as one job array running
+/// the spec's `concurrency` at once, then followed (unless `--detach`); the sweep record is
+/// refreshed from the trials' mirrors.
+pub(super) fn sweep_on(
+    spec: crate::sweep::SweepSpec,
+    target_name: &str,
+    runs_dir: &Path,
+    targets_file: &Path,
+    detach: bool,
+) -> Result<()> {
+    let file = TargetsFile::read(targets_file)?;
+    let target = file.get(target_name)?;
+    if target.kind == TargetKind::Local {
+        bail!("target '{target_name}' is this machine: leave out --on");
+    }
+    let concurrency = spec.concurrency;
+    let mut planned = crate::sweep::plan_sweep_elsewhere(spec, runs_dir)?;
+    let sweep_id = planned.record.id.clone();
+    let submitted = match submit_runs(&target, runs_dir, &planned.runs, concurrency, &mut |line| {
+        eprintln!("{line}")
+    }) {
+        Ok(submitted) => submitted,
+        Err(error) => {
+            crate::sweep::discard_sweep(runs_dir, &sweep_id);
+            return Err(error.into());
+        }
+    };
+    let run_ids: Vec<String> = submitted.iter().map(|run| run.run_id.clone()).collect();
+    let job = submitted
+        .first()
+        .map(|run| run.job.split('_').next().unwrap_or(&run.job).to_string())
+        .unwrap_or_default();
+    crate::sweep::record_submitted(
+        runs_dir,
+        &mut planned.record,
+        &run_ids,
+        format!(
+            "{} trial runs on target '{}' (job {job})",
+            run_ids.len(),
+            target.name
+        ),
+    )?;
+    println!("{sweep_id}");
+    if detach {
+        eprintln!(
+            "follow a trial with: kiln follow RUN; the sweep with: kiln sweep show {sweep_id}"
+        );
+        return Ok(());
+    }
+    for run in &submitted {
+        eprintln!("following {} ({})", run.name, run.run_id);
+        if let Err(error) = follow_remote(runs_dir, &run.run_id, &file) {
+            eprintln!("error: {error:#}");
+        }
+    }
+    let record = crate::sweep::refresh_from_runs(runs_dir, &sweep_id)?;
+    eprintln!("sweep {sweep_id} {}", record.state.name());
+    Ok(())
+}

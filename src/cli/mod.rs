@@ -171,7 +171,7 @@ pub fn run(cli: Cli) -> Result<()> {
             cluster::devices();
             Ok(())
         }
-        Command::Sweep(command) => sweep::run(command, &runs_dir),
+        Command::Sweep(command) => sweep::run(command, &runs_dir, &targets_file),
         Command::Update(args) => update::update(*args, &runs_dir),
         Command::Rerun { run } => follow(crate::train::plan_rerun(&runs_dir, &run)?.execute(None)?),
         Command::Runs { json, filter } => list_runs(&runs_dir, json, filter.as_deref()),

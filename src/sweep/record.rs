@@ -301,6 +301,13 @@ impl SweepStore {
         }
     }
 
+    /// Removes a sweep's folder (a sweep planned but never started).
+    pub fn discard(&self, id: &str) {
+        if !id.is_empty() && !id.contains(['/', '\\']) && id != "." && id != ".." {
+            let _ = std::fs::remove_dir_all(self.folder(id));
+        }
+    }
+
     pub fn write(&self, record: &SweepRecord) -> Result<(), SweepStoreError> {
         let path = self.record_path(&record.id);
         write_json_atomic(&path, record).map_err(io_error(&path))
