@@ -561,3 +561,43 @@ fn a_grid_sweep_goes_out_as_a_job_array_and_its_record_fills_from_the_mirrors() 
     let listed: serde_json::Value = serde_json::from_str(&ok(&out, "sweep list")).expect("json");
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
 }
+
+#[test]
+fn a_plain_ssh_host_trains_a_run_in_the_background_and_kiln_stop_stops_it() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    let data = sample("iris.csv").display().to_string();
+    let out = cluster.kiln(&[
+        "train", "--data", &data, "--epochs", "12", "--device", "cpu", "--on", "gpu-box",
+    ]);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let run = text(&out.stdout).trim().to_string();
+    let epochs: Vec<u64> = said.lines().filter_map(epoch_of).collect();
+    assert_eq!(epochs, (1..=12).collect::<Vec<_>>(), "{said}");
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "completed", "{record}");
+    assert!(
+        record["remote"]["job"]
+            .as_str()
+            .is_some_and(|job| job.starts_with("pid ")),
+        "{record}"
+    );
+
+    // A long one, stopped with kiln stop: TERM to the trainer there, which checkpoints.
+    let args = diabetes_long("100000");
+    let mut all: Vec<&str> = vec!["train", "--device", "cpu", "--on", "gpu-box", "--detach"];
+    all.extend(args.iter().map(String::as_str));
+    let run = ok(&cluster.kiln(&all), "kiln train --on gpu-box --detach");
+    let remote = cluster.remote_store.join(&run);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Cluster::epoch_counts(&remote).len() < 2 {
+        assert!(Instant::now() < deadline, "no epochs on the ssh host");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = cluster.kiln(&["stop", &run]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "stopped", "{record}");
+    assert!(record["epochs_completed"].as_u64().is_some_and(|n| n >= 2));
+}
