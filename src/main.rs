@@ -8,6 +8,7 @@ fn main() -> std::process::ExitCode {
         let options = kiln::ui::AppOptions {
             runs_dir: cli.runs_dir.unwrap_or_else(kiln::runs::default_runs_dir),
             initial_data: cli.open,
+            targets_file: cli.targets,
             ..Default::default()
         };
         return match kiln::ui::run_app(options) {

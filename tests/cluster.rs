@@ -601,3 +601,83 @@ fn a_plain_ssh_host_trains_a_run_in_the_background_and_kiln_stop_stops_it() {
     assert_eq!(record["status"], "stopped", "{record}");
     assert!(record["epochs_completed"].as_u64().is_some_and(|n| n >= 2));
 }
+
+#[test]
+fn the_window_sends_iris_to_slurm_and_draws_its_curves_as_it_trains() {
+    use common::app::{app_on, step_until};
+    use egui_kittest::kittest::Queryable;
+    use kiln::ui::KilnApp;
+    use kiln::ui::dialogs::ScriptedDialogs;
+
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    std::fs::create_dir_all(&cluster.local_store).expect("store");
+    std::fs::copy(
+        &cluster.targets_file,
+        cluster.local_store.join(".targets.toml"),
+    )
+    .expect("targets for the window");
+    let mut harness = app_on(
+        &cluster.local_store,
+        ScriptedDialogs::default(),
+        sample("iris.csv"),
+        [1280.0, 900.0],
+    );
+    step_until(&mut harness, "the dataset", KilnApp::dataset_loaded);
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.train.epochs = 150;
+        settings.train.batch_size = 1;
+    }
+    harness.step();
+    // "Run on" beside Train, and Test connection in the Targets section.
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::ComboBox, "Run on")
+        .click();
+    harness.run_steps(3);
+    harness.get_by_label("slurm").click();
+    harness.step();
+    assert_eq!(harness.state().targets().run_on, "slurm");
+    // Below the form: clicked through accesskit, not at a position (it may be scrolled away).
+    harness.get_by_label("Targets").click_accesskit();
+    harness.run_steps(5);
+    harness
+        .get_all_by_label("Test connection")
+        .next()
+        .expect("a test button")
+        .click_accesskit();
+    step_until(&mut harness, "the connection test", |app| {
+        app.targets().report("slurm").is_some()
+    });
+    let report = harness.state().targets().report("slurm").cloned();
+    assert!(
+        report
+            .as_ref()
+            .is_some_and(|r| r.as_ref().is_ok_and(|text| text.contains("kiln 0.1.0"))),
+        "{report:?}"
+    );
+
+    harness.get_by_label("▶ Train").click();
+    step_until(&mut harness, "the run on slurm to train", |app| {
+        app.targets()
+            .followed()
+            .iter()
+            .any(|(_, status)| status.starts_with("running"))
+            && app.last_plot().points_drawn >= 10
+    });
+    let (run, _) = harness.state().targets().followed()[0].clone();
+    // Curves while it trains: the mirror is not finished yet.
+    assert_ne!(cluster.local_record(&run)["status"], "completed");
+    step_until(&mut harness, "the run to complete", |app| {
+        app.targets().followed().is_empty()
+    });
+    step_until(&mut harness, "all its curves", |app| {
+        app.last_plot().points_drawn >= 300
+    });
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["remote"]["target"], "slurm");
+    assert!(harness.state().selected_runs().contains(&run));
+    let counts = Cluster::epoch_counts(&cluster.local_store.join(&run));
+    assert!(every_epoch_once(&counts, 150), "{counts:?}");
+}
