@@ -466,6 +466,12 @@ fn several_runs_go_out_as_one_job_array_running_two_at_a_time() {
     let script =
         std::fs::read_to_string(cluster.local_store.join(runs[0]).join("job.sh")).expect("job.sh");
     assert!(script.contains("#SBATCH --array=0-3%2"), "{script}");
+    // The dataset went once into the target's content-addressed cache.
+    let cached: Vec<_> = std::fs::read_dir(cluster.remote_store.join(".kiln-data"))
+        .expect("the data cache")
+        .flatten()
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
     // Never more than two elements at once.
     let mut most = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -680,4 +686,50 @@ fn the_window_sends_iris_to_slurm_and_draws_its_curves_as_it_trains() {
     assert!(harness.state().selected_runs().contains(&run));
     let counts = Cluster::epoch_counts(&cluster.local_store.join(&run));
     assert!(every_epoch_once(&counts, 150), "{counts:?}");
+}
+
+#[test]
+fn a_job_that_fails_on_the_cluster_is_shown_failed_with_the_tail_of_its_output() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    // A kiln that answers the version check but fails to train (as a broken node would).
+    let broken = cluster.dir.join("bin").join("broken-kiln");
+    std::fs::write(
+        &broken,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in --version|devices) exec {:?} \"$@\";; esac\n\
+             echo 'boom: CUDA_ERROR_OUT_OF_MEMORY on this node' >&2\nexit 3\n",
+            cluster.kiln.display().to_string()
+        ),
+    )
+    .expect("script");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let entry = cluster
+        .target_entry("broken", "slurm", cluster.ssh_port, &cluster.client_key)
+        .replace(
+            &format!("kiln = {:?}", cluster.kiln.display().to_string()),
+            &format!("kiln = {:?}", broken.display().to_string()),
+        );
+    cluster.write_targets(&[&entry]);
+    let data = sample("iris.csv").display().to_string();
+    let out = cluster.kiln(&[
+        "train", "--data", &data, "--epochs", "5", "--device", "cpu", "--on", "broken",
+    ]);
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("CUDA_ERROR_OUT_OF_MEMORY"), "{said}");
+    assert!(said.contains("failed"), "{said}");
+    let run = text(&out.stdout).trim().to_string();
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "failed", "{record}");
+    assert!(
+        record["remote"]["output_tail"]
+            .as_str()
+            .is_some_and(|tail| tail.contains("CUDA_ERROR_OUT_OF_MEMORY")),
+        "{record}"
+    );
+    assert_eq!(record["remote"]["settled"], true);
 }
