@@ -137,7 +137,7 @@ fn iris_on_slurm_through_ssh_pending_running_completed_then_export_and_verify() 
     let data = data_dir.join("iris $(id).csv");
     std::fs::copy(sample("iris.csv"), &data).expect("iris copied");
 
-    // The node is busy for a few seconds, so the run waits in the queue first.
+    // The node is busy until the run has been seen waiting in the queue.
     let blocker = cluster.slurm(
         "sbatch",
         &[
@@ -145,10 +145,10 @@ fn iris_on_slurm_through_ssh_pending_running_completed_then_export_and_verify() 
             "--cpus-per-task=2",
             "--output=/dev/null",
             "--wrap",
-            "sleep 3",
+            "sleep 600",
         ],
     );
-    ok(&blocker, "a blocking job");
+    let blocker = ok(&blocker, "a blocking job");
     let data_arg = data.display().to_string();
     let run = submit(
         &cluster,
@@ -175,15 +175,17 @@ fn iris_on_slurm_through_ssh_pending_running_completed_then_export_and_verify() 
     assert!(ok(&cluster.kiln(&["runs"]), "kiln runs").contains("slurm"));
 
     let (mut follower, lines) = follow(&cluster, &run);
-    let mut said = read_until(&lines, Duration::from_secs(60), |line| {
-        line.starts_with("running")
-    });
     // Pending first, with Slurm's reason.
-    assert!(
-        said.iter()
-            .any(|line| line.starts_with("pending") && line.contains("(Resources)")),
-        "{said:#?}"
+    let mut said = read_until(&lines, Duration::from_secs(60), |line| {
+        line.starts_with("pending") && line.contains("(Resources)")
+    });
+    ok(
+        &cluster.slurm("scancel", &[&blocker]),
+        "scancel the blocker",
     );
+    said.extend(read_until(&lines, Duration::from_secs(60), |line| {
+        line.starts_with("running")
+    }));
     said.extend(read_until(&lines, Duration::from_secs(60), |line| {
         epoch_of(line).is_some()
     }));
@@ -632,7 +634,7 @@ fn the_window_sends_iris_to_slurm_and_draws_its_curves_as_it_trains() {
     step_until(&mut harness, "the dataset", KilnApp::dataset_loaded);
     {
         let settings = harness.state_mut().settings_mut();
-        settings.train.epochs = 150;
+        settings.train.epochs = 300;
         settings.train.batch_size = 1;
     }
     harness.step();
@@ -678,14 +680,14 @@ fn the_window_sends_iris_to_slurm_and_draws_its_curves_as_it_trains() {
         app.targets().followed().is_empty()
     });
     step_until(&mut harness, "all its curves", |app| {
-        app.last_plot().points_drawn >= 300
+        app.last_plot().points_drawn >= 600
     });
     let record = cluster.local_record(&run);
     assert_eq!(record["status"], "completed", "{record}");
     assert_eq!(record["remote"]["target"], "slurm");
     assert!(harness.state().selected_runs().contains(&run));
     let counts = Cluster::epoch_counts(&cluster.local_store.join(&run));
-    assert!(every_epoch_once(&counts, 150), "{counts:?}");
+    assert!(every_epoch_once(&counts, 300), "{counts:?}");
 }
 
 #[test]

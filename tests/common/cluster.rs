@@ -88,6 +88,16 @@ impl Cluster {
         let kiln = dir.join("bin").join("kiln");
         std::fs::create_dir_all(dir.join("bin")).expect("bin folder");
         std::fs::copy(env!("CARGO_BIN_EXE_kiln"), &kiln).expect("kiln copied");
+        // A target folder shared with another checkout may hold that checkout's kiln.
+        let probe = Command::new(&kiln)
+            .args(["targets", "--help"])
+            .output()
+            .expect("kiln runs");
+        assert!(
+            probe.status.success(),
+            "{} is not this source's kiln (another checkout built into the same target folder?); build again",
+            env!("CARGO_BIN_EXE_kiln")
+        );
         let mut cluster = Cluster {
             slurm_conf: dir.join("slurm.conf"),
             kiln,
