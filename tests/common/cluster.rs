@@ -448,6 +448,13 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_sshd();
+        // Jobs still queued or running (a test that failed mid-run) go first.
+        if self.slurmctld.is_some() {
+            let _ = Command::new(program("scancel"))
+                .args(["--user", "root", "--signal=KILL", "--full"])
+                .env("SLURM_CONF", &self.slurm_conf)
+                .output();
+        }
         // slurmd first (it kills what still runs), then the controller, then munge.
         for pid in [
             self.slurmd.take(),
@@ -463,8 +470,10 @@ impl Drop for Cluster {
                 wait_gone(pid);
             }
         }
-        // Jobs' processes left behind (a test that failed mid-run) belong to this folder's kiln.
-        for pid in processes_running(&self.kiln) {
+        // What is left of this cluster: job steps (slurmstepd outlives slurmd) and trainers,
+        // known by this cluster's SLURM_CONF in their environment or by this folder's kiln.
+        let conf = format!("SLURM_CONF={}", self.slurm_conf.display());
+        for pid in processes_of(&self.kiln, &conf) {
             signal(pid, libc::SIGKILL);
         }
     }
@@ -572,8 +581,10 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-/// Processes whose executable is `path` (this fixture's copy of kiln).
-fn processes_running(path: &Path) -> Vec<u32> {
+/// Processes (not this one) whose executable is `path` or whose environment holds `variable`
+/// (`NAME=value`).
+fn processes_of(path: &Path, variable: &str) -> Vec<u32> {
+    let me = std::process::id();
     let mut pids = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -584,7 +595,17 @@ fn processes_running(path: &Path) -> Vec<u32> {
             else {
                 continue;
             };
-            if std::fs::read_link(entry.path().join("exe")).is_ok_and(|exe| exe == path) {
+            if pid == me {
+                continue;
+            }
+            let runs_kiln =
+                std::fs::read_link(entry.path().join("exe")).is_ok_and(|exe| exe == path);
+            let in_cluster = std::fs::read(entry.path().join("environ")).is_ok_and(|environ| {
+                environ
+                    .split(|&b| b == 0)
+                    .any(|entry| entry == variable.as_bytes())
+            });
+            if runs_kiln || in_cluster {
                 pids.push(pid);
             }
         }
