@@ -735,3 +735,36 @@ fn a_job_that_fails_on_the_cluster_is_shown_failed_with_the_tail_of_its_output()
     );
     assert_eq!(record["remote"]["settled"], true);
 }
+
+#[test]
+fn near_its_time_limit_the_job_gets_sigterm_and_the_run_stops_resumable() {
+    let _serial = fixture::serial();
+    let cluster = cluster_or_skip!();
+    // A one-minute limit with TERM asked for 50 s before it: kiln saves and exits in time.
+    let short = format!(
+        "{}[target.slurm]\ntime = \"1\"\nsignal_secs = 50\n",
+        cluster.target_entry("short", "slurm", cluster.ssh_port, &cluster.client_key)
+    );
+    cluster.write_targets(&[&short]);
+    let args = diabetes_long("100000");
+    let mut all: Vec<&str> = vec!["train", "--device", "cpu", "--on", "short"];
+    all.extend(args.iter().map(String::as_str));
+    let started = Instant::now();
+    let out = cluster.kiln(&all);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}\n{}", cluster.logs());
+    assert!(said.contains("resume with: kiln resume"), "{said}");
+    let run = text(&out.stdout).trim().to_string();
+    let record = cluster.local_record(&run);
+    assert_eq!(record["status"], "stopped", "{record}");
+    assert!(record["epochs_completed"].as_u64().is_some_and(|n| n >= 1));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "stopped by the signal, not the limit: {:?}",
+        started.elapsed()
+    );
+    let script =
+        std::fs::read_to_string(cluster.local_store.join(&run).join("job.sh")).expect("job.sh");
+    assert!(script.contains("#SBATCH --signal=B:TERM@50"), "{script}");
+    assert!(script.contains("#SBATCH --time=1"), "{script}");
+}
