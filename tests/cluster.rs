@@ -688,6 +688,14 @@ fn the_window_sends_iris_to_slurm_and_draws_its_curves_as_it_trains() {
     assert!(harness.state().selected_runs().contains(&run));
     let counts = Cluster::epoch_counts(&cluster.local_store.join(&run));
     assert!(every_epoch_once(&counts, 300), "{counts:?}");
+    // The run table says where it trained.
+    step_until(&mut harness, "the table to show the run's target", |app| {
+        app.run_summaries()
+            .iter()
+            .any(|summary| summary.id == run && summary.target.as_deref() == Some("slurm"))
+    });
+    harness.run_steps(2);
+    assert!(harness.query_by_label("completed on slurm").is_some());
 }
 
 #[test]
