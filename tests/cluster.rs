@@ -222,6 +222,30 @@ fn iris_on_slurm_through_ssh_pending_running_completed_then_export_and_verify() 
     );
     let verified = ok(&cluster.kiln(&["verify", &bundle_arg]), "kiln verify");
     assert!(verified.contains("OK"), "{verified}");
+    // Another checkpoint than the best: its weights come from the target when exported.
+    let checkpoints = cluster.local_store.join(&run).join("checkpoints");
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(checkpoints.join("index.json")).expect("index"),
+    )
+    .expect("index json");
+    let other = index["checkpoints"]
+        .as_array()
+        .and_then(|entries| {
+            entries.iter().find(|entry| {
+                !checkpoints
+                    .join(entry["model_file"].as_str().unwrap_or(""))
+                    .is_file()
+            })
+        })
+        .unwrap_or_else(|| panic!("every checkpoint is here already: {index}"));
+    let epoch = other["epoch"].as_u64().expect("epoch");
+    let bundle = cluster.dir.join("bundle-other");
+    let bundle_arg = bundle.display().to_string();
+    ok(
+        &cluster.kiln(&["export", &format!("{run}@{epoch}"), "--out", &bundle_arg]),
+        "kiln export of a checkpoint left on the target",
+    );
+    assert!(ok(&cluster.kiln(&["verify", &bundle_arg]), "kiln verify").contains("OK"));
 
     assert!(!pwned.exists() && !cluster.dir.join("pwned").exists());
     assert!(!cluster.remote_store.join("pwned").exists());

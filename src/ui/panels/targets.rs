@@ -71,6 +71,11 @@ impl TargetsPanel {
         }
     }
 
+    /// The targets file as last read (`None` when it does not parse).
+    pub fn file(&self) -> Option<&TargetsFile> {
+        self.file.as_ref().ok()
+    }
+
     /// Whether the targets file names any target (else "Run on" is not shown).
     pub fn has_targets(&self) -> bool {
         self.file
