@@ -111,6 +111,9 @@ pub(super) fn train_on(
     // Several runs: followed one after another (each is mirrored whole when its turn comes).
     let mut failed = Vec::new();
     for run in &submitted {
+        if interrupted().load(Ordering::SeqCst) {
+            break;
+        }
         if submitted.len() > 1 {
             eprintln!("following {} ({})", run.name, run.run_id);
         }
@@ -137,10 +140,7 @@ const MAX_REPEAT: usize = 1000;
 pub(super) fn follow_remote(runs_dir: &Path, run: &str, targets: &TargetsFile) -> Result<()> {
     let mut follower = Follower::open(runs_dir, run, targets)?;
     let run_id = follower.run_id().to_string();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // A second handler cannot be installed in one process; that only matters in tests.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let stop = interrupted();
     let mut last_message = None;
     let status = follower.follow(&stop, Duration::from_secs(1), &mut |event| {
         print_event(&event, &mut last_message)
@@ -163,6 +163,19 @@ pub(super) fn follow_remote(runs_dir: &Path, run: &str, targets: &TargetsFile) -
         }
         other => bail!("run {run_id} {other}"),
     }
+}
+
+/// Raised by Ctrl-C (or SIGTERM) for the rest of this process: following stops, the jobs go on.
+fn interrupted() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let raised = flag.clone();
+        // A second handler cannot be installed in one process; that only matters in tests.
+        let _ = ctrlc::set_handler(move || raised.store(true, Ordering::SeqCst));
+        flag
+    })
+    .clone()
 }
 
 fn print_event(event: &FollowEvent, last_message: &mut Option<String>) {
@@ -229,7 +242,7 @@ pub(super) fn stop(runs_dir: &Path, run: &str, targets_file: &Path) -> Result<()
         eprintln!("asked the target to stop job {job}; kiln there saves its checkpoint and exits");
         // Wait for the end when nobody else follows the run (else that follower records it).
         if let Ok(mut follower) = Follower::open(runs_dir, &dir.id, &targets) {
-            let stop = AtomicBool::new(false);
+            let stop = interrupted();
             let deadline = std::time::Instant::now() + Duration::from_secs(90);
             while std::time::Instant::now() < deadline {
                 if let Ok(events) = follower.poll()
@@ -382,6 +395,9 @@ pub(super) fn sweep_on(
         return Ok(());
     }
     for run in &submitted {
+        if interrupted().load(Ordering::SeqCst) {
+            break;
+        }
         eprintln!("following {} ({})", run.name, run.run_id);
         if let Err(error) = follow_remote(runs_dir, &run.run_id, &file) {
             eprintln!("error: {error:#}");
