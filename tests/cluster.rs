@@ -720,6 +720,29 @@ fn the_window_sends_iris_to_slurm_and_draws_its_curves_as_it_trains() {
     });
     harness.run_steps(2);
     assert!(harness.query_by_label("completed on slurm").is_some());
+    drop(harness);
+
+    // Closed while a run trains on the cluster, opened again later: the run is picked up.
+    let args = diabetes_long("60");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let later = submit(&cluster, &[&args[..], &["--name", "while-closed"]].concat());
+    let mut harness = app_on(
+        &cluster.local_store,
+        ScriptedDialogs::default(),
+        sample("iris.csv"),
+        [1280.0, 900.0],
+    );
+    step_until(
+        &mut harness,
+        "the reopened window to follow the run",
+        |app| app.targets().followed().iter().any(|(id, _)| *id == later),
+    );
+    step_until(&mut harness, "the picked-up run to complete", |app| {
+        app.targets().followed().is_empty()
+    });
+    assert_eq!(cluster.local_record(&later)["status"], "completed");
+    let counts = Cluster::epoch_counts(&cluster.local_store.join(&later));
+    assert!(every_epoch_once(&counts, 60), "{counts:?}");
 }
 
 #[test]
