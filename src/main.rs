@@ -3,10 +3,12 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = kiln::cli::Cli::parse();
+    #[cfg(feature = "gui")]
     if cli.command.is_none() {
         let options = kiln::ui::AppOptions {
             runs_dir: cli.runs_dir.unwrap_or_else(kiln::runs::default_runs_dir),
             initial_data: cli.open,
+            targets_file: cli.targets,
             ..Default::default()
         };
         return match kiln::ui::run_app(options) {
@@ -16,6 +18,13 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         };
+    }
+    #[cfg(not(feature = "gui"))]
+    if cli.command.is_none() {
+        eprintln!(
+            "error: this kiln is headless (built without the `gui` feature): give a command, see kiln --help"
+        );
+        return std::process::ExitCode::FAILURE;
     }
     restore_default_sigpipe();
     match kiln::cli::run(cli) {

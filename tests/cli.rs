@@ -379,3 +379,56 @@ fn declaring_a_column_categorical_from_the_command_line() {
     assert_eq!(record["schema"]["features"][0]["name"], "x");
     assert_eq!(record["schema"]["features"][0]["type"], "categorical");
 }
+
+/// SIGTERM (what Slurm sends before a time limit, on scancel or preemption) stops the headless
+/// trainer as Ctrl-C does: a checkpoint, a clean exit, a resumable run. `kiln stop RUN` sends it.
+#[test]
+fn kiln_stop_sends_sigterm_and_the_trainer_saves_and_exits_resumable() {
+    use std::io::{BufRead, BufReader};
+    let runs = tempfile::tempdir().unwrap();
+    let data = sample("diabetes.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "100000",
+        ])
+        .args(["--batch-size", "1", "--device", "cpu", "--name", "term-me"])
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("epoch    2") {
+            break;
+        }
+    }
+    let out = kiln(runs.path(), &["stop", "term-me"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{rest:?}");
+    assert!(
+        rest.iter().any(|line| line.contains("kiln resume")),
+        "{rest:?}"
+    );
+    let run_id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let out = kiln(runs.path(), &["show", &run_id, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["status"], "stopped");
+    assert!(shown["record"]["epochs_completed"].as_u64().unwrap() >= 2);
+    // Nothing trains it now: a second stop says so.
+    let out = kiln(runs.path(), &["stop", "term-me"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not training"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -44,6 +44,7 @@ fn harness_with(store: PathBuf, data: &str, size: [f32; 2]) -> Harness<'static, 
             KilnApp::new(
                 cc,
                 AppOptions {
+                    targets_file: Some(store.join(".targets.toml")),
                     runs_dir: store,
                     initial_data: Some(data),
                     dialogs: Arc::new(ScriptedDialogs::default()),

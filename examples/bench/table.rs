@@ -73,6 +73,7 @@ fn table_frame_ms(store: &Path, frames: usize) -> anyhow::Result<f64> {
             kiln::ui::KilnApp::new(
                 cc,
                 kiln::ui::AppOptions {
+                    targets_file: Some(store.join(".targets.toml")),
                     runs_dir: store,
                     initial_data: Some(
                         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/iris.csv"),
@@ -119,6 +120,7 @@ fn window_open_secs(store: &Path) -> anyhow::Result<f64> {
             kiln::ui::KilnApp::new(
                 cc,
                 kiln::ui::AppOptions {
+                    targets_file: Some(store.join(".targets.toml")),
                     runs_dir: store,
                     initial_data: None,
                     dialogs: std::sync::Arc::new(kiln::ui::dialogs::ScriptedDialogs::default()),

@@ -177,6 +177,7 @@ mod tests {
             sweep: None,
             parent: None,
             pid: None,
+            target: None,
         }
     }
 

@@ -502,6 +502,7 @@ mod tests {
             sweep: None,
             parent: None,
             pid: None,
+            target: None,
         }
     }
 

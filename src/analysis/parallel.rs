@@ -176,6 +176,7 @@ mod tests {
             sweep: None,
             parent: None,
             pid: None,
+            target: None,
         }
     }
 

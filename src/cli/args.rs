@@ -101,6 +101,20 @@ pub struct TrainArgs {
     /// as missing: they are filled with the training mean, here and in `predict`.
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     pub as_missing: Vec<String>,
+    /// Train on this compute target (a name from the targets file, see `kiln targets list`)
+    /// instead of this machine; the run is mirrored into the local store as it trains.
+    #[arg(long, value_name = "TARGET")]
+    pub on: Option<String>,
+    /// With --on: return once the job is submitted instead of following it.
+    #[arg(long, requires = "on")]
+    pub detach: bool,
+    /// With --on: N runs of these settings with seeds SEED, SEED+1, …, submitted as one Slurm
+    /// job array (N jobs on an ssh target).
+    #[arg(long, requires = "on", value_name = "N")]
+    pub repeat: Option<usize>,
+    /// With --repeat: at most K of the runs train at once (the array's `%K`; default all).
+    #[arg(long, requires = "repeat", value_name = "K")]
+    pub concurrency: Option<usize>,
     #[command(flatten)]
     pub images: ImageArgs,
 }

@@ -1,6 +1,7 @@
 //! The command line: the same engine and run store as the window, headless.
 
 mod args;
+mod cluster;
 mod doctor;
 mod follow;
 mod predict;
@@ -37,6 +38,10 @@ pub struct Cli {
     /// The run store (default: the platform data folder, e.g. ~/.local/share/kiln/runs).
     #[arg(long, global = true, env = "KILN_RUNS_DIR")]
     pub runs_dir: Option<PathBuf>,
+    /// The compute targets file (default: $XDG_CONFIG_HOME/kiln/targets.toml, e.g.
+    /// ~/.config/kiln/targets.toml).
+    #[arg(long, global = true, env = "KILN_TARGETS")]
+    pub targets: Option<PathBuf>,
     /// The app only: a dataset (CSV, image folder or IDX file) to load when the window opens.
     #[arg(long)]
     pub open: Option<PathBuf>,
@@ -78,6 +83,9 @@ pub enum Command {
         /// the run diverged); the change is recorded in the run.
         #[arg(long)]
         lr: Option<f64>,
+        /// A run on a compute target: return once the new job is submitted.
+        #[arg(long)]
+        detach: bool,
     },
     /// Export a checkpoint (RUN, RUN@best, RUN@last or RUN@EPOCH) as a model bundle.
     Export {
@@ -124,6 +132,16 @@ pub enum Command {
     /// Search hyperparameters: run, follow, resume, stop and promote sweeps.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
+    /// Compute targets: list them, test a connection.
+    #[command(subcommand)]
+    Targets(cluster::TargetsCommand),
+    /// Stream a run that trains on a compute target (its curves and status) until it ends.
+    Follow { run: String },
+    /// Stop a run: cancel its job on a compute target, or signal the process training it here;
+    /// it stays resumable from its last checkpoint.
+    Stop { run: String },
+    /// The devices training would use on this machine.
+    Devices,
     /// Delete a run and its checkpoints.
     Delete {
         run: String,
@@ -144,14 +162,30 @@ pub enum Command {
 /// Runs a command; most succeed with exit code 0, `doctor` reports its verdict in its code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let runs_dir = cli.runs_dir.unwrap_or_else(default_runs_dir);
+    let targets_file = cluster::targets_path(cli.targets);
     let Some(command) = cli.command else {
         bail!("no command given (see kiln --help)");
     };
     match command {
         Command::Doctor(args) => return doctor::doctor(&args),
         Command::StepCheck(args) => doctor::step_check(&args),
-        Command::Train(args) => train(*args, &runs_dir),
-        Command::Sweep(command) => sweep::run(command, &runs_dir),
+        Command::Train(args) => match args.on.clone() {
+            Some(target) if target != crate::cluster::LOCAL => {
+                cluster::train_on(&args, &target, &runs_dir, &targets_file)
+            }
+            _ => train(*args, &runs_dir),
+        },
+        Command::Targets(command) => cluster::targets(command, &targets_file),
+        Command::Follow { run } => {
+            let targets = crate::cluster::TargetsFile::read(&targets_file)?;
+            cluster::follow_remote(&runs_dir, &run, &targets)
+        }
+        Command::Stop { run } => cluster::stop(&runs_dir, &run, &targets_file),
+        Command::Devices => {
+            cluster::devices();
+            Ok(())
+        }
+        Command::Sweep(command) => sweep::run(command, &runs_dir, &targets_file),
         Command::Update(args) => update::update(*args, &runs_dir),
         Command::Rerun { run } => follow(crate::train::plan_rerun(&runs_dir, &run)?.execute(None)?),
         Command::Runs { json, filter } => list_runs(&runs_dir, json, filter.as_deref()),
@@ -161,7 +195,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             epochs,
             device,
             lr,
+            detach,
         } => {
+            if cluster::is_remote(&runs_dir, &run) {
+                if epochs.is_some() || device.is_some() || lr.is_some() {
+                    bail!(
+                        "a run on a compute target resumes as it was: leave out --epochs, --device and --lr"
+                    );
+                }
+                return cluster::resume_remote(&runs_dir, &run, &targets_file, detach)
+                    .map(|()| ExitCode::SUCCESS);
+            }
             let handle = resume(
                 ResumeRequest {
                     runs_dir: runs_dir.clone(),
@@ -182,6 +226,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_onnx,
             test,
         } => {
+            if cluster::is_remote(&runs_dir, &run) {
+                let targets = crate::cluster::TargetsFile::read(&targets_file)?;
+                crate::cluster::fetch_checkpoint(&runs_dir, &run, &targets)?;
+            }
             let options = ExportOptions {
                 burnpack: true,
                 safetensors: !no_safetensors,

@@ -22,6 +22,13 @@ pub enum SweepCommand {
     Run {
         /// The sweep's spec, e.g. examples/sweeps/iris-tpe.json.
         spec: PathBuf,
+        /// Train the trials on this compute target, as one Slurm job array running
+        /// `concurrency` at once (grid and random sweeps).
+        #[arg(long, value_name = "TARGET")]
+        on: Option<String>,
+        /// With --on: return once the trials are submitted instead of following them.
+        #[arg(long, requires = "on")]
+        detach: bool,
     },
     /// List the sweeps in the store.
     List {
@@ -50,11 +57,16 @@ pub enum SweepCommand {
     },
 }
 
-pub(super) fn run(command: SweepCommand, runs_dir: &Path) -> Result<()> {
+pub(super) fn run(command: SweepCommand, runs_dir: &Path, targets_file: &Path) -> Result<()> {
     match command {
-        SweepCommand::Run { spec } => {
+        SweepCommand::Run { spec, on, detach } => {
             let spec = SweepSpec::read(&spec)?;
-            follow(start_sweep(spec, runs_dir, None)?, runs_dir)
+            match on {
+                Some(target) if target != crate::cluster::LOCAL => {
+                    super::cluster::sweep_on(spec, &target, runs_dir, targets_file, detach)
+                }
+                _ => follow(start_sweep(spec, runs_dir, None)?, runs_dir),
+            }
         }
         SweepCommand::Resume { sweep } => follow(resume_sweep(runs_dir, &sweep, None)?, runs_dir),
         SweepCommand::Stop { sweep } => {
@@ -273,7 +285,11 @@ fn state_of(record: &SweepRecord) -> &'static str {
 }
 
 fn show(runs_dir: &Path, query: &str, json: bool) -> Result<()> {
-    let record = SweepStore::open(runs_dir).find(query)?;
+    let mut record = SweepStore::open(runs_dir).find(query)?;
+    // A sweep on a compute target has no runner here: its trials' mirrors tell how it goes.
+    if record.pid.is_none() && record.state == SweepState::Running {
+        record = crate::sweep::refresh_from_runs(runs_dir, &record.id)?;
+    }
     let summaries = record.summaries();
     if json {
         let trials: Vec<serde_json::Value> = summaries

@@ -20,6 +20,8 @@ struct RunRow {
     best_valid_accuracy: Option<f64>,
     /// The process training the run right now (`pid N on HOST`), if any.
     trained_by: Option<String>,
+    /// The compute target the run trains on (`null`: this machine).
+    target: Option<String>,
     error: Option<String>,
     /// The run's settings by dotted path, and every metric's best/last summary.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,6 +51,7 @@ pub(super) fn list_runs(runs_dir: &Path, json: bool, filter: Option<&str>) -> Re
                     .then(|| crate::runs::lock::live_holder(&store.root().join(&run.id)))
                     .flatten()
                     .map(|holder| format!("pid {} on {}", holder.pid, holder.host)),
+                target: run.target.clone(),
                 name: run.name.clone(),
                 dataset: run.dataset.clone(),
                 status: run.status.name().to_string(),
@@ -76,6 +79,7 @@ pub(super) fn list_runs(runs_dir: &Path, json: bool, filter: Option<&str>) -> Re
             best_valid_loss: None,
             best_valid_accuracy: None,
             trained_by: None,
+            target: None,
             error: Some(error),
             config: None,
             metrics: None,
@@ -90,12 +94,12 @@ pub(super) fn list_runs(runs_dir: &Path, json: bool, filter: Option<&str>) -> Re
         return Ok(());
     }
     println!(
-        "{:<40} {:<16} {:<14} {:<13} {:>9} {:>10} {:>9}",
-        "ID", "NAME", "DATASET", "STATUS", "EPOCHS", "BEST LOSS", "BEST ACC"
+        "{:<40} {:<16} {:<14} {:<13} {:>9} {:>10} {:>9}  {:<10}",
+        "ID", "NAME", "DATASET", "STATUS", "EPOCHS", "BEST LOSS", "BEST ACC", "TARGET"
     );
     for row in &rows {
         println!(
-            "{:<40} {:<16} {:<14} {:<13} {:>9} {:>10} {:>9}",
+            "{:<40} {:<16} {:<14} {:<13} {:>9} {:>10} {:>9}  {:<10}",
             row.id,
             truncate(&row.name, 16),
             truncate(&row.dataset, 14),
@@ -105,6 +109,7 @@ pub(super) fn list_runs(runs_dir: &Path, json: bool, filter: Option<&str>) -> Re
                 .map_or("-".to_string(), |v| format!("{v:.4}")),
             row.best_valid_accuracy
                 .map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0)),
+            row.target.as_deref().unwrap_or("local"),
         );
         if let Some(error) = &row.error {
             println!("    {error}");

@@ -160,8 +160,12 @@ impl RunStore {
             .into_iter()
             .map(|(id, entry)| {
                 let mut summary = entry.summary;
-                summary.status =
-                    super::store::effective_status(&root.join(id), summary.status, summary.pid);
+                summary.status = super::store::effective_status(
+                    &root.join(id),
+                    summary.status,
+                    summary.pid,
+                    summary.target.is_some(),
+                );
                 summary
             })
             .collect();
@@ -172,7 +176,12 @@ impl RunStore {
     pub fn summary_of(&self, id: &str) -> Result<RunSummary, StoreError> {
         let dir = self.find(id)?;
         let mut summary = summarize(&dir)?;
-        summary.status = super::store::effective_status(&dir.path, summary.status, summary.pid);
+        summary.status = super::store::effective_status(
+            &dir.path,
+            summary.status,
+            summary.pid,
+            summary.target.is_some(),
+        );
         Ok(summary)
     }
 }

@@ -23,10 +23,12 @@ pub use index::{FileStamp, StoreSummary};
 pub use lock::{LockHolder, RunLock};
 pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
 pub use run::{
-    Ancestor, BestSummary, ConfigChange, Lineage, RUN_FORMAT_VERSION, RunRecord, RunStatus,
-    SweepTag, TestResult,
+    Ancestor, BestSummary, ConfigChange, Lineage, RUN_FORMAT_VERSION, RemoteLink, RunRecord,
+    RunStatus, SweepTag, TestResult,
 };
-pub use store::{CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir};
+pub use store::{
+    CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir, new_run_id,
+};
 pub use summary::{MetricSummary, RunSummary, Summary, flatten, format_number, summarize_metrics};
 pub use user_fields::UserFields;
 pub use watch::StoreWatcher;

@@ -11,6 +11,9 @@ pub const RUN_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Submitted to a compute target and waiting there (a Slurm job in the queue); never
+    /// written by a trainer.
+    Pending,
     Running,
     Completed,
     EarlyStopped,
@@ -26,6 +29,7 @@ pub enum RunStatus {
 impl RunStatus {
     pub fn name(self) -> &'static str {
         match self {
+            RunStatus::Pending => "pending",
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::EarlyStopped => "early stopped",
@@ -108,6 +112,35 @@ pub struct RunRecord {
     /// The model this run started from (a warm start), with that model's own history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<Lineage>,
+    /// Where the run trains when it is not this machine: a mirror of a run on a compute target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteLink>,
+}
+
+/// A run that trains on a compute target; this store holds its mirror. Names the target and
+/// the job, nothing secret (the target's address and keys stay in the targets file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteLink {
+    /// The target's name in the targets file.
+    pub target: String,
+    /// The run's folder on the target.
+    pub path: String,
+    /// The Slurm job id, or `pid N` of the trainer on an SSH host.
+    pub job: String,
+    /// The scheduler's state as last seen (`PENDING (Priority)`, `RUNNING`, `CANCELLED`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_state: Option<String>,
+    /// The dataset as named on this machine (the target trains on its cached copy).
+    pub local_data: std::path::PathBuf,
+    /// Set while the target cannot be reached: what went wrong and since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_problem: Option<String>,
+    /// The end of the job's output, kept when the job failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tail: Option<String>,
+    /// The run has ended and its final files (and best checkpoint) are here.
+    #[serde(default)]
+    pub settled: bool,
 }
 
 /// Where a warm-started run's first weights came from, and every earlier version before it.

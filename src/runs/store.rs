@@ -149,37 +149,36 @@ impl RunStore {
 
     /// Makes a new, empty run folder with a unique sortable id.
     pub fn create_run_dir(&self, name: &str) -> Result<RunDir, StoreError> {
-        let slug: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect::<String>()
-            .split('-')
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join("-");
-        let slug: String = slug.chars().take(32).collect();
-        let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-        let mut rng = rand::rng();
         loop {
-            let suffix: u16 = rng.random();
-            let id = format!("{stamp}-{slug}-{suffix:04x}");
-            let path = self.root.join(&id);
-            match std::fs::create_dir(&path) {
-                Ok(()) => {
-                    let checkpoints = path.join("checkpoints");
-                    std::fs::create_dir_all(&checkpoints).map_err(io_error(&checkpoints))?;
-                    return Ok(RunDir { id, path });
+            let id = new_run_id(name);
+            match self.create_run_dir_with_id(&id) {
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    continue;
                 }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(source) => return Err(StoreError::Io { path, source }),
+                result => return result,
             }
         }
+    }
+
+    /// Makes the empty folder of run `id` (e.g. the mirror of a run trained elsewhere, which
+    /// keeps the id it has there); an existing folder is an error.
+    pub fn create_run_dir_with_id(&self, id: &str) -> Result<RunDir, StoreError> {
+        if let Some(problem) = plain_name_problem(id) {
+            return Err(StoreError::Corrupt {
+                path: self.root.join(id),
+                message: problem.to_string(),
+            });
+        }
+        let path = self.root.join(id);
+        std::fs::create_dir(&path).map_err(io_error(&path))?;
+        let checkpoints = path.join("checkpoints");
+        std::fs::create_dir_all(&checkpoints).map_err(io_error(&checkpoints))?;
+        Ok(RunDir {
+            id: id.to_string(),
+            path,
+        })
     }
 
     /// Renames the run `query` names, refusing a name another run has (names identify runs).
@@ -246,7 +245,12 @@ impl RunStore {
             };
             listings.push(match dir.read_record() {
                 Ok(record) => {
-                    let status = effective_status(&dir.path, record.status, record.pid);
+                    let status = effective_status(
+                        &dir.path,
+                        record.status,
+                        record.pid,
+                        record.remote.is_some(),
+                    );
                     RunListing::Run {
                         busy: live_holder(&dir.path),
                         dir,
@@ -309,10 +313,38 @@ impl RunStore {
     }
 }
 
+/// A new sortable run id for `name`: time, the name's letters and digits, a random suffix.
+pub fn new_run_id(name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let slug: String = slug.chars().take(32).collect();
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let suffix: u16 = rand::rng().random();
+    format!("{stamp}-{slug}-{suffix:04x}")
+}
+
 /// `running` only while a live process holds the run's lock (or, for runs written before locks,
-/// while the recorded local process exists); otherwise a `running` run was interrupted.
-pub(crate) fn effective_status(run_dir: &Path, status: RunStatus, pid: Option<u32>) -> RunStatus {
-    if status != RunStatus::Running {
+/// while the recorded local process exists); otherwise a `running` run was interrupted. A run
+/// mirrored from a compute target (`remote`) has the status its follower last saw there.
+pub(crate) fn effective_status(
+    run_dir: &Path,
+    status: RunStatus,
+    pid: Option<u32>,
+    remote: bool,
+) -> RunStatus {
+    if status != RunStatus::Running || remote {
         return status;
     }
     let alive = match read_holder(run_dir) {
@@ -368,7 +400,12 @@ impl RunDir {
     /// The run's status as a reader should see it (`interrupted` for a dead `running` run).
     pub fn status(&self) -> Result<RunStatus, StoreError> {
         let record = self.read_record()?;
-        Ok(effective_status(&self.path, record.status, record.pid))
+        Ok(effective_status(
+            &self.path,
+            record.status,
+            record.pid,
+            record.remote.is_some(),
+        ))
     }
 
     /// The process training this run right now, if any.

@@ -77,6 +77,9 @@ pub struct RunSummary {
     pub parent: Option<String>,
     #[serde(default)]
     pub pid: Option<u32>,
+    /// The compute target the run trains on (a mirrored run), if not this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl RunSummary {
@@ -120,6 +123,7 @@ impl RunSummary {
                 .and_then(|lineage| lineage.parent())
                 .map(|parent| parent.run_name.clone()),
             pid: record.pid,
+            target: record.remote.as_ref().map(|remote| remote.target.clone()),
         }
     }
 

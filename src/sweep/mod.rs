@@ -4,6 +4,7 @@
 //! winner's best checkpoint is promoted to a bundle (`export::promote`). Headless: the CLI and
 //! the window are shells.
 
+mod elsewhere;
 mod planner;
 mod pruner;
 mod record;
@@ -11,6 +12,9 @@ mod runner;
 mod space;
 mod spec;
 
+pub use elsewhere::{
+    PlannedSweep, discard_sweep, plan_sweep_elsewhere, record_submitted, refresh_from_runs,
+};
 pub use planner::{Finished, Planner, Suggestion};
 pub use pruner::{Pruner, metric_value};
 pub use record::{

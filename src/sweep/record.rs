@@ -102,7 +102,8 @@ impl TrialStatus {
 
     pub fn from_run(status: RunStatus) -> Self {
         match status {
-            RunStatus::Running => TrialStatus::Running,
+            // Queued on a compute target: under way, as far as the sweep is concerned.
+            RunStatus::Running | RunStatus::Pending => TrialStatus::Running,
             RunStatus::Completed => TrialStatus::Completed,
             RunStatus::EarlyStopped => TrialStatus::EarlyStopped,
             RunStatus::Pruned => TrialStatus::Pruned,
@@ -297,6 +298,13 @@ impl SweepStore {
                     });
                 }
             }
+        }
+    }
+
+    /// Removes a sweep's folder (a sweep planned but never started).
+    pub fn discard(&self, id: &str) {
+        if !id.is_empty() && !id.contains(['/', '\\']) && id != "." && id != ".." {
+            let _ = std::fs::remove_dir_all(self.folder(id));
         }
     }
 

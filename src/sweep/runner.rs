@@ -455,57 +455,20 @@ impl Runner {
         let Some(run_id) = &trial.run_id else {
             return;
         };
-        let values = self.metric_series(run_id);
+        let values = metric_series(&self.runs_dir, &self.record.spec, run_id);
         if !values.is_empty() {
             self.pruner.remember((trial.trial, trial.repeat), &values);
         }
     }
 
     /// The sweep metric's value at every epoch of a run, from its metrics log.
-    fn metric_series(&self, run_id: &str) -> Vec<f64> {
-        let Ok(dir) = RunStore::open(&self.runs_dir).and_then(|store| store.find(run_id)) else {
-            return Vec::new();
-        };
-        let Ok(log) = dir.read_metrics() else {
-            return Vec::new();
-        };
-        let name = self
-            .record
-            .spec
-            .metric
-            .strip_prefix("valid_")
-            .unwrap_or(&self.record.spec.metric)
-            .to_string();
-        let mut by_epoch: BTreeMap<usize, f64> = BTreeMap::new();
-        for point in log.series(SplitName::Valid, &name) {
-            by_epoch.insert(point.epoch, point.value);
-        }
-        by_epoch.into_values().collect()
-    }
-
     /// Fills a trial's best value, epoch count and time from its run's files.
     fn update_from_run(&mut self, index: usize) {
-        let Some(run_id) = self.record.trials[index].run_id.clone() else {
-            return;
-        };
-        let series = self.metric_series(&run_id);
-        let goal = self.record.spec.goal();
-        let best = series
-            .iter()
-            .enumerate()
-            .filter(|(_, value)| value.is_finite())
-            .min_by(|a, b| goal.as_cost(*a.1).total_cmp(&goal.as_cost(*b.1)));
-        let trial = &mut self.record.trials[index];
-        trial.best = best.map(|(_, value)| *value);
-        trial.best_epoch = best.map(|(epoch, _)| epoch + 1);
-        if let Ok(record) = RunStore::open(&self.runs_dir)
-            .and_then(|store| store.find(&run_id))
-            .and_then(|dir| dir.read_record())
-        {
-            trial.epochs = record.epochs_completed;
-            trial.secs = record.train_secs;
-            trial.message = record.status_message;
-        }
+        fill_from_run(
+            &self.runs_dir,
+            &self.record.spec,
+            &mut self.record.trials[index],
+        );
     }
 
     fn poll_jobs(&mut self) {
@@ -761,39 +724,8 @@ impl Runner {
     }
 
     fn new_job(&self, trial: &TrialRecord, key: JobKey) -> Result<TrainHandle, String> {
-        let spec = &self.record.spec;
-        let (model, mut train) = apply(&spec.model, &spec.train, &trial.params)?;
-        train.seed = spec.train.seed.wrapping_add(trial.repeat as u64);
-        train.best_by = Some(BestBy {
-            metric: spec.metric.clone(),
-            goal: spec.goal(),
-        });
-        let name = if spec.repeats > 1 {
-            format!(
-                "{}-t{}-r{}",
-                self.record.name,
-                trial.trial,
-                trial.repeat + 1
-            )
-        } else {
-            format!("{}-t{}", self.record.name, trial.trial)
-        };
-        let planned = plan(TrainRequest {
-            data: spec.data.clone(),
-            model,
-            train,
-            device: spec.device,
-            name: Some(name),
-            runs_dir: self.runs_dir.clone(),
-        })
-        .map_err(|error| error.to_string())?;
-        planned
-            .in_sweep(SweepTag {
-                sweep_id: self.record.id.clone(),
-                trial: trial.trial,
-                repeat: trial.repeat,
-                params: trial.params.clone(),
-            })
+        plan_trial(&self.record, trial, &self.runs_dir)
+            .map_err(|error| error.to_string())?
             .with_judge(self.judge_for(key))
             .execute(Some(self.notify_for_job()))
             .map_err(|error| error.to_string())
@@ -811,5 +743,84 @@ impl Runner {
         .with_judge(self.judge_for(key))
         .execute(Some(self.notify_for_job()))
         .map_err(|error| error.to_string())
+    }
+}
+
+/// A trial's run as planned (a new run tagged with the sweep), not started.
+pub(super) fn plan_trial(
+    record: &SweepRecord,
+    trial: &TrialRecord,
+    runs_dir: &Path,
+) -> Result<crate::train::PlannedRun, SweepError> {
+    let spec = &record.spec;
+    let (model, mut train) = apply(&spec.model, &spec.train, &trial.params)
+        .map_err(|error| super::spec::field_error("parameters", error))?;
+    train.seed = spec.train.seed.wrapping_add(trial.repeat as u64);
+    train.best_by = Some(BestBy {
+        metric: spec.metric.clone(),
+        goal: spec.goal(),
+    });
+    let name = if spec.repeats > 1 {
+        format!("{}-t{}-r{}", record.name, trial.trial, trial.repeat + 1)
+    } else {
+        format!("{}-t{}", record.name, trial.trial)
+    };
+    let planned = plan(TrainRequest {
+        data: spec.data.clone(),
+        model,
+        train,
+        device: spec.device,
+        name: Some(name),
+        runs_dir: runs_dir.to_path_buf(),
+    })?;
+    Ok(planned.in_sweep(SweepTag {
+        sweep_id: record.id.clone(),
+        trial: trial.trial,
+        repeat: trial.repeat,
+        params: trial.params.clone(),
+    }))
+}
+
+/// The sweep metric's values by epoch in a run's log.
+fn metric_series(runs_dir: &Path, spec: &SweepSpec, run_id: &str) -> Vec<f64> {
+    let Ok(dir) = RunStore::open(runs_dir).and_then(|store| store.find(run_id)) else {
+        return Vec::new();
+    };
+    let Ok(log) = dir.read_metrics() else {
+        return Vec::new();
+    };
+    let name = spec
+        .metric
+        .strip_prefix("valid_")
+        .unwrap_or(&spec.metric)
+        .to_string();
+    let mut by_epoch: BTreeMap<usize, f64> = BTreeMap::new();
+    for point in log.series(SplitName::Valid, &name) {
+        by_epoch.insert(point.epoch, point.value);
+    }
+    by_epoch.into_values().collect()
+}
+
+/// Fills a trial's best value, epoch count and time from its run's files.
+pub(super) fn fill_from_run(runs_dir: &Path, spec: &SweepSpec, trial: &mut TrialRecord) {
+    let Some(run_id) = trial.run_id.clone() else {
+        return;
+    };
+    let series = metric_series(runs_dir, spec, &run_id);
+    let goal = spec.goal();
+    let best = series
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| value.is_finite())
+        .min_by(|a, b| goal.as_cost(*a.1).total_cmp(&goal.as_cost(*b.1)));
+    trial.best = best.map(|(_, value)| *value);
+    trial.best_epoch = best.map(|(epoch, _)| epoch + 1);
+    if let Ok(record) = RunStore::open(runs_dir)
+        .and_then(|store| store.find(&run_id))
+        .and_then(|dir| dir.read_record())
+    {
+        trial.epochs = record.epochs_completed;
+        trial.secs = record.train_secs;
+        trial.message = record.status_message;
     }
 }

@@ -278,10 +278,44 @@ fn create_run(
     let name = store.unused_name(wanted.trim())?;
     let dir = store.create_run_dir(&name)?;
     let lock = RunLock::acquire(&dir.path)?;
+    let mut record = new_record(
+        &dir.id,
+        name,
+        &request,
+        &prepared,
+        sweep,
+        warm.as_ref().map(|warm| warm.lineage.clone()),
+    );
+    record.pid = Some(std::process::id());
+    dir.write_record(&record)?;
+    let plan = FitPlan {
+        dir,
+        record,
+        data: prepared,
+        device: request.device,
+        resume_from: None,
+        judge: None,
+        initial: warm.map(|warm| InitialWeights {
+            model: warm.weights,
+            optimizer: warm.optimizer,
+        }),
+    };
+    Ok((plan, lock))
+}
+
+/// The `run.json` a new run starts with (status running, no process yet).
+fn new_record(
+    id: &str,
+    name: String,
+    request: &TrainRequest,
+    prepared: &PreparedData,
+    sweep: Option<SweepTag>,
+    lineage: Option<Lineage>,
+) -> RunRecord {
     let now = chrono::Utc::now().to_rfc3339();
-    let record = RunRecord {
+    RunRecord {
         format_version: RUN_FORMAT_VERSION,
-        id: dir.id.clone(),
+        id: id.to_string(),
         name,
         created: now.clone(),
         updated: now,
@@ -305,26 +339,56 @@ fn create_run(
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
         burn_version: crate::BURN_VERSION.to_string(),
         sample_rows: prepared.golden_candidates(crate::data::TYPICAL_GOLDEN_ROWS, EXTREME_ROWS),
-        pid: Some(std::process::id()),
+        pid: None,
         changes: Vec::new(),
         sweep,
         test: None,
-        lineage: warm.as_ref().map(|warm| warm.lineage.clone()),
-    };
-    dir.write_record(&record)?;
-    let plan = FitPlan {
-        dir,
-        record,
-        data: prepared,
-        device: request.device,
-        resume_from: None,
-        judge: None,
-        initial: warm.map(|warm| InitialWeights {
-            model: warm.weights,
-            optimizer: warm.optimizer,
-        }),
-    };
-    Ok((plan, lock))
+        lineage,
+        remote: None,
+    }
+}
+
+impl PlannedRun {
+    /// The run's wanted name (the request's, else the dataset's); `None` for a resume.
+    pub fn wanted_name(&self) -> Option<String> {
+        match &self.kind {
+            PlannedKind::New { request, .. } => Some(
+                request
+                    .name
+                    .clone()
+                    .filter(|name| !name.trim().is_empty())
+                    .unwrap_or_else(|| request.data.dataset_name())
+                    .trim()
+                    .to_string(),
+            ),
+            PlannedKind::Resume { .. } => None,
+        }
+    }
+
+    /// The `run.json` of this new run as another machine will train it (a compute target:
+    /// its `kiln resume` starts a pending run from epoch 0, and continues it after a requeue).
+    /// Status pending; `None` for a resume or a warm start (not supported there).
+    pub fn record_for_elsewhere(&self, id: &str, name: &str) -> Option<RunRecord> {
+        match &self.kind {
+            PlannedKind::New {
+                request,
+                warm: None,
+                ..
+            } => {
+                let mut record = new_record(
+                    id,
+                    name.to_string(),
+                    request,
+                    &self.data,
+                    self.sweep.clone(),
+                    None,
+                );
+                record.status = RunStatus::Pending;
+                Some(record)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Plans a new run with exactly `run`'s settings, seed, device and data. Refused, naming what
@@ -383,14 +447,21 @@ pub fn plan_resume(request: ResumeRequest) -> Result<PlannedRun, EngineError> {
     // One writer per run: a second resume (another window, terminal or machine) stops here.
     let lock = RunLock::acquire(&dir.path)?;
     let mut record = dir.read_record()?;
-    // With the lock held, a stored `running` is a run whose writer died.
-    let status = match record.status {
-        RunStatus::Running => RunStatus::Interrupted,
-        status => status,
-    };
     let not_resumable = |reason: String| EngineError::NotResumable {
         run: dir.id.clone(),
         reason,
+    };
+    if let Some(remote) = &record.remote {
+        return Err(not_resumable(format!(
+            "it trains on the target '{}'; `kiln resume {}` in a terminal sends it there again",
+            remote.target, dir.id
+        )));
+    }
+    // With the lock held, a stored `running` is a run whose writer died; a pending run
+    // (submitted to a compute target, this is that target) starts from epoch 0.
+    let status = match record.status {
+        RunStatus::Running | RunStatus::Pending => RunStatus::Interrupted,
+        status => status,
     };
     if let Some(rate) = request.learning_rate {
         super::config::check_learning_rate(rate)?;

@@ -13,7 +13,7 @@ use super::identity::display_names;
 use super::layout;
 use super::panels::{
     self, AnalysisPanel, DataState, ExportState, LiveTraining, MistakesState, ModelUseState,
-    RunsPanel, RunsView, SweepContext, SweepPanel, SweepUpdate, VersionsState,
+    RunsPanel, RunsView, SweepContext, SweepPanel, SweepUpdate, TargetsPanel, VersionsState,
 };
 use super::plot::{PlotGroup, PlotOutcome, PlotRun, curves_ui};
 use super::promise::Task;
@@ -31,6 +31,8 @@ pub struct AppOptions {
     pub dialogs: Arc<dyn FileDialogs>,
     /// Load and save settings through eframe's storage.
     pub persist: bool,
+    /// The compute targets file (default: `$KILN_TARGETS` or the config folder's).
+    pub targets_file: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -40,6 +42,7 @@ impl Default for AppOptions {
             initial_data: None,
             dialogs: Arc::new(NativeDialogs),
             persist: true,
+            targets_file: None,
         }
     }
 }
@@ -65,6 +68,7 @@ pub struct KilnApp {
     /// The run picked in the table or on the plot.
     pub(crate) highlighted: Option<String>,
     pub(crate) sweep: SweepPanel,
+    pub(crate) targets: TargetsPanel,
     pub(crate) export: ExportState,
     pub(crate) model_use: ModelUseState,
     pub(crate) mistakes: MistakesState,
@@ -115,6 +119,11 @@ impl KilnApp {
             analysis: AnalysisPanel::default(),
             highlighted: None,
             sweep: SweepPanel::default(),
+            targets: TargetsPanel::new(
+                options
+                    .targets_file
+                    .unwrap_or_else(crate::cluster::default_targets_path),
+            ),
             export: ExportState::default(),
             model_use: ModelUseState::default(),
             mistakes: MistakesState::default(),
@@ -143,6 +152,11 @@ impl KilnApp {
 
     pub fn runs_dir(&self) -> &std::path::Path {
         &self.cache.runs_dir
+    }
+
+    /// The compute targets section ("Run on", Test connection, remote runs followed).
+    pub fn targets(&self) -> &TargetsPanel {
+        &self.targets
     }
 
     /// True from Train (or Resume) until the run has ended, preparation included.
@@ -358,6 +372,9 @@ impl KilnApp {
         self.poll_data();
         self.poll_training(ctx);
         let updates = self.sweep.poll(&self.cache.runs_dir);
+        self.apply_sweep_updates(updates);
+        // Remote runs report as a sweep's trials do: plot, draw points, re-read, say so.
+        let updates = self.targets.poll(ctx, &self.cache.runs_dir);
         self.apply_sweep_updates(updates);
         self.poll_export();
         self.poll_model_use();

@@ -17,7 +17,7 @@ mod widgets;
 pub use app::{AppOptions, KilnApp};
 pub use cache::RunCurves;
 pub use identity::RunColors;
-pub use panels::{BenchPlan, DevicesPanel};
+pub use panels::{BenchPlan, DevicesPanel, TargetsPanel};
 pub use plot::{
     PlotGroup, PlotOutcome, PlotRun, PlotSettings, XAxis, curves_ui, debiased_ema, run_color,
 };

@@ -27,6 +27,8 @@ pub fn app_on(
         let mut app = KilnApp::new(
             cc,
             AppOptions {
+                // No targets unless a test writes this file (never the user's own).
+                targets_file: Some(runs_dir.join(".targets.toml")),
                 runs_dir,
                 initial_data: Some(data),
                 dialogs,

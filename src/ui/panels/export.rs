@@ -89,8 +89,26 @@ impl KilnApp {
             .as_ref()
             .filter(|(checkpoint, _)| *checkpoint == (run.clone(), epoch))
             .map(|(_, card)| card.clone());
+        // A mirrored run keeps only its best weights here: others are fetched from its target.
+        let fetch_from = self
+            .cache
+            .record(&run)
+            .is_some_and(|record| record.remote.is_some())
+            .then(|| self.targets.file().cloned())
+            .flatten();
         self.export.exporting = Some(((run.clone(), epoch), formats));
         self.export.task.start(ctx, move || {
+            if let Some(targets) = &fetch_from
+                && let Err(error) =
+                    crate::cluster::fetch_checkpoint(&runs_dir, &format!("{run}@{epoch}"), targets)
+            {
+                return (
+                    path,
+                    Err(ExportFailure::Other(format!(
+                        "fetching the checkpoint from its target: {error}"
+                    ))),
+                );
+            }
             let options = ExportOptions {
                 force,
                 onnx,

@@ -14,6 +14,7 @@ mod model_use_images;
 mod run_menu;
 mod runs;
 mod sweep;
+mod targets;
 mod thumbnails;
 mod training;
 mod training_form;
@@ -28,6 +29,7 @@ pub use mistakes::MistakesState;
 pub use model_use::{ModelUseState, model_use_ui};
 pub use runs::{RunsPanel, RunsView};
 pub use sweep::{SweepContext, SweepPanel, SweepUpdate};
+pub use targets::TargetsPanel;
 pub use training::LiveTraining;
 pub use versions::{VersionsState, WarmFrom};
 
@@ -45,6 +47,10 @@ pub fn setup_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     egui::CollapsingHeader::new(egui::RichText::new("Training").heading())
         .default_open(true)
         .show(ui, |ui| training_form::training_form_ui(app, ui));
+    let runs_dir = app.cache.runs_dir.clone();
+    egui::CollapsingHeader::new(egui::RichText::new("Targets").heading())
+        .default_open(false)
+        .show(ui, |ui| app.targets.ui(ui, &runs_dir));
 }
 
 pub use training::train_controls_ui;

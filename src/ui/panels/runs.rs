@@ -448,16 +448,21 @@ impl RunsPanel {
                                         }
                                     }
                                     Column::Status => {
-                                        // A run another process (or machine) trains right now.
-                                        let busy = (!live && run.status == RunStatus::Running)
+                                        // A run another process (or machine) trains right now;
+                                        // a mirrored one says where it trains instead.
+                                        let busy = (!live
+                                            && run.target.is_none()
+                                            && run.status == RunStatus::Running)
                                             .then(|| trained_elsewhere(runs_dir, id))
                                             .flatten();
                                         let text = if live {
-                                            "training"
+                                            "training".to_string()
                                         } else if busy.is_some() {
-                                            "busy"
+                                            "busy".to_string()
+                                        } else if let Some(target) = &run.target {
+                                            format!("{} on {target}", run.status.name())
                                         } else {
-                                            run.status.name()
+                                            run.status.name().to_string()
                                         };
                                         let label = if matches!(
                                             run.status,

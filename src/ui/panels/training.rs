@@ -122,6 +122,15 @@ impl KilnApp {
         self.settings.run_name.clear();
         let shown_name = name.unwrap_or_else(|| spec.dataset_name());
         let warm = self.settings.warm_from.clone();
+        if self.targets.is_remote() {
+            if warm.is_some() {
+                self.error("A run that starts from another model trains here: choose Run on local");
+                return;
+            }
+            // Planned and sent off the UI thread; the Targets section follows it from there.
+            self.targets.submit(ctx, request);
+            return;
+        }
         let runs_dir = self.cache.runs_dir.clone();
         let mut task = Task::default();
         task.start(ctx, move || match warm {
@@ -330,7 +339,7 @@ pub fn train_controls_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {problem}"));
     }
     ui.horizontal(|ui| {
-        let training = app.is_training();
+        let training = app.is_training() || app.targets.is_submitting();
         let train_button = egui::Button::new(egui::RichText::new("▶ Train").size(16.0))
             .min_size(egui::vec2(110.0, 30.0));
         if ui
@@ -339,12 +348,17 @@ pub fn train_controls_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         {
             app.push(Command::StartTraining);
         }
+        // Only where targets exist: a laptop-only setup sees no extra choice.
+        if app.targets.has_targets() {
+            app.targets.run_on_ui(ui);
+        }
         let stop_button = egui::Button::new(egui::RichText::new("■ Stop").size(16.0))
             .min_size(egui::vec2(90.0, 30.0));
         if ui.add_enabled(training, stop_button).clicked() {
             app.push(Command::StopTraining);
         }
     });
+    app.targets.progress_ui(ui);
     if let Some(training) = &app.training {
         progress_ui(ui, training);
     }
