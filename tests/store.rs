@@ -153,6 +153,43 @@ fn broken_runs_are_listed_not_fatal_and_dead_running_runs_are_interrupted() {
 }
 
 #[test]
+fn a_new_run_folder_appears_only_with_its_record() {
+    let root = tempfile::tempdir().unwrap();
+    let store = RunStore::open(root.path()).unwrap();
+    // Whatever the filling finds, the store does not list the folder yet.
+    let seen_while_filling = std::cell::Cell::new(usize::MAX);
+    let failed = store.create_run_dir_complete("half", |staged| {
+        seen_while_filling.set(store.list().unwrap().len());
+        std::fs::write(staged.record_path(), b"{}").unwrap();
+        Err(kiln::runs::StoreError::Corrupt {
+            path: staged.path.clone(),
+            message: "stopped halfway".into(),
+        })
+    });
+    assert!(failed.is_err());
+    assert_eq!(seen_while_filling.get(), 0);
+    assert_eq!(
+        std::fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "a failed creation leaves nothing behind"
+    );
+    let made = store
+        .create_run_dir_complete("whole", |staged| {
+            std::fs::write(staged.record_path(), b"{ not json").map_err(|source| {
+                kiln::runs::StoreError::Io {
+                    path: staged.record_path(),
+                    source,
+                }
+            })
+        })
+        .unwrap();
+    assert!(made.path.join("checkpoints").is_dir());
+    assert!(made.record_path().is_file());
+    assert_eq!(store.list().unwrap().len(), 1);
+    assert_eq!(store.find(&made.id).unwrap(), made);
+}
+
+#[test]
 fn run_ids_are_unique_and_sortable() {
     let root = tempfile::tempdir().unwrap();
     let store = RunStore::open(root.path()).unwrap();

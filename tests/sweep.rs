@@ -323,7 +323,24 @@ fn kill_9_mid_sweep_then_resume_finishes_the_budget_without_running_a_trial_twic
         );
     }
     // One run per trial in the store: interrupted ones continued in their own folders.
-    assert_eq!(RunStore::open(&runs).unwrap().list().unwrap().len(), 5);
+    let listed: Vec<String> = RunStore::open(&runs)
+        .unwrap()
+        .list()
+        .unwrap()
+        .iter()
+        .map(|listing| match listing {
+            kiln::runs::RunListing::Run { dir, record, .. } => {
+                format!(
+                    "{} {:?} {:?}",
+                    dir.id,
+                    record.status,
+                    record.sweep.as_ref().map(|t| t.trial)
+                )
+            }
+            kiln::runs::RunListing::Broken { id, error, .. } => format!("{id} broken: {error}"),
+        })
+        .collect();
+    assert_eq!(listed.len(), 5, "{listed:#?}\n{:#?}", done.trials);
     for trial in &done.trials {
         let dir = RunStore::open(&runs)
             .unwrap()

@@ -162,6 +162,51 @@ impl RunStore {
         }
     }
 
+    /// Makes a new run's folder with `fill` (its run.json) done before the folder appears in the
+    /// store: it is built under a hidden name and renamed into place. A process killed in
+    /// between leaves a hidden `.creating-…` folder, never a run without its record that a
+    /// resumed sweep would not recognise as its trial's.
+    pub fn create_run_dir_complete(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&RunDir) -> Result<(), StoreError>,
+    ) -> Result<RunDir, StoreError> {
+        let (id, staging) = loop {
+            let id = new_run_id(name);
+            if let Some(problem) = plain_name_problem(&id) {
+                return Err(StoreError::Corrupt {
+                    path: self.root.join(&id),
+                    message: problem.to_string(),
+                });
+            }
+            if self.root.join(&id).exists() {
+                continue;
+            }
+            let staging = self.root.join(format!(".creating-{id}"));
+            match std::fs::create_dir(&staging) {
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                result => result.map_err(io_error(&staging))?,
+            }
+            break (id, staging);
+        };
+        let filled = std::fs::create_dir(staging.join("checkpoints"))
+            .map_err(io_error(&staging))
+            .and_then(|()| {
+                fill(&RunDir {
+                    id: id.clone(),
+                    path: staging.clone(),
+                })
+            });
+        let path = self.root.join(&id);
+        let placed =
+            filled.and_then(|()| std::fs::rename(&staging, &path).map_err(io_error(&path)));
+        if let Err(error) = placed {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+        Ok(RunDir { id, path })
+    }
+
     /// Makes the empty folder of run `id` (e.g. the mirror of a run trained elsewhere, which
     /// keeps the id it has there); an existing folder is an error.
     pub fn create_run_dir_with_id(&self, id: &str) -> Result<RunDir, StoreError> {

@@ -276,18 +276,29 @@ fn create_run(
         .unwrap_or_else(|| request.data.dataset_name());
     // Two runs never share a name silently: the second "iris" becomes "iris-2".
     let name = store.unused_name(wanted.trim())?;
-    let dir = store.create_run_dir(&name)?;
+    let mut written = None;
+    let dir = store.create_run_dir_complete(&name, |staged| {
+        let mut record = new_record(
+            &staged.id,
+            name.clone(),
+            &request,
+            &prepared,
+            sweep.clone(),
+            warm.as_ref().map(|warm| warm.lineage.clone()),
+        );
+        record.pid = Some(std::process::id());
+        staged.write_record(&record)?;
+        written = Some(record);
+        Ok(())
+    })?;
+    // Nobody else knows the new id yet, so taking the lock once it is in place loses nothing.
     let lock = RunLock::acquire(&dir.path)?;
-    let mut record = new_record(
-        &dir.id,
-        name,
-        &request,
-        &prepared,
-        sweep,
-        warm.as_ref().map(|warm| warm.lineage.clone()),
-    );
-    record.pid = Some(std::process::id());
-    dir.write_record(&record)?;
+    let Some(record) = written else {
+        return Err(EngineError::Store(crate::runs::StoreError::Corrupt {
+            path: dir.path.clone(),
+            message: "the new run's record was not written".to_string(),
+        }));
+    };
     let plan = FitPlan {
         dir,
         record,

@@ -21,14 +21,64 @@ use crate::runs::{RunListing, RunStatus, RunStore};
 use crate::train::TrainRequest;
 use crate::ui::promise::Task;
 
+/// Remote runs shown with their progress under Train.
+const SHOWN_UNDER_TRAIN: usize = 3;
+
 /// How often a follower polls its run.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How far a remote run is, from the epochs its mirror has received.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RemoteProgress {
+    pub epochs_total: usize,
+    pub epochs_done: usize,
+    /// The first epoch seen by this window and the run's clock then (its points' wall_secs).
+    first_seen: Option<(usize, f64)>,
+    last_wall_secs: f64,
+}
+
+impl RemoteProgress {
+    fn new(epochs_total: usize, epochs_done: usize) -> Self {
+        Self {
+            epochs_total,
+            epochs_done,
+            ..Self::default()
+        }
+    }
+
+    fn add(&mut self, points: &[crate::runs::MetricPoint]) {
+        for point in points {
+            self.epochs_done = self.epochs_done.max(point.epoch);
+            self.last_wall_secs = self.last_wall_secs.max(point.wall_secs);
+            if self.first_seen.is_none() {
+                self.first_seen = Some((point.epoch, point.wall_secs));
+            }
+        }
+    }
+
+    /// Seconds left at the pace of the epochs seen so far (the run's own clock, so the link's
+    /// delays do not count); none before two epochs were seen.
+    pub fn eta_secs(&self) -> Option<f64> {
+        let (first_epoch, first_secs) = self.first_seen?;
+        let epochs = self
+            .epochs_done
+            .checked_sub(first_epoch)
+            .filter(|&n| n > 0)?;
+        let per_epoch = (self.last_wall_secs - first_secs) / epochs as f64;
+        Some(per_epoch * self.epochs_total.saturating_sub(self.epochs_done) as f64)
+    }
+
+    fn fraction(&self) -> f32 {
+        (self.epochs_done as f32 / self.epochs_total.max(1) as f32).clamp(0.0, 1.0)
+    }
+}
 
 /// A follower thread mirroring one remote run.
 struct Following {
     name: String,
     status: String,
     problem: Option<String>,
+    progress: RemoteProgress,
     events: Receiver<FollowEvent>,
     stop: Arc<AtomicBool>,
     /// Set when the follower thread ended (its error, if any, was reported).
@@ -211,7 +261,10 @@ impl TargetsPanel {
             let mut changed = false;
             while let Ok(event) = following.events.try_recv() {
                 match event {
-                    FollowEvent::Points(new) => points.extend(new),
+                    FollowEvent::Points(new) => {
+                        following.progress.add(&new);
+                        points.extend(new);
+                    }
                     FollowEvent::Status { status, message } => {
                         following.status = status_text(status, message.as_deref());
                         changed = true;
@@ -296,6 +349,14 @@ impl TargetsPanel {
             Ok(file) => file.clone(),
             Err(_) => return,
         };
+        // The mirror's record says how many epochs the run trains and how many are in.
+        let progress = RunStore::open(runs_dir)
+            .and_then(|store| store.find(run))
+            .and_then(|dir| dir.read_record())
+            .map_or_else(
+                |_| RemoteProgress::default(),
+                |record| RemoteProgress::new(record.train.epochs, record.epochs_completed),
+            );
         let (sender, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -320,6 +381,7 @@ impl TargetsPanel {
                 name,
                 status: "following…".to_string(),
                 problem: None,
+                progress,
                 events,
                 stop,
                 done,
@@ -430,6 +492,7 @@ impl TargetsPanel {
                     stop = Some(run.clone());
                 }
             });
+            progress_bar_ui(ui, &following.progress);
             if let Some(problem) = &following.problem {
                 ui.colored_label(ui.visuals().warn_fg_color, problem);
             }
@@ -447,8 +510,22 @@ impl TargetsPanel {
         }
     }
 
-    /// The sending of this window's run to a target, under Train.
+    /// The sending of this window's run to a target, and the runs followed, under Train.
     pub fn progress_ui(&self, ui: &mut egui::Ui) {
+        // A few here; a job array's many runs are all listed in the Targets section.
+        for following in self.followers.values().take(SHOWN_UNDER_TRAIN) {
+            ui.label(format!("{}: {}", following.name, following.status));
+            progress_bar_ui(ui, &following.progress);
+            if let Some(problem) = &following.problem {
+                ui.colored_label(ui.visuals().warn_fg_color, problem);
+            }
+        }
+        if self.followers.len() > SHOWN_UNDER_TRAIN {
+            ui.weak(format!(
+                "and {} more remote runs (Targets section)",
+                self.followers.len() - SHOWN_UNDER_TRAIN
+            ));
+        }
         if self.submitting.is_pending() {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -505,6 +582,11 @@ impl TargetsPanel {
         self.text_error = self.file.as_ref().err().cloned();
     }
 
+    /// How far a followed run is.
+    pub fn progress_of(&self, run: &str) -> Option<&RemoteProgress> {
+        self.followers.get(run).map(|following| &following.progress)
+    }
+
     /// Runs being followed, with their status line (for tests and the window).
     pub fn followed(&self) -> Vec<(String, String)> {
         self.followers
@@ -531,9 +613,61 @@ impl Drop for TargetsPanel {
     }
 }
 
+/// Epochs in of the run's total, with the time left once the pace is known.
+fn progress_bar_ui(ui: &mut egui::Ui, progress: &RemoteProgress) {
+    if progress.epochs_total == 0 {
+        return;
+    }
+    let eta = progress
+        .eta_secs()
+        .filter(|_| progress.epochs_done < progress.epochs_total)
+        .map(|secs| format!(" · ETA {}", super::training::format_duration(secs)))
+        .unwrap_or_default();
+    ui.add(
+        egui::ProgressBar::new(progress.fraction())
+            .text(format!(
+                "{} of {} epochs{eta}",
+                progress.epochs_done, progress.epochs_total
+            ))
+            .desired_width(280.0),
+    );
+}
+
 fn status_text(status: RunStatus, message: Option<&str>) -> String {
     match message {
         Some(message) => format!("{status}: {message}"),
         None => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RemoteProgress;
+    use crate::runs::{MetricPoint, SplitName};
+
+    fn point(epoch: usize, wall_secs: f64) -> MetricPoint {
+        MetricPoint {
+            epoch,
+            step: epoch as u64,
+            split: SplitName::Valid,
+            metric: "loss".into(),
+            value: 0.5,
+            wall_secs,
+        }
+    }
+
+    #[test]
+    fn the_eta_follows_the_runs_own_clock_once_two_epochs_are_in() {
+        let mut progress = RemoteProgress::new(10, 2);
+        assert_eq!(progress.eta_secs(), None);
+        progress.add(&[point(3, 30.0)]);
+        assert_eq!(progress.eta_secs(), None, "one epoch gives no pace");
+        progress.add(&[point(4, 40.0), point(5, 50.0)]);
+        assert_eq!(progress.epochs_done, 5);
+        assert_eq!(
+            progress.eta_secs(),
+            Some(50.0),
+            "5 epochs left at 10 s each"
+        );
     }
 }
