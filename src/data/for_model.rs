@@ -123,16 +123,7 @@ fn prepare_table_for(
             )));
         }
     }
-    let test_file = match &spec.test {
-        Some(TestSplit::File(path)) => {
-            let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Some((parse_csv_bytes(path, &bytes)?, bytes))
-        }
-        _ => None,
-    };
+    let test_file = super::read_test_file(spec)?;
     let fingerprint = fingerprint(
         bytes,
         spec,

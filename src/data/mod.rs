@@ -413,19 +413,22 @@ struct ParsedTable {
     fingerprint: DatasetFingerprint,
 }
 
+/// The separate test file a spec names, parsed, with its bytes (the fingerprint hashes them).
+pub(crate) fn read_test_file(spec: &DataSpec) -> Result<Option<(RawTable, Vec<u8>)>, DataError> {
+    let Some(TestSplit::File(path)) = &spec.test else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some((parse_csv_bytes(path, &bytes)?, bytes)))
+}
+
 fn parse_and_fingerprint(spec: &DataSpec, bytes: &[u8]) -> Result<ParsedTable, DataError> {
     let table = parse_csv_bytes(&spec.path, bytes)?;
     let (schema, warnings) = infer_schema(&table, spec)?;
-    let test_file = match &spec.test {
-        Some(TestSplit::File(path)) => {
-            let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Some((parse_csv_bytes(path, &bytes)?, bytes))
-        }
-        _ => None,
-    };
+    let test_file = read_test_file(spec)?;
     let fingerprint = fingerprint(
         bytes,
         spec,

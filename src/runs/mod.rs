@@ -27,7 +27,8 @@ pub use run::{
     RunStatus, SweepTag, TestResult,
 };
 pub use store::{
-    CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir, new_run_id,
+    CheckpointSelector, RunDir, RunListing, RunStore, StoreError, default_runs_dir, id_slug,
+    new_run_id,
 };
 pub use summary::{MetricSummary, RunSummary, Summary, flatten, format_number, summarize_metrics};
 pub use user_fields::UserFields;

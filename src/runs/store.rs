@@ -360,6 +360,15 @@ impl RunStore {
 
 /// A new sortable run id for `name`: time, the name's letters and digits, a random suffix.
 pub fn new_run_id(name: &str) -> String {
+    let slug = id_slug(name);
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let suffix: u16 = rand::rng().random();
+    format!("{stamp}-{slug}-{suffix:04x}")
+}
+
+/// A name as it goes into an id (runs, sweeps): lower-case letters and digits, single dashes
+/// between them, at most 32 characters.
+pub fn id_slug(name: &str) -> String {
     let slug: String = name
         .chars()
         .map(|c| {
@@ -374,10 +383,7 @@ pub fn new_run_id(name: &str) -> String {
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join("-");
-    let slug: String = slug.chars().take(32).collect();
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-    let suffix: u16 = rand::rng().random();
-    format!("{stamp}-{slug}-{suffix:04x}")
+    slug.chars().take(32).collect()
 }
 
 /// `running` only while a live process holds the run's lock (or, for runs written before locks,

@@ -105,18 +105,7 @@ fn plan_trials(
             Suggestion::Wait | Suggestion::Exhausted => break,
         };
         for repeat in 0..record.spec.repeats {
-            let trial = TrialRecord {
-                trial,
-                repeat,
-                params: params.clone(),
-                run_id: None,
-                status: TrialStatus::Planned,
-                best: None,
-                best_epoch: None,
-                epochs: 0,
-                secs: 0.0,
-                message: None,
-            };
+            let trial = TrialRecord::planned(trial, repeat, params.clone());
             runs.push(plan_trial(record, &trial, runs_dir)?);
             record.trials.push(trial);
         }

@@ -133,6 +133,24 @@ pub struct TrialRecord {
     pub message: Option<String>,
 }
 
+impl TrialRecord {
+    /// A run of a trial as planned: settings chosen, nothing trained yet.
+    pub fn planned(trial: usize, repeat: usize, params: Assignment) -> Self {
+        Self {
+            trial,
+            repeat,
+            params,
+            run_id: None,
+            status: TrialStatus::Planned,
+            best: None,
+            best_epoch: None,
+            epochs: 0,
+            secs: 0.0,
+            message: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepRecord {
     pub format_version: u32,
@@ -267,21 +285,7 @@ impl SweepStore {
     /// A new, unique sweep id from the time and the name.
     pub fn create(&self, name: &str) -> Result<String, SweepStoreError> {
         std::fs::create_dir_all(&self.root).map_err(io_error(&self.root))?;
-        let slug: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect::<String>()
-            .split('-')
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join("-");
-        let slug: String = slug.chars().take(32).collect();
+        let slug = crate::runs::id_slug(name);
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
         let mut rng = rand::rng();
         loop {

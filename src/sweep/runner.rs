@@ -612,18 +612,9 @@ impl Runner {
             Suggestion::Ready(params) => {
                 let first = self.record.trials.len();
                 for repeat in 0..self.record.spec.repeats {
-                    self.record.trials.push(TrialRecord {
-                        trial: next,
-                        repeat,
-                        params: params.clone(),
-                        run_id: None,
-                        status: TrialStatus::Planned,
-                        best: None,
-                        best_epoch: None,
-                        epochs: 0,
-                        secs: 0.0,
-                        message: None,
-                    });
+                    self.record
+                        .trials
+                        .push(TrialRecord::planned(next, repeat, params.clone()));
                 }
                 self.save();
                 Some(first)
