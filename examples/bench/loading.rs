@@ -153,34 +153,26 @@ fn stage_rows(file: &Path, shape: &str) -> anyhow::Result<Vec<Row>> {
 }
 
 fn kiln_round(file: &Path) -> anyhow::Result<(f64, f64)> {
-    let output = Command::new(std::env::current_exe()?)
-        .arg("--load-once")
-        .arg(file)
-        .output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "loading failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut words = text.split_whitespace();
-    let secs: f64 = words.next().context("no time")?.parse()?;
-    let kib: f64 = words.next().context("no peak")?.parse()?;
-    Ok((secs, kib / 1024.0))
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("--load-once").arg(file);
+    timed_round(&mut command, "loading")
 }
 
 fn python_round(python: &Path, library: &str, file: &Path) -> anyhow::Result<(f64, f64)> {
     let script = format!(
         "import sys, time\nimport {library}\nstarted = time.perf_counter()\nframe = {library}.read_csv(sys.argv[1])\nsecs = time.perf_counter() - started\nassert frame.shape[0] > 0\npeak = [line.split()[1] for line in open(\"/proc/self/status\") if line.startswith(\"VmHWM:\")][0]\nprint(secs, peak)\n"
     );
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(file)
-        .output()?;
+    let mut command = Command::new(python);
+    command.arg("-c").arg(script).arg(file);
+    timed_round(&mut command, library)
+}
+
+/// Runs a round in its own process, which prints "SECONDS PEAK_KIB": (seconds, MiB).
+fn timed_round(command: &mut Command, what: &str) -> anyhow::Result<(f64, f64)> {
+    let output = command.output()?;
     anyhow::ensure!(
         output.status.success(),
-        "{library} failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8_lossy(&output.stdout);
