@@ -10,8 +10,7 @@ use super::fingerprint::{fingerprint, image_fingerprint};
 use super::image_transform::ImageTransform;
 use super::images::load_image_folder;
 use super::preprocess::{ColumnTransform, EncodedMatrix, Preprocessor};
-use super::schema::{DataSource, DataSpec, Schema, TestSplit};
-use super::split::{split_indices, stratified_split};
+use super::schema::{DataSource, DataSpec, Schema};
 use super::{DataError, LoadedData, PreparedData, load_idx};
 
 /// Lines listed at most in an error.
@@ -131,24 +130,7 @@ fn prepare_table_for(
         schema,
         test_file.as_ref().map(|(_, bytes)| bytes.as_slice()),
     );
-    let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
-    let split = split_indices(
-        &table,
-        schema,
-        spec.valid_fraction,
-        test_fraction,
-        spec.split_seed,
-    )
-    .map_err(|message| DataError::Invalid {
-        path: spec.path.clone(),
-        message,
-    })?;
-    if split.train.is_empty() || split.valid.is_empty() {
-        return Err(DataError::TooFewRows {
-            path: spec.path.clone(),
-            rows: table.row_count(),
-        });
-    }
+    let split = super::split_table(spec, &table, schema)?;
     let preprocessor = if refit_stats {
         refit_table(model_preprocessor, &table, schema, &split.train)
     } else {
@@ -271,23 +253,7 @@ fn prepare_images_for(
         item.label = mapping[item.label];
     }
     set.classes = schema.target.classes.clone();
-    let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
-    let split = stratified_split(
-        &set.labels(),
-        spec.valid_fraction,
-        test_fraction,
-        spec.split_seed,
-    )
-    .map_err(|message| DataError::Invalid {
-        path: spec.path.clone(),
-        message,
-    })?;
-    if split.train.is_empty() || split.valid.is_empty() {
-        return Err(DataError::TooFewRows {
-            path: spec.path.clone(),
-            rows: set.items.len(),
-        });
-    }
+    let split = super::split_images(spec, &set)?;
     let transform = if refit_stats {
         ImageTransform::fit(&set, &split.train)
     } else {

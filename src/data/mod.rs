@@ -335,20 +335,7 @@ pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, Da
                 .to_string(),
         ));
     }
-    let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
-    let split = stratified_split(
-        &set.labels(),
-        spec.valid_fraction,
-        test_fraction,
-        spec.split_seed,
-    )
-    .map_err(invalid)?;
-    if split.train.is_empty() || split.valid.is_empty() {
-        return Err(DataError::TooFewRows {
-            path: spec.path.clone(),
-            rows: set.items.len(),
-        });
-    }
+    let split = split_images(spec, &set)?;
     let transform = ImageTransform::fit(&set, &split.train);
     let encode = |rows: &[usize]| {
         let mut inputs = Vec::with_capacity(rows.len() * set.shape.pixels());
@@ -413,6 +400,54 @@ struct ParsedTable {
     fingerprint: DatasetFingerprint,
 }
 
+/// A table's rows split as the spec asks (fractions and seed), training and validation rows
+/// both present.
+pub(crate) fn split_table(
+    spec: &DataSpec,
+    table: &RawTable,
+    schema: &Schema,
+) -> Result<Split, DataError> {
+    let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
+    let split = split_indices(
+        table,
+        schema,
+        spec.valid_fraction,
+        test_fraction,
+        spec.split_seed,
+    );
+    checked_split(spec, split, table.row_count())
+}
+
+/// An image set split by class as the spec asks, training and validation images both present.
+pub(crate) fn split_images(spec: &DataSpec, set: &ImageSet) -> Result<Split, DataError> {
+    let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
+    let split = stratified_split(
+        &set.labels(),
+        spec.valid_fraction,
+        test_fraction,
+        spec.split_seed,
+    );
+    checked_split(spec, split, set.items.len())
+}
+
+fn checked_split(
+    spec: &DataSpec,
+    split: Result<Split, String>,
+    rows: usize,
+) -> Result<Split, DataError> {
+    let split = split.map_err(|message| DataError::Invalid {
+        path: spec.path.clone(),
+        message,
+    })?;
+    if split.train.is_empty() || split.valid.is_empty() {
+        return Err(DataError::TooFewRows {
+            path: spec.path.clone(),
+            rows,
+        });
+    }
+    Ok(split)
+}
+
 /// The separate test file a spec names, parsed, with its bytes (the fingerprint hashes them).
 pub(crate) fn read_test_file(spec: &DataSpec) -> Result<Option<(RawTable, Vec<u8>)>, DataError> {
     let Some(TestSplit::File(path)) = &spec.test else {
@@ -454,24 +489,7 @@ fn encode_parsed(spec: &DataSpec, parsed: ParsedTable) -> Result<PreparedData, D
         test_table,
         fingerprint,
     } = parsed;
-    let test_fraction = spec.test.as_ref().map_or(0.0, TestSplit::fraction);
-    let split = split_indices(
-        &table,
-        &schema,
-        spec.valid_fraction,
-        test_fraction,
-        spec.split_seed,
-    )
-    .map_err(|message| DataError::Invalid {
-        path: spec.path.clone(),
-        message,
-    })?;
-    if split.train.is_empty() || split.valid.is_empty() {
-        return Err(DataError::TooFewRows {
-            path: spec.path.clone(),
-            rows: table.row_count(),
-        });
-    }
+    let split = split_table(spec, &table, &schema)?;
     let mut preprocessor = Preprocessor::fit(&table, &schema, &split.train);
     preprocessor.choices = spec.columns.clone();
     let train = preprocessor.encode_rows(&table, &schema, &split.train, spec.impute_missing)?;
