@@ -192,6 +192,15 @@ pub fn plan(request: TrainRequest) -> Result<PlannedRun, EngineError> {
     request.model.validate()?;
     request.train.validate()?;
     let prepared = prepare(&request.data)?;
+    planned_new(request, prepared, None)
+}
+
+/// A new run's plan once its data is prepared: the model must take the data's inputs.
+fn planned_new(
+    request: TrainRequest,
+    prepared: PreparedData,
+    warm: Option<Box<WarmStart>>,
+) -> Result<PlannedRun, EngineError> {
     request
         .model
         .validate_for(&prepared.preprocessor.input_shape())?;
@@ -202,7 +211,7 @@ pub fn plan(request: TrainRequest) -> Result<PlannedRun, EngineError> {
         kind: PlannedKind::New {
             runs_dir: request.runs_dir.clone(),
             request: Box::new(request),
-            warm: None,
+            warm,
         },
         data: prepared,
     })
@@ -240,20 +249,7 @@ pub fn plan_warm(mut request: TrainRequest, warm: WarmStart) -> Result<PlannedRu
         &warm.preprocessor,
         warm.refit_stats,
     )?;
-    request
-        .model
-        .validate_for(&prepared.preprocessor.input_shape())?;
-    Ok(PlannedRun {
-        device: request.device,
-        judge: None,
-        sweep: None,
-        kind: PlannedKind::New {
-            runs_dir: request.runs_dir.clone(),
-            request: Box::new(request),
-            warm: Some(Box::new(warm)),
-        },
-        data: prepared,
-    })
+    planned_new(request, prepared, Some(Box::new(warm)))
 }
 
 /// Plans and starts a new run (see [`plan`] and [`PlannedRun::execute`]).
