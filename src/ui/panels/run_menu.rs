@@ -167,17 +167,9 @@ impl RunDialogs {
                 decision = Some(true);
             }
             ui.weak("Enter renames, Escape cancels.");
-            ui.horizontal(|ui| {
-                if ui
-                    .add_enabled(!dialog.name.trim().is_empty(), egui::Button::new("Rename"))
-                    .clicked()
-                {
-                    decision = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decision = Some(false);
-                }
-            });
+            if let Some(choice) = confirm_buttons(ui, "Rename", !dialog.name.trim().is_empty()) {
+                decision = Some(choice);
+            }
         });
         if modal.should_close() {
             decision = Some(false);
@@ -206,14 +198,9 @@ impl RunDialogs {
                 "Delete '{name}' with all its checkpoints and metrics? This cannot be undone."
             ))
             .on_hover_text(format!("Run folder {id}"));
-            ui.horizontal(|ui| {
-                if ui.button("Delete").clicked() {
-                    decision = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decision = Some(false);
-                }
-            });
+            if let Some(choice) = confirm_buttons(ui, "Delete", true) {
+                decision = Some(choice);
+            }
         });
         if modal.should_close() {
             decision = Some(false);
@@ -277,19 +264,11 @@ impl RunDialogs {
                     dialog.was_rate
                 ));
             }
-            ui.horizontal(|ui| {
-                let valid = dialog.extra_epochs > 0
-                    && crate::train::check_learning_rate(dialog.learning_rate).is_ok();
-                if ui
-                    .add_enabled(valid, egui::Button::new("Continue"))
-                    .clicked()
-                {
-                    decision = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decision = Some(false);
-                }
-            });
+            let valid = dialog.extra_epochs > 0
+                && crate::train::check_learning_rate(dialog.learning_rate).is_ok();
+            if let Some(choice) = confirm_buttons(ui, "Continue", valid) {
+                decision = Some(choice);
+            }
         });
         if modal.should_close() {
             decision = Some(false);
@@ -308,4 +287,19 @@ impl RunDialogs {
             None => {}
         }
     }
+}
+
+/// A dialog's action button (enabled when its input is valid) and Cancel: `Some(true)` for the
+/// action, `Some(false)` for Cancel, `None` while neither is clicked.
+fn confirm_buttons(ui: &mut egui::Ui, action: &str, enabled: bool) -> Option<bool> {
+    ui.horizontal(|ui| {
+        if ui.add_enabled(enabled, egui::Button::new(action)).clicked() {
+            Some(true)
+        } else if ui.button("Cancel").clicked() {
+            Some(false)
+        } else {
+            None
+        }
+    })
+    .inner
 }
