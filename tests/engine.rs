@@ -140,7 +140,7 @@ fn iris_reaches_ninety_percent_and_exports_a_model_that_predicts_the_same() {
         .predictions
         .iter()
         .zip(table.rows())
-        .filter(|(p, row)| p.class.as_deref() == Some(row.get(4)))
+        .filter(|(p, row)| p.class.as_deref() == Some(row.get(4).as_ref()))
         .count();
     assert!(correct >= 135, "{correct}/150 correct");
 

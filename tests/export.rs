@@ -112,14 +112,14 @@ fn drift_is_reported_per_feature() {
     let table = kiln::data::load_csv(&sample("iris.csv")).unwrap();
     let mut shifted = table.header.join(",") + "\n";
     for row in table.rows() {
-        let sepal_length: f64 = row[0].parse().unwrap();
+        let sepal_length: f64 = row.get(0).parse().unwrap();
         shifted.push_str(&format!(
             "{},{},{},{},{}\n",
             sepal_length + 3.0,
-            &row[1],
-            &row[2],
-            &row[3],
-            &row[4]
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get(4)
         ));
     }
     let path = write(dir.path(), "shifted.csv", &shifted);

@@ -114,23 +114,20 @@ pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
 
 /// Each step of `prepare` timed once in this process, to show where the time goes.
 fn stage_rows(file: &Path, shape: &str) -> anyhow::Result<Vec<Row>> {
-    use kiln::data::{DataSpec, Preprocessor, fingerprint, infer_schema, parse_csv_bytes};
+    use kiln::data::{DataSpec, Preprocessor, fingerprint_hashed, infer_schema, load_csv_hashed};
     let spec = DataSpec::new(file);
     let mut stages = Vec::new();
     let mut timed = |name: &str, started: Instant| {
         stages.push(format!("{name} {:.2}", started.elapsed().as_secs_f64()))
     };
     let started = Instant::now();
-    let bytes = std::fs::read(file)?;
-    timed("read", started);
-    let started = Instant::now();
-    let table = parse_csv_bytes(file, &bytes)?;
-    timed("parse", started);
+    let (table, content_sha256) = load_csv_hashed(file, &[])?;
+    timed("read, hash and parse", started);
     let started = Instant::now();
     let (schema, _) = infer_schema(&table, &spec)?;
     timed("schema", started);
     let started = Instant::now();
-    let _ = fingerprint(&bytes, &spec, &table, &schema, None);
+    let _ = fingerprint_hashed(&content_sha256, &spec, &table, &schema, None);
     timed("fingerprint", started);
     let started = Instant::now();
     let split =

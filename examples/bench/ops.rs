@@ -25,7 +25,8 @@ pub const EXPLANATION: &str = "Each op runs on random tensors of the shape it se
     The dense row is the head (flatten → 64 → ReLU → 10), the step row a whole training step of the model with Adam \
     (dropout on, as in training); \"% of a step\" is the op's forward + backward against that whole step (which also holds Adam's update and the reshapes between layers). \
     The reshape + max row is a max-pool Kiln could build itself: faster forward, much slower backward, so not used. \
-    PyTorch's per-op times are not here: its CPU wheel could not be installed on this machine (only the CUDA build, without its libraries).";
+    PyTorch's times (when `KILN_TORCH_PYTHON` names a Python with torch) come from `benches/torch_cnn_ops.py`: the same ops, shapes and timing rule, \
+    in a separate process run right after Kiln's for the same batch; \"Kiln / PyTorch time\" above 1 means Kiln is slower.";
 
 struct Setup {
     label: &'static str,
@@ -292,8 +293,22 @@ pub fn rows(quick: bool) -> anyhow::Result<Vec<Row>> {
                 continue;
             }
             let ops = profile_setup(setup, batch, repeats);
+            let torch = torch_ops(setup, batch, repeats);
             let step = ops.last().map_or(f64::NAN, |step| step.both);
-            for times in ops {
+            for (index, times) in ops.into_iter().enumerate() {
+                let share = format!("{:.0} % of a step", 100.0 * times.both / step);
+                let note = match torch
+                    .as_ref()
+                    .and_then(|torch| torch.get(index))
+                    .filter(|(forward, _)| forward.is_finite())
+                {
+                    Some(&(forward, both)) => format!(
+                        "PyTorch {forward:.3} / {both:.3} ms; Kiln / PyTorch time {:.2}× / {:.2}×; {share}",
+                        times.forward / forward,
+                        times.both / both
+                    ),
+                    None => share,
+                };
                 rows.push(row(
                     "cnn ops",
                     format!(
@@ -301,13 +316,45 @@ pub fn rows(quick: bool) -> anyhow::Result<Vec<Row>> {
                         setup.label, times.op, times.shape
                     ),
                     format!("{:.3} / {:.3} ms", times.forward, times.both),
-                    format!("{:.0} % of a step", 100.0 * times.both / step),
+                    note,
                 ));
             }
         }
     }
     Ok(rows)
 }
+
+/// PyTorch's (forward ms, forward + backward ms) per op, in the order of [`profile_setup`] less
+/// the reshape + max row, from `benches/torch_cnn_ops.py` run by `KILN_TORCH_PYTHON`.
+fn torch_ops(setup: &Setup, batch: usize, repeats: usize) -> Option<Vec<(f64, f64)>> {
+    let python = std::env::var_os("KILN_TORCH_PYTHON")?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_cnn_ops.py");
+    let ImageShape {
+        channels,
+        height,
+        width,
+    } = setup.shape;
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .arg(batch.to_string())
+        .arg(format!("{channels},{height},{width}"))
+        .arg(format!("{},{}", setup.channels[0], setup.channels[1]))
+        .arg(repeats.to_string())
+        .output()
+        .ok()?;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    let mut times: Vec<(f64, f64)> = report["ops"]
+        .as_array()?
+        .iter()
+        .map(|op| Some((op[2].as_f64()?, op[3].as_f64()?)))
+        .collect::<Option<_>>()?;
+    // Kiln's table has one more row, the reshape + max pool, which PyTorch does not time.
+    times.insert(RESHAPE_POOL_ROW, (f64::NAN, f64::NAN));
+    Some(times)
+}
+
+/// Where the reshape + max pool sits among [`profile_setup`]'s rows.
+const RESHAPE_POOL_ROW: usize = 4;
 
 /// 2×2 max-pooling as a reshape and two reductions (even sides).
 fn pool_by_reshape(x: Tensor<4>) -> Tensor<4> {

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::DataError;
-use super::csv::{CellKind, RawTable, cell_kind, is_missing};
+use super::csv::{CellKind, CellValue, RawTable, cell_kind, is_missing};
 
 /// Bad cells named in an error; the rest are counted.
 const CELLS_SHOWN: usize = 5;
@@ -160,8 +160,15 @@ pub(crate) fn infer_feature(
     let mut bad = BadCells::default();
     // Distinct values are gathered only once the column turns out to be categorical: a numeric
     // column of 200,000 rows would otherwise keep a set of 200,000 strings for nothing.
-    for (row_index, row) in table.rows().enumerate() {
-        let cell = row.get(column);
+    for (row_index, value) in table.values(column).enumerate() {
+        let cell = match value {
+            CellValue::Number(_) => {
+                present += 1;
+                numbers += 1;
+                continue;
+            }
+            CellValue::Text(cell) => cell,
+        };
         if is_missing(cell) {
             continue;
         }
@@ -191,8 +198,7 @@ pub(crate) fn infer_feature(
         return Ok(Inferred::Numeric);
     }
     // NaN and inf spelled out are numbers in intent, so they count towards "mostly numbers".
-    let numeric_like = numbers + unusable;
-    if bad.count == 0 || 2 * numeric_like > present {
+    if reads_as_numbers(numbers + unusable, bad.count, present) {
         if bad.count > 0 {
             return Err(DataError::NonNumericCells {
                 path: table.path.clone(),
@@ -215,12 +221,18 @@ pub(crate) fn infer_feature(
     Ok(Inferred::Categorical(distinct))
 }
 
+/// Whether a column with these counts of cells is numeric: every present cell a number, or
+/// most of them meant as one (`NaN` and `inf` spelled out count, as numbers in intent).
+pub(crate) fn reads_as_numbers(numeric_like: usize, bad: usize, present: usize) -> bool {
+    bad == 0 || 2 * numeric_like > present
+}
+
 /// A column's present (not missing) values, each once.
 fn distinct_values(table: &RawTable, column: usize) -> BTreeSet<String> {
     table
         .column(column)
         .filter(|cell| !is_missing(cell))
-        .map(str::to_string)
+        .map(|cell| cell.into_owned())
         .collect()
 }
 

@@ -38,7 +38,19 @@ pub fn fingerprint(
     schema: &Schema,
     test_file: Option<&[u8]>,
 ) -> DatasetFingerprint {
-    let content_sha256 = hex(&Sha256::digest(bytes));
+    let content_sha256: [u8; 32] = Sha256::digest(bytes).into();
+    fingerprint_hashed(&content_sha256, spec, table, schema, test_file)
+}
+
+/// As [`fingerprint`], with the SHA-256 of the file's bytes hashed while reading it.
+pub fn fingerprint_hashed(
+    content_sha256: &[u8; 32],
+    spec: &DataSpec,
+    table: &RawTable,
+    schema: &Schema,
+    test_file: Option<&[u8]>,
+) -> DatasetFingerprint {
+    let content_sha256 = hex(content_sha256);
     let mut options = serde_json::json!({
         "target": schema.target.name,
         "task": schema.target.task,
@@ -62,7 +74,7 @@ pub fn fingerprint(
     let mut class_counts = BTreeMap::new();
     if let Some(target) = table.column_index(&schema.target.name) {
         for row in table.rows() {
-            if let Some(class) = schema.target.class_index(row.get(target)) {
+            if let Some(class) = schema.target.class_index(&row.get(target)) {
                 *class_counts
                     .entry(schema.target.classes[class].clone())
                     .or_insert(0) += 1;

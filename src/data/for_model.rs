@@ -3,9 +3,10 @@
 //! same size and channels — and is encoded with the model's own standardisation unless asked to
 //! refit it. Anything that does not fit is an error naming it, before any training.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::csv::{is_missing, parse_csv_bytes};
+use super::csv::{is_missing, parse_csv_keeping_text};
 use super::fingerprint::{fingerprint, image_fingerprint};
 use super::image_transform::ImageTransform;
 use super::images::load_image_folder;
@@ -65,7 +66,7 @@ fn prepare_table_for(
     model_preprocessor: &Preprocessor,
     refit_stats: bool,
 ) -> Result<PreparedData, DataError> {
-    let table = parse_csv_bytes(&spec.path, bytes)?;
+    let table = parse_csv_keeping_text(&spec.path, bytes, &schema.text_columns())?;
     let target = &schema.target.name;
     if table.column_index(target).is_none() {
         return Err(DataError::SchemaMismatch(format!(
@@ -83,10 +84,9 @@ fn prepare_table_for(
             continue;
         };
         let index = table.column_index(name).unwrap_or_default();
-        let mut unseen: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for (row, line) in table.rows().zip(&table.lines) {
-            let cell = row.get(index);
-            if !is_missing(cell) && !categories.iter().any(|c| c == cell) {
+        let mut unseen: BTreeMap<Cow<str>, Vec<u64>> = BTreeMap::new();
+        for (cell, line) in table.column(index).zip(&table.lines) {
+            if !is_missing(&cell) && !categories.iter().any(|c| *c == cell) {
                 unseen.entry(cell).or_default().push(*line);
             }
         }
@@ -106,10 +106,9 @@ fn prepare_table_for(
     }
     if schema.task() == super::Task::Classification {
         let index = table.column_index(target).unwrap_or_default();
-        let mut unseen: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for (row, line) in table.rows().zip(&table.lines) {
-            let cell = row.get(index);
-            if !is_missing(cell) && schema.target.class_index(cell).is_none() {
+        let mut unseen: BTreeMap<Cow<str>, Vec<u64>> = BTreeMap::new();
+        for (cell, line) in table.column(index).zip(&table.lines) {
+            if !is_missing(&cell) && schema.target.class_index(&cell).is_none() {
                 unseen.entry(cell).or_default().push(*line);
             }
         }

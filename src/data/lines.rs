@@ -23,6 +23,11 @@ impl LineIndex {
         Self { starts }
     }
 
+    /// How many line breaks the indexed bytes hold.
+    pub(crate) fn breaks(&self) -> u64 {
+        self.starts.len() as u64
+    }
+
     /// The 1-based line holding the byte at `offset`.
     pub(crate) fn line_of(&self, offset: usize) -> u64 {
         1 + self.starts.partition_point(|&start| start <= offset) as u64

@@ -16,10 +16,14 @@ mod parallel;
 mod preprocess;
 mod schema;
 mod split;
+mod table;
 
-pub use self::csv::{RawTable, RowRef, load_csv, parse_csv_bytes};
+pub use self::csv::{
+    CellValue, RawTable, RowRef, load_csv, load_csv_hashed, load_csv_keeping_text, parse_csv_bytes,
+    parse_csv_keeping_text,
+};
 pub use columns::{BadCell, ColumnChoices};
-pub use fingerprint::{DatasetFingerprint, fingerprint, image_fingerprint};
+pub use fingerprint::{DatasetFingerprint, fingerprint, fingerprint_hashed, image_fingerprint};
 pub use for_model::prepare_for_model;
 pub use idx::{find_idx_images, is_idx_images, load_idx, parse_idx, write_idx};
 pub use image_transform::{ImageTransform, augment_image};
@@ -35,6 +39,8 @@ pub use schema::{
 pub use split::{Split, split_indices, stratified_split};
 
 use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
 
 /// Everything that can be wrong with a dataset, worded for the person who chose the file.
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +281,7 @@ impl PreparedData {
                 .header
                 .iter()
                 .cloned()
-                .zip(table.row(index).iter().map(str::to_string))
+                .zip(table.row(index).iter().map(|cell| cell.into_owned()))
                 .collect(),
         };
         SampleRow {
@@ -301,13 +307,9 @@ pub fn prepare(spec: &DataSpec) -> Result<PreparedData, DataError> {
     let options = spec.images.clone().unwrap_or_default();
     match spec.source() {
         DataSource::Csv(path) => {
-            let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let parsed = parse_and_fingerprint(spec, &bytes)?;
-            // The file's bytes are hashed and parsed: free them before the matrices are built.
-            drop(bytes);
+            // Read in blocks, hashed as they pass: the file's bytes are never all in memory.
+            let (table, content_sha256) = load_csv_hashed(&path, &spec.text_columns())?;
+            let parsed = infer_and_fingerprint(spec, table, &content_sha256)?;
             encode_parsed(spec, parsed)
         }
         DataSource::ImageFolder(dir) => prepare_images(spec, load_image_folder(&dir, &options)?),
@@ -461,11 +463,20 @@ pub(crate) fn read_test_file(spec: &DataSpec) -> Result<Option<(RawTable, Vec<u8
 }
 
 fn parse_and_fingerprint(spec: &DataSpec, bytes: &[u8]) -> Result<ParsedTable, DataError> {
-    let table = parse_csv_bytes(&spec.path, bytes)?;
+    let table = parse_csv_keeping_text(&spec.path, bytes, &spec.text_columns())?;
+    infer_and_fingerprint(spec, table, &Sha256::digest(bytes).into())
+}
+
+/// Infers a parsed table's schema and fingerprints it; `content_sha256` hashes the file's bytes.
+fn infer_and_fingerprint(
+    spec: &DataSpec,
+    table: RawTable,
+    content_sha256: &[u8; 32],
+) -> Result<ParsedTable, DataError> {
     let (schema, warnings) = infer_schema(&table, spec)?;
     let test_file = read_test_file(spec)?;
-    let fingerprint = fingerprint(
-        bytes,
+    let fingerprint = fingerprint_hashed(
+        content_sha256,
         spec,
         &table,
         &schema,

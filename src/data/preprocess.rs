@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DataError;
 use super::columns::{BadCells, ColumnChoices};
-use super::csv::{RawTable, is_missing, parse_number};
+use super::csv::{CellValue, RawTable, is_missing};
 use super::image_transform::ImageTransform;
 use super::images::ImageShape;
 use super::schema::{ColumnKind, Schema, Task};
@@ -97,6 +97,25 @@ impl EncodedMatrix {
     }
 }
 
+/// Writes values one after another into a slice sized for them.
+struct Cursor<'a> {
+    out: &'a mut [f32],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn push(&mut self, value: f32) {
+        self.out[self.at] = value;
+        self.at += 1;
+    }
+
+    fn extend(&mut self, values: impl IntoIterator<Item = f32>) {
+        for value in values {
+            self.push(value);
+        }
+    }
+}
+
 /// Below this many rows, encoding on one thread costs less than starting more.
 const PARALLEL_ENCODE_MIN_ROWS: usize = 20_000;
 
@@ -122,10 +141,12 @@ impl Preprocessor {
         let train_rows = ordered.as_slice();
         let fitted = super::parallel::map_in_parallel(&schema.features, |feature| {
             let index = table.column_index(&feature.name)?;
-            let cells = train_rows.iter().map(|&row| table.cell(row, index));
             Some(match &feature.kind {
                 ColumnKind::Numeric => {
-                    let values: Vec<f64> = cells.filter_map(parse_number).collect();
+                    let values: Vec<f64> = train_rows
+                        .iter()
+                        .filter_map(|&row| table.value(row, index).number())
+                        .collect();
                     let (mean, std) = mean_std(&values);
                     ColumnTransform::Standardize {
                         name: feature.name.clone(),
@@ -135,8 +156,8 @@ impl Preprocessor {
                 }
                 ColumnKind::Categorical { categories } => {
                     let mut counts = vec![0usize; categories.len()];
-                    for cell in cells {
-                        if let Some(position) = categories.iter().position(|c| c == cell) {
+                    for cell in train_rows.iter().map(|&row| table.cell(row, index)) {
+                        if let Some(position) = categories.iter().position(|c| *c == cell) {
                             counts[position] += 1;
                         }
                     }
@@ -157,7 +178,7 @@ impl Preprocessor {
                 (Task::Regression, Some(target)) => {
                     let values: Vec<f64> = train_rows
                         .iter()
-                        .filter_map(|&row| parse_number(table.cell(row, target)))
+                        .filter_map(|&row| table.value(row, target).number())
                         .collect();
                     mean_std(&values)
                 }
@@ -270,33 +291,45 @@ impl Preprocessor {
         rows: &[usize],
         impute: bool,
     ) -> Result<Vec<f32>, DataError> {
+        let width = self.output_width();
+        let mut inputs = vec![0f32; rows.len() * width];
         if rows.len() < PARALLEL_ENCODE_MIN_ROWS {
-            return self.encode_inputs_in_order(table, rows, impute);
+            self.encode_inputs_in_order(table, rows, impute, &mut inputs)?;
+            return Ok(inputs);
         }
-        let chunks: Vec<&[usize]> = rows.chunks(PARALLEL_ENCODE_MIN_ROWS / 2).collect();
+        // Each thread writes its rows straight into the matrix: no second copy of it.
+        let rows_per_chunk = PARALLEL_ENCODE_MIN_ROWS / 2;
+        let chunks: Vec<(&[usize], &mut [f32])> = rows
+            .chunks(rows_per_chunk)
+            .zip(inputs.chunks_mut(rows_per_chunk * width))
+            .collect();
+        let chunks: Vec<std::sync::Mutex<(&[usize], &mut [f32])>> =
+            chunks.into_iter().map(std::sync::Mutex::new).collect();
         let encoded = super::parallel::map_in_parallel(&chunks, |chunk| {
-            self.encode_inputs_in_order(table, chunk, impute)
+            let mut chunk = chunk
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (chunk_rows, out) = &mut *chunk;
+            self.encode_inputs_in_order(table, chunk_rows, impute, out)
         });
+        drop(chunks);
         if encoded.iter().any(Result::is_err) {
             // Bad cells are rare: the whole pass again, in order, names them exactly as always
             // (the first line, every count) rather than merging each chunk's partial report.
-            return self.encode_inputs_in_order(table, rows, impute);
-        }
-        let mut inputs = Vec::with_capacity(rows.len() * self.output_width());
-        for chunk in encoded.into_iter().flatten() {
-            inputs.extend_from_slice(&chunk);
+            self.encode_inputs_in_order(table, rows, impute, &mut inputs)?;
         }
         Ok(inputs)
     }
 
+    /// Encodes `rows` into `inputs`, which holds exactly their encoded width.
     fn encode_inputs_in_order(
         &self,
         table: &RawTable,
         rows: &[usize],
         impute: bool,
-    ) -> Result<Vec<f32>, DataError> {
+        inputs: &mut [f32],
+    ) -> Result<(), DataError> {
         let width = self.output_width();
-        let mut inputs = Vec::with_capacity(rows.len() * width);
         let mut missing: Option<(usize, u64, String)> = None;
         let mut not_numbers: Option<(String, BadCells)> = None;
         let mut indices = Vec::with_capacity(self.columns.len());
@@ -309,19 +342,32 @@ impl Preprocessor {
                 ))
             })?);
         }
-        for &row in rows {
+        // Rows are read in file order, each written to its place in `rows`: the table is held
+        // column by column, and reading it in the split's shuffled order would miss the cache
+        // on every cell. Problems are reported in file order too.
+        let mut order: Vec<(usize, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(position, &row)| (row, position))
+            .collect();
+        order.sort_unstable();
+        for (row, position) in order {
+            let mut inputs = Cursor {
+                out: &mut inputs[position * width..(position + 1) * width],
+                at: 0,
+            };
             for (column, &index) in self.columns.iter().zip(&indices) {
-                let cell = table.cell(row, index);
+                let value = table.value(row, index);
                 let line = || table.cell_line(row, index);
                 let as_missing = self.choices.treats_as_missing(column.name());
-                let cell_missing = is_missing(cell);
+                let cell_missing = matches!(value, CellValue::Text(cell) if is_missing(cell));
                 if cell_missing && !impute && !as_missing {
                     let entry = missing.get_or_insert((0, line(), column.name().to_string()));
                     entry.0 += 1;
                 }
                 match column {
                     ColumnTransform::Standardize { name, mean, std } => {
-                        let value = match parse_number(cell) {
+                        let value = match value.number() {
                             Some(value) if !cell_missing => value,
                             _ if cell_missing || as_missing => *mean,
                             _ => {
@@ -329,7 +375,7 @@ impl Preprocessor {
                                 let (bad_column, cells) = not_numbers
                                     .get_or_insert_with(|| (name.clone(), BadCells::default()));
                                 if bad_column == name {
-                                    cells.add(line(), cell);
+                                    cells.add(line(), &table.cell(row, index));
                                 }
                                 *mean
                             }
@@ -341,10 +387,11 @@ impl Preprocessor {
                         categories,
                         most_frequent,
                     } => {
+                        let text = table.cell(row, index);
                         let cell = if cell_missing {
                             most_frequent.as_str()
                         } else {
-                            cell
+                            &text
                         };
                         let position = categories.iter().position(|c| c == cell).ok_or_else(|| {
                             DataError::SchemaMismatch(format!(
@@ -377,7 +424,7 @@ impl Preprocessor {
                 column,
             });
         }
-        Ok(inputs)
+        Ok(())
     }
 
     /// Encodes inputs and targets of the given rows of a training table.
@@ -406,7 +453,7 @@ impl Preprocessor {
                     let class =
                         schema
                             .target
-                            .class_index(cell)
+                            .class_index(&cell)
                             .ok_or_else(|| DataError::Invalid {
                                 path: table.path.clone(),
                                 message: format!(
@@ -417,12 +464,16 @@ impl Preprocessor {
                     labels.push(class as i64);
                 }
                 Task::Regression => {
-                    let value = parse_number(cell).ok_or_else(|| DataError::NotANumber {
-                        path: table.path.clone(),
-                        line: table.cell_line(row, target),
-                        column: schema.target.name.clone(),
-                        value: cell.to_string(),
-                    })?;
+                    let value =
+                        table
+                            .value(row, target)
+                            .number()
+                            .ok_or_else(|| DataError::NotANumber {
+                                path: table.path.clone(),
+                                line: table.cell_line(row, target),
+                                column: schema.target.name.clone(),
+                                value: cell.to_string(),
+                            })?;
                     values.push(((value - self.target_mean) / self.target_std) as f32);
                 }
             }

@@ -1,5 +1,6 @@
 //! Column types, the target and the task, inferred from a parsed table.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DataError;
 use super::columns::{BadCells, ColumnChoices, Inferred, infer_feature};
-use super::csv::{CellKind, RawTable, cell_kind, is_missing, parse_number};
+use super::csv::{CellKind, CellValue, RawTable, cell_kind, is_missing, parse_number};
 use super::images::ImageOptions;
 
 /// Categorical feature columns with more distinct values than this are rejected, not one-hot encoded.
@@ -107,6 +108,23 @@ impl DataSpec {
         } else {
             DataSource::Csv(self.path.clone())
         }
+    }
+
+    /// Columns read as written rather than as numbers: the ones declared categorical, and the
+    /// target when classification is asked for (its classes are names, even if numeric).
+    pub fn text_columns(&self) -> Vec<&str> {
+        let mut columns: Vec<&str> = self
+            .columns
+            .categorical
+            .iter()
+            .map(String::as_str)
+            .collect();
+        if self.task == TaskOverride::Classification
+            && let Some(target) = &self.target
+        {
+            columns.push(target);
+        }
+        columns
     }
 
     pub fn is_image_data(&self) -> bool {
@@ -217,6 +235,21 @@ impl Schema {
     pub fn task(&self) -> Task {
         self.target.task
     }
+
+    /// Columns whose cells are read as written rather than as numbers: the categorical
+    /// features, and the target when its classes are names.
+    pub fn text_columns(&self) -> Vec<&str> {
+        let mut columns: Vec<&str> = self
+            .features
+            .iter()
+            .filter(|feature| matches!(feature.kind, ColumnKind::Categorical { .. }))
+            .map(|feature| feature.name.as_str())
+            .collect();
+        if self.target.task == Task::Classification && !self.target.numeric_labels {
+            columns.push(&self.target.name);
+        }
+        columns
+    }
 }
 
 fn integer_label(value: f64) -> Option<String> {
@@ -294,7 +327,8 @@ fn infer_target(
     task: TaskOverride,
 ) -> Result<TargetSchema, DataError> {
     let name = table.header[column].clone();
-    if let Some(row) = table.rows().position(|row| is_missing(row.get(column))) {
+    let missing = |value: CellValue| matches!(value, CellValue::Text(cell) if is_missing(cell));
+    if let Some(row) = table.values(column).position(missing) {
         return Err(DataError::MissingTarget {
             path: table.path.clone(),
             line: table.cell_line(row, column),
@@ -303,14 +337,21 @@ fn infer_target(
     }
     let mut bad = BadCells::default();
     let mut numeric_like = 0usize;
-    for (row_index, row) in table.rows().enumerate() {
-        match cell_kind(row.get(column)) {
+    for (row_index, value) in table.values(column).enumerate() {
+        let cell = match value {
+            CellValue::Number(_) => {
+                numeric_like += 1;
+                continue;
+            }
+            CellValue::Text(cell) => cell,
+        };
+        match cell_kind(cell) {
             CellKind::Number => numeric_like += 1,
             CellKind::Unusable => {
                 numeric_like += 1;
-                bad.add(table.cell_line(row_index, column), row.get(column));
+                bad.add(table.cell_line(row_index, column), cell);
             }
-            CellKind::Text => bad.add(table.cell_line(row_index, column), row.get(column)),
+            CellKind::Text => bad.add(table.cell_line(row_index, column), cell),
         }
     }
     let all_numeric = bad.count == 0;
@@ -327,9 +368,9 @@ fn infer_target(
     let integer_labels: Option<BTreeSet<i64>> = all_numeric
         .then(|| {
             table
-                .rows()
-                .map(|row| {
-                    let value = parse_number(row.get(column))?;
+                .values(column)
+                .map(|value| {
+                    let value = value.number()?;
                     (value.fract() == 0.0).then_some(value as i64)
                 })
                 .collect()
@@ -363,8 +404,8 @@ fn infer_target(
     let (classes, numeric_labels) = match integer_labels {
         Some(labels) => (labels.iter().map(i64::to_string).collect::<Vec<_>>(), true),
         None => {
-            let labels: BTreeSet<&str> = table.rows().map(|row| row.get(column)).collect();
-            (labels.into_iter().map(str::to_string).collect(), false)
+            let labels: BTreeSet<Cow<str>> = table.column(column).collect();
+            (labels.into_iter().map(Cow::into_owned).collect(), false)
         }
     };
     if classes.len() < 2 {

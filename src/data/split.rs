@@ -39,7 +39,7 @@ pub fn split_indices(
             for (row_index, row) in table.rows().enumerate() {
                 let class = schema
                     .target
-                    .class_index(row.get(target))
+                    .class_index(&row.get(target))
                     .unwrap_or(usize::MAX);
                 by_class.entry(class).or_default().push(row_index);
             }

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 
 use super::ExportError;
 use super::card::ModelCard;
-use crate::data::{ColumnTransform, Preprocessor, Schema, Task, load_csv};
+use crate::data::{ColumnTransform, Preprocessor, Schema, Task, load_csv_keeping_text};
 use crate::model::Network;
 use crate::runs::untrusted::{MAX_WEIGHTS_BYTES, file_inside, read_bounded};
 use crate::train::{Predictor, argmax, softmax};
@@ -201,7 +201,7 @@ pub(crate) fn outputs_to_card_values(
 /// Checks a CSV against the model's input schema, predicts every row, and measures drift.
 pub fn predict_csv(model: &LoadedModel, data: &Path) -> Result<PredictionReport, ExportError> {
     model.refuse_images()?;
-    let table = load_csv(data)?;
+    let table = load_csv_keeping_text(data, &model.card.schema.text_columns())?;
     let preprocessor = &model.card.preprocessor;
     preprocessor.check_columns(&table, &[model.card.schema.target.name.as_str()])?;
     let rows: Vec<usize> = (0..table.row_count()).collect();
@@ -222,7 +222,7 @@ fn score_against_target(
     predictions: &[Prediction],
 ) -> Option<TargetScore> {
     let column = table.column_index(&schema.target.name)?;
-    let actual = table.rows().map(|row| row.get(column).trim());
+    let actual = table.column(column);
     match schema.task() {
         Task::Classification => {
             let same = |predicted: &str, actual: &str| {
@@ -239,7 +239,11 @@ fn score_against_target(
                     continue;
                 }
                 rows += 1;
-                if prediction.class.as_deref().is_some_and(|p| same(p, actual)) {
+                if prediction
+                    .class
+                    .as_deref()
+                    .is_some_and(|p| same(p, &actual))
+                {
                     correct += 1;
                 }
             }
@@ -277,8 +281,8 @@ fn drift(preprocessor: &Preprocessor, table: &crate::data::RawTable) -> Vec<Drif
             continue;
         };
         let values: Vec<f64> = table
-            .rows()
-            .filter_map(|row| row.get(index).parse::<f64>().ok().filter(|v| v.is_finite()))
+            .values(index)
+            .filter_map(|value| value.number())
             .collect();
         if values.len() < DRIFT_MIN_ROWS {
             continue;
