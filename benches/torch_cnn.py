@@ -1,7 +1,8 @@
 """PyTorch baseline for Kiln's image benchmarks: Kiln's default CNN, batch and optimiser.
 
-    python torch_cnn.py ROWS EPOCHS BATCH [DEVICE [C,H,W]]
-    # DEVICE: cpu (default) or cuda; C,H,W: the image shape (default 1,8,8, the digits sample)
+    python torch_cnn.py ROWS EPOCHS BATCH [DEVICE [C,H,W [C1,C2]]]
+    # DEVICE: cpu (default) or cuda; C,H,W: the image shape (default 1,8,8, the digits sample);
+    # C1,C2: the two conv blocks' channels (default 16,32, Kiln's default CNN)
     # prints: median samples/s of epochs after the first, torch version, threads,
     #         peak GPU memory in MiB (0 on the CPU)
 
@@ -25,12 +26,13 @@ def main():
     rows, epochs, batch = (int(a) for a in sys.argv[1:4])
     device = torch.device(sys.argv[4] if len(sys.argv) > 4 else "cpu")
     c, h, w = (int(v) for v in (sys.argv[5] if len(sys.argv) > 5 else "1,8,8").split(","))
+    c1, c2 = (int(v) for v in (sys.argv[6] if len(sys.argv) > 6 else "16,32").split(","))
     torch.manual_seed(1)
     x = torch.rand(rows, c, h, w, device=device)
     y = torch.randint(0, 10, (rows,), device=device)
     model = nn.Sequential(
-        *block(c, 16), *block(16, 32), nn.Flatten(),
-        nn.Dropout(0.25), nn.Linear(32 * (h // 4) * (w // 4), 64), nn.ReLU(),
+        *block(c, c1), *block(c1, c2), nn.Flatten(),
+        nn.Dropout(0.25), nn.Linear(c2 * (h // 4) * (w // 4), 64), nn.ReLU(),
         nn.Dropout(0.25), nn.Linear(64, 10),
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)

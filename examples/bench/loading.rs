@@ -84,6 +84,25 @@ pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
             rounds_text(&kiln, |(_, mib)| format!("{mib:.0}"))
         ),
     ));
+    if !quick {
+        // Ten times the rows: the time and memory should grow with the data, and stay in RAM.
+        let large = work.join("wide-large.csv");
+        write_csv(&large, row_count * 10)?;
+        let megabytes = std::fs::metadata(&large)?.len() as f64 / 1e6;
+        let f32_megabytes = (row_count * 10 * (FEATURES + 1) * 4) as f64 / 1e6;
+        let (secs, mib) = kiln_round(&large)?;
+        std::fs::remove_file(&large)?;
+        rows.push(row(
+            "loading",
+            "Kiln: a file ten times larger",
+            format!("{secs:.2} s, {mib:.0} MiB"),
+            format!(
+                "{} rows, {megabytes:.0} MB; peak {:.1}× the data as f32 ({f32_megabytes:.0} MB)",
+                row_count * 10,
+                mib * 1.048_576 / f32_megabytes
+            ),
+        ));
+    }
     for (name, rounds) in [("pandas", &pandas), ("polars", &polars)] {
         if rounds.is_empty() {
             continue;

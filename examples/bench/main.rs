@@ -9,12 +9,16 @@
 //!     cargo run --release --example bench -- --only table   # the run table at scale
 //!     cargo run --release --example bench -- --only loading # a 100 MB CSV against pandas/polars
 //!     cargo run --release --example bench -- --only cnn-ops # the CNN's ops, forward and backward
+//!     cargo run --release --example bench -- --only cnn-rounds # CNN training rounds against PyTorch
+//!     cargo run --release --example bench -- --only overhead # Kiln's MLP overhead over bare burn, split
 //!
 //! PyTorch is measured when `KILN_TORCH_PYTHON` names a Python with torch installed.
 
 mod cnn;
+mod cnn_rounds;
 mod loading;
 mod ops;
+mod overhead;
 mod sweeps;
 mod table;
 
@@ -34,8 +38,8 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 const FEATURES: usize = 64;
 const CLASSES: usize = 10;
-const HIDDEN: [usize; 2] = [256, 256];
-const BATCH: usize = 256;
+pub(crate) const HIDDEN: [usize; 2] = [256, 256];
+pub(crate) const BATCH: usize = 256;
 
 struct Options {
     quick: bool,
@@ -54,6 +58,10 @@ fn main() -> anyhow::Result<()> {
     };
     if let Some(file) = std::env::args().skip_while(|a| a != "--load-once").nth(1) {
         return loading::load_once(Path::new(&file));
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--overhead-once") {
+        return overhead::once(&args[at + 1..]);
     }
     let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
     if let Some(section) = only.as_deref() {
@@ -79,7 +87,19 @@ fn main() -> anyhow::Result<()> {
                 ops::rows(options.quick)?,
                 ops::EXPLANATION,
             ),
-            other => anyhow::bail!("unknown section '{other}': sweeps, table, loading or cnn-ops"),
+            "overhead" => (
+                "Kiln's overhead over a bare burn loop (CPU)",
+                overhead::rows(work.path(), options.quick)?,
+                overhead::EXPLANATION,
+            ),
+            "cnn-rounds" => (
+                "CNN training: Kiln against PyTorch, round by round (CPU)",
+                cnn_rounds::rows(work.path(), options.quick)?,
+                cnn_rounds::EXPLANATION,
+            ),
+            other => anyhow::bail!(
+                "unknown section '{other}': sweeps, table, loading, cnn-ops, cnn-rounds or overhead"
+            ),
         };
         let table = render(&rows);
         println!("{table}");
@@ -433,7 +453,7 @@ fn render(rows: &[Row]) -> String {
     out
 }
 
-fn write_dataset(dir: &Path, rows: usize) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_dataset(dir: &Path, rows: usize) -> anyhow::Result<PathBuf> {
     let mut rng = StdRng::seed_from_u64(7);
     let mut text = (0..FEATURES)
         .map(|i| format!("f{i}"))
@@ -492,7 +512,7 @@ fn kiln_samples_per_sec(
 }
 
 /// Training rows, and each epoch's end (wall seconds) with its validation accuracy.
-fn epoch_ends(events: &[TrainEvent]) -> (usize, Vec<(f64, Option<f64>)>) {
+pub(crate) fn epoch_ends(events: &[TrainEvent]) -> (usize, Vec<(f64, Option<f64>)>) {
     let train_rows = events
         .iter()
         .find_map(|event| match event {
@@ -511,14 +531,14 @@ fn epoch_ends(events: &[TrainEvent]) -> (usize, Vec<(f64, Option<f64>)>) {
 }
 
 /// Samples per second between consecutive epoch ends (so the first, warm-up epoch is left out).
-fn rates_between(train_rows: usize, ends: &[(f64, Option<f64>)]) -> Vec<f64> {
+pub(crate) fn rates_between(train_rows: usize, ends: &[(f64, Option<f64>)]) -> Vec<f64> {
     ends.windows(2)
         .map(|pair| train_rows as f64 / (pair[1].0 - pair[0].0))
         .collect()
 }
 
 /// The same model and optimiser as Kiln's engine, without events, logs or checkpoints.
-fn bare_burn_samples_per_sec(device: &Device, rows: usize, epochs: usize) -> f64 {
+pub(crate) fn bare_burn_samples_per_sec(device: &Device, rows: usize, epochs: usize) -> f64 {
     let train_device = device.clone().autodiff();
     let mut rng = StdRng::seed_from_u64(1);
     let inputs: Vec<f32> = (0..rows * FEATURES).map(|_| rng.random::<f32>()).collect();

@@ -89,7 +89,7 @@ impl NumberColumn {
     /// well.
     pub(crate) fn push(&mut self, cell: &str) -> bool {
         match parse_number(cell) {
-            Some(value) if value.fract() != 0.0 || value.abs() <= F32_EXACT_INTEGER => {
+            Some(value) if value.abs() <= F32_EXACT_INTEGER || value.fract() != 0.0 => {
                 self.values.push(value as f32);
                 false
             }

@@ -77,6 +77,7 @@ enum Ending {
 }
 
 pub(crate) fn run_fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
+    super::denormals::flush_to_zero();
     let FitPlan {
         dir,
         mut record,

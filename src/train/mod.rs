@@ -3,6 +3,7 @@
 //! ([`doctor`]), which says what the machine offers and times it.
 
 mod config;
+mod denormals;
 mod device;
 pub mod doctor;
 mod engine;
