@@ -24,9 +24,9 @@ pub const EXPLANATION: &str = "Each op runs on random tensors of the shape it se
     Intermediate ops also compute their input's gradient (as in the network); the first conv does not. \
     The dense row is the head (flatten → 64 → ReLU → 10), the step row a whole training step of the model with Adam \
     (dropout on, as in training); \"% of a step\" is the op's forward + backward against that whole step (which also holds Adam's update and the reshapes between layers). \
-    The im2col row is a first conv Kiln could build itself (one matrix product over the 3×3 neighbourhoods, no input gradient): \
-    faster than flex's convolution for 1–3 input channels measured alone, but a whole training step with it was no faster \
-    (A/B within this machine's noise), and deeper convs (whose input needs a gradient) were 2–3× slower that way; so not used. \
+    The im2col row is the first conv as Kiln trains it (`src/model/im2col.rs`: one matrix product over the 3×3 neighbourhoods, \
+    no input gradient), faster than flex's convolution for 1–3 input channels; deeper convs (whose input needs a gradient) \
+    were 2–3× slower that way, so they keep flex's, as do inference and exports. \
     The reshape + max row is a max-pool Kiln could build itself: faster forward, much slower backward, so not used. \
     PyTorch's times (when `KILN_TORCH_PYTHON` names a Python with torch) come from `benches/torch_cnn_ops.py`: the same ops, shapes and timing rule, \
     in a separate process run right after Kiln's for the same batch; \"Kiln / PyTorch time\" above 1 means Kiln is slower.";
@@ -156,14 +156,14 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
         ),
     );
     push(
-        "conv 3×3 as im2col + matmul",
+        "conv 3×3 as im2col + matmul (Kiln's first layer in training)",
         format!("{channels}→{c1}, {height}×{width}"),
         profile(
             &device,
             [batch, channels, height, width],
             false,
             repeats,
-            |x| conv_by_matmul(&conv1, x),
+            |x| kiln::model::im2col::conv_by_matmul(&conv1, x),
             Some(&weight1),
         ),
     );
@@ -382,37 +382,4 @@ fn pool_by_reshape(x: Tensor<4>) -> Tensor<4> {
         .max_dim(5)
         .max_dim(3)
         .reshape([batch, channels, height / 2, width / 2])
-}
-
-/// A "same"-padded, stride-1 convolution with an odd square kernel as one batched matrix
-/// product over its neighbourhoods (im2col), in the weight's own (channel, row, column) order.
-fn conv_by_matmul(conv: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
-    use burn::tensor::ops::PadMode;
-    use burn::tensor::s;
-    let [batch, channels, height, width] = x.dims();
-    let weight = conv.weight.val();
-    let [outputs, _, kernel, _] = weight.dims();
-    let pad = kernel / 2;
-    let padded = x.pad(
-        [(0, 0), (0, 0), (pad, pad), (pad, pad)],
-        PadMode::Constant(0.0),
-    );
-    let mut windows = Vec::with_capacity(kernel * kernel);
-    for dy in 0..kernel {
-        for dx in 0..kernel {
-            let window: Tensor<4> =
-                padded
-                    .clone()
-                    .slice(s![.., .., dy..dy + height, dx..dx + width]);
-            windows.push(window.unsqueeze_dim::<5>(2));
-        }
-    }
-    let columns: Tensor<5> = Tensor::cat(windows, 2);
-    let columns: Tensor<3> = columns.reshape([batch, channels * kernel * kernel, height * width]);
-    let weight: Tensor<3> = weight.reshape([1, outputs, channels * kernel * kernel]);
-    let mut out = weight.matmul(columns);
-    if let Some(bias) = &conv.bias {
-        out = out + bias.val().reshape([1, outputs, 1]);
-    }
-    out.reshape([batch, outputs, height, width])
 }

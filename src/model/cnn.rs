@@ -20,8 +20,14 @@ pub struct ConvLayer {
 }
 
 impl ConvLayer {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.conv.forward(x);
+    /// `first_in_training`: the network's first layer on a training step, whose input needs no
+    /// gradient (see [`super::im2col`]).
+    fn forward(&self, x: Tensor<4>, first_in_training: bool) -> Tensor<4> {
+        let mut x = if first_in_training && super::im2col::suits(&self.conv) {
+            super::im2col::conv_by_matmul(&self.conv, x)
+        } else {
+            self.conv.forward(x)
+        };
         if let Some(norm) = &self.norm {
             x = norm.forward(x);
         }
@@ -102,8 +108,9 @@ impl Cnn {
     /// Logits `[batch, outputs]` for images `[batch, channels, height, width]`.
     pub fn forward_images(&self, images: Tensor<4>, training: bool) -> Tensor<2> {
         let mut x = images;
-        for block in &self.blocks {
-            x = block.forward(x);
+        for (index, block) in self.blocks.iter().enumerate() {
+            // Inference (and so every export, traced from it) keeps burn's own convolution.
+            x = block.forward(x, training && index == 0);
         }
         let mut x: Tensor<2> = x.flatten(1, 3);
         let last = self.head.len().saturating_sub(1);

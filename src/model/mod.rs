@@ -3,6 +3,7 @@
 mod cnn;
 mod config;
 mod cost;
+pub mod im2col;
 mod mlp;
 mod network;
 
