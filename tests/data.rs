@@ -117,12 +117,13 @@ fn the_fitted_statistics_are_those_of_the_training_rows_in_any_order() {
             "column {column}: {std} vs {expected_std}"
         );
     }
-    // Text cells come back as written, numbers as the shortest text of the same value.
+    // The first rows come back as written; further down, numbers as the shortest text of
+    // their f32 value.
     assert_eq!(table.row_count(), 2000);
     assert_eq!(table.cell(1999, 5), "y");
     assert_eq!(
         table.row(0).iter().collect::<Vec<_>>(),
-        ["-3", "-1.4286", "0.1429", "1.7143", "3.2857", "x"]
+        ["-3.0000", "-1.4286", "0.1429", "1.7143", "3.2857", "x"]
     );
 }
 

@@ -79,7 +79,12 @@ pub(crate) struct NumberColumn {
     pub(crate) values: Vec<f32>,
     /// (row, text) of the cells stored as `NaN`, in row order.
     pub(crate) others: Vec<(usize, Box<str>)>,
+    /// The first [`WRITTEN_ROWS`] cells as written (`3.0`, not `3`), for previews.
+    written: Vec<Box<str>>,
 }
+
+/// Rows whose numbers keep their text as written: more than a data preview shows.
+const WRITTEN_ROWS: usize = 100;
 
 /// Integers beyond this lose digits as `f32`; such cells keep their text (ids, large labels).
 const F32_EXACT_INTEGER: f64 = 16_777_216.0;
@@ -88,6 +93,9 @@ impl NumberColumn {
     /// Stores a cell; its text is kept (and `true` returned) unless it is a number `f32` holds
     /// well.
     pub(crate) fn push(&mut self, cell: &str) -> bool {
+        if self.values.len() < WRITTEN_ROWS {
+            self.written.push(cell.into());
+        }
         match parse_number(cell) {
             Some(value) if value.abs() <= F32_EXACT_INTEGER || value.fract() != 0.0 => {
                 self.values.push(value as f32);
@@ -140,6 +148,8 @@ impl NumberColumn {
     }
 
     pub(crate) fn append(&mut self, other: NumberColumn) {
+        let wanted = WRITTEN_ROWS.saturating_sub(self.values.len());
+        self.written.extend(other.written.into_iter().take(wanted));
         let offset = self.values.len();
         self.values.extend(other.values);
         self.others.extend(
@@ -273,9 +283,14 @@ impl RawTable {
         self.columns[column].get(row)
     }
 
-    /// The trimmed text of one cell (numbers written as the shortest text that reads back the
-    /// same).
+    /// The trimmed text of one cell: as written in the first rows, further down numbers as the
+    /// shortest text that reads back as the same `f32`.
     pub fn cell(&self, row: usize, column: usize) -> Cow<'_, str> {
+        if let Column::Numbers(numbers) = &self.columns[column]
+            && let Some(text) = numbers.written.get(row)
+        {
+            return Cow::Borrowed(text);
+        }
         match self.value(row, column) {
             CellValue::Text(text) => Cow::Borrowed(text),
             CellValue::Number(value) => Cow::Owned(number_text(value)),
@@ -325,6 +340,31 @@ impl RawTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_rows_show_numbers_as_written_and_the_rest_as_their_value() {
+        let rows = WRITTEN_ROWS + 50;
+        let mut first = NumberColumn::default();
+        let mut second = NumberColumn::default();
+        for row in 0..rows {
+            // Two parts, as a file parsed on two cores.
+            let part = if row < 60 { &mut first } else { &mut second };
+            part.push(if row % 2 == 0 { "3.0" } else { "0.50" });
+        }
+        first.append(second);
+        let table = RawTable::from_columns(
+            PathBuf::from("t.csv"),
+            vec!["x".to_string()],
+            vec![Column::Numbers(first)],
+            (2..2 + rows as u64).collect(),
+            BTreeMap::new(),
+        );
+        assert_eq!(table.cell(0, 0), "3.0");
+        assert_eq!(table.cell(WRITTEN_ROWS - 1, 0), "0.50");
+        assert_eq!(table.cell(WRITTEN_ROWS, 0), "3");
+        assert_eq!(table.cell(WRITTEN_ROWS + 1, 0), "0.5");
+        assert_eq!(table.value(0, 0), CellValue::Number(3.0));
+    }
 
     #[test]
     fn numbers_read_back_as_the_same_f32_and_other_cells_keep_their_text() {
