@@ -59,7 +59,7 @@ pub fn kiln_cnn(dir: &Path, epochs: usize) -> anyhow::Result<CnnFigures> {
 
 /// (samples/s, "torch VERSION, N threads") for the same CNN in PyTorch on data of the same shape.
 pub fn torch_cnn(rows: usize, epochs: usize) -> Option<(f64, String)> {
-    super::torch_rate("benches/torch_cnn.py", rows, epochs, CNN_BATCH)
+    super::torch_rate("benches/torch_cnn.py", rows, epochs, CNN_BATCH, &[])
 }
 
 pub fn target_accuracy_percent() -> f64 {

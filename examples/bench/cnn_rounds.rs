@@ -110,29 +110,18 @@ fn kiln_rate(
 
 /// PyTorch's samples/s and "torch VERSION, N threads" for the same setup.
 fn torch_rate(setup: &Setup, rows: usize, epochs: usize) -> Option<(f64, String)> {
-    let python = std::env::var_os("KILN_TORCH_PYTHON")?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_cnn.py");
     let (shape, channels) = if setup.rgb {
         ("3,32,32", "32,64")
     } else {
         ("1,8,8", "16,32")
     };
-    let output = std::process::Command::new(python)
-        .arg(script)
-        .args([
-            rows.to_string(),
-            epochs.to_string(),
-            setup.batch.to_string(),
-        ])
-        .args(["cpu", shape, channels])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let mut fields = text.split_whitespace();
-    let rate = fields.next()?.parse().ok()?;
-    let version = fields.next().unwrap_or("?");
-    let threads = fields.next().unwrap_or("?");
-    Some((rate, format!("torch {version}, {threads} threads")))
+    super::torch_rate(
+        "benches/torch_cnn.py",
+        rows,
+        epochs,
+        setup.batch,
+        &["cpu", shape, channels],
+    )
 }
 
 pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {

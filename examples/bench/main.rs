@@ -480,6 +480,31 @@ pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// Kiln training the benchmark MLP on `data`, its runs kept in `runs_dir`.
+pub(crate) fn mlp_request(
+    data: &Path,
+    runs_dir: PathBuf,
+    device: DeviceChoice,
+    epochs: usize,
+) -> TrainRequest {
+    TrainRequest {
+        data: DataSpec::new(data),
+        model: ModelConfig::Mlp(MlpConfig {
+            hidden: HIDDEN.to_vec(),
+            ..MlpConfig::default()
+        }),
+        train: TrainConfig {
+            epochs,
+            batch_size: BATCH,
+            learning_rate: 0.001,
+            ..TrainConfig::default()
+        },
+        device,
+        name: Some("bench".into()),
+        runs_dir,
+    }
+}
+
 fn kiln_samples_per_sec(
     dir: &Path,
     data: &Path,
@@ -487,22 +512,7 @@ fn kiln_samples_per_sec(
     epochs: usize,
 ) -> anyhow::Result<f64> {
     let handle = start(
-        TrainRequest {
-            data: DataSpec::new(data),
-            model: ModelConfig::Mlp(MlpConfig {
-                hidden: HIDDEN.to_vec(),
-                ..MlpConfig::default()
-            }),
-            train: TrainConfig {
-                epochs,
-                batch_size: BATCH,
-                learning_rate: 0.001,
-                ..TrainConfig::default()
-            },
-            device,
-            name: Some("bench".into()),
-            runs_dir: dir.join("bench-runs"),
-        },
+        mlp_request(data, dir.join("bench-runs"), device, epochs),
         None,
     )?;
     // The full path: the time between two epoch ends covers the previous checkpoint (model and
@@ -582,17 +592,25 @@ pub(crate) fn bare_burn_samples_per_sec(device: &Device, rows: usize, epochs: us
 
 /// (samples/s, "torch VERSION, N threads") of the MLP in PyTorch.
 fn torch_samples_per_sec(rows: usize, epochs: usize) -> Option<(f64, String)> {
-    torch_rate("benches/torch_mlp.py", rows, epochs, BATCH)
+    torch_rate("benches/torch_mlp.py", rows, epochs, BATCH, &[])
 }
 
 /// Runs a PyTorch baseline script (`SCRIPT ROWS EPOCHS BATCH`, printing "rate version threads")
 /// with the Python named by `KILN_TORCH_PYTHON`.
-fn torch_rate(script: &str, rows: usize, epochs: usize, batch: usize) -> Option<(f64, String)> {
+/// `extra`: the script's further arguments (device, image shape, channels).
+pub(crate) fn torch_rate(
+    script: &str,
+    rows: usize,
+    epochs: usize,
+    batch: usize,
+    extra: &[&str],
+) -> Option<(f64, String)> {
     let python = std::env::var_os("KILN_TORCH_PYTHON")?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
     let output = std::process::Command::new(python)
         .arg(script)
         .args([rows.to_string(), epochs.to_string(), batch.to_string()])
+        .args(extra)
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();

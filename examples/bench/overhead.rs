@@ -5,11 +5,9 @@
 
 use std::path::Path;
 
-use kiln::data::DataSpec;
-use kiln::model::{MlpConfig, ModelConfig};
-use kiln::train::{DeviceChoice, TrainConfig, TrainEvent, TrainRequest, start};
+use kiln::train::{DeviceChoice, TrainEvent, start};
 
-use super::{BATCH, HIDDEN, Row, bare_burn_samples_per_sec, median, row};
+use super::{BATCH, Row, bare_burn_samples_per_sec, median, row};
 
 pub const EXPLANATION: &str = "Rounds alternate the bare burn loop (the same MLP, data on the device, \
     sequential batches, loss read once an epoch) and Kiln's engine on a synthetic CSV (shuffled batches, events, \
@@ -21,22 +19,7 @@ pub const EXPLANATION: &str = "Rounds alternate the bare burn loop (the same MLP
 /// (training-only samples/s, full-path samples/s, epoch-end share) of one Kiln run.
 fn kiln_rates(dir: &Path, data: &Path, epochs: usize) -> anyhow::Result<(f64, f64, f64)> {
     let handle = start(
-        TrainRequest {
-            data: DataSpec::new(data),
-            model: ModelConfig::Mlp(MlpConfig {
-                hidden: HIDDEN.to_vec(),
-                ..MlpConfig::default()
-            }),
-            train: TrainConfig {
-                epochs,
-                batch_size: BATCH,
-                learning_rate: 0.001,
-                ..TrainConfig::default()
-            },
-            device: DeviceChoice::Cpu,
-            name: Some("bench-overhead".into()),
-            runs_dir: dir.to_path_buf(),
-        },
+        super::mlp_request(data, dir.to_path_buf(), DeviceChoice::Cpu, epochs),
         None,
     )?;
     let events = handle.wait();

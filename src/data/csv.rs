@@ -68,8 +68,9 @@ pub fn load_csv_hashed(
     Ok((table, hash))
 }
 
-/// Feeds the parser the blocks `read_block` appends (none at the end), each cut after its last line break so that no row is cut
-/// in two. `Ok(true)` when the file turned out to have quoted cells, which it must read whole.
+/// Feeds the parser the blocks `read_block` appends (none at the end), each cut after its last
+/// line break so that no row is cut in two. `Ok(true)` when the file turned out to have quoted
+/// cells, which it must read whole.
 fn parse_blocks(
     parser: &mut Parser,
     path: &Path,
