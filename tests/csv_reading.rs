@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use kiln::data::{
-    CellValue, ColumnChoices, ColumnKind, DataSpec, RawTable, load_csv_hashed, parse_csv_bytes,
-    prepare, prepare_bytes,
+    CellValue, ColumnChoices, ColumnKind, DataSpec, RawTable, TestSplit, load_csv_hashed,
+    parse_csv_bytes, prepare, prepare_bytes,
 };
 use sha2::{Digest, Sha256};
 
@@ -115,6 +115,23 @@ fn categories_keep_their_text_as_written() {
             categories: vec!["02139".into(), "1.50".into(), "10001".into()]
         }
     );
+
+    // A separate test file reads its categories as written too, past the rows whose text every
+    // column keeps.
+    let dir = tempfile::tempdir().unwrap();
+    let test_path = dir.path().join("zips-test.csv");
+    let mut test_text = String::from("zip,x,label\n");
+    for row in 0..150 {
+        test_text.push_str(["02139,5,a\n", "1.50,6,b\n"][row % 2]);
+    }
+    std::fs::write(&test_path, test_text).unwrap();
+    let mut with_test = spec.clone();
+    with_test.test = Some(TestSplit::File(test_path));
+    let data = prepare_bytes(&with_test, text.as_bytes()).unwrap();
+    let test = data.test.expect("the test file is encoded");
+    assert_eq!(test.rows, 150);
+    let last = &test.inputs[149 * test.width..];
+    assert_eq!(&last[..3], &[0.0, 1.0, 0.0], "row 150 is 1.50, the second category");
 
     // A column that starts with numbers but is mostly words is read again as text: its
     // numbers stay as written too.

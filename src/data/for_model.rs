@@ -121,7 +121,7 @@ fn prepare_table_for(
             )));
         }
     }
-    let test_file = super::read_test_file(spec)?;
+    let test_file = super::read_test_file(spec, schema)?;
     let fingerprint = fingerprint(
         bytes,
         spec,

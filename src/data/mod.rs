@@ -451,7 +451,11 @@ fn checked_split(
 }
 
 /// The separate test file a spec names, parsed, with its bytes (the fingerprint hashes them).
-pub(crate) fn read_test_file(spec: &DataSpec) -> Result<Option<(RawTable, Vec<u8>)>, DataError> {
+/// Its categorical columns keep their text as written, as in the training file (`schema`).
+pub(crate) fn read_test_file(
+    spec: &DataSpec,
+    schema: &Schema,
+) -> Result<Option<(RawTable, Vec<u8>)>, DataError> {
     let Some(TestSplit::File(path)) = &spec.test else {
         return Ok(None);
     };
@@ -459,7 +463,8 @@ pub(crate) fn read_test_file(spec: &DataSpec) -> Result<Option<(RawTable, Vec<u8
         path: path.clone(),
         source,
     })?;
-    Ok(Some((parse_csv_bytes(path, &bytes)?, bytes)))
+    let table = parse_csv_keeping_text(path, &bytes, &schema.text_columns())?;
+    Ok(Some((table, bytes)))
 }
 
 fn parse_and_fingerprint(spec: &DataSpec, bytes: &[u8]) -> Result<ParsedTable, DataError> {
@@ -474,7 +479,7 @@ fn infer_and_fingerprint(
     content_sha256: &[u8; 32],
 ) -> Result<ParsedTable, DataError> {
     let (schema, warnings) = infer_schema(&table, spec)?;
-    let test_file = read_test_file(spec)?;
+    let test_file = read_test_file(spec, &schema)?;
     let fingerprint = fingerprint_hashed(
         content_sha256,
         spec,
