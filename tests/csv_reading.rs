@@ -131,7 +131,11 @@ fn categories_keep_their_text_as_written() {
     let test = data.test.expect("the test file is encoded");
     assert_eq!(test.rows, 150);
     let last = &test.inputs[149 * test.width..];
-    assert_eq!(&last[..3], &[0.0, 1.0, 0.0], "row 150 is 1.50, the second category");
+    assert_eq!(
+        &last[..3],
+        &[0.0, 1.0, 0.0],
+        "row 150 is 1.50, the second category"
+    );
 
     // A column that starts with numbers but is mostly words is read again as text: its
     // numbers stay as written too.

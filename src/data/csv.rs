@@ -138,12 +138,7 @@ fn text_of_columns(
         line_base: 0,
         byte_base: 0,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes);
-    reader.headers().map_err(|error| source.error(0, error))?;
-    let body_start = (reader.position().byte() as usize).min(bytes.len());
+    let (_, body_start) = source.header()?;
     let mut texts = vec![TextColumn::default(); columns.len()];
     source.for_each_record(body_start..bytes.len(), |record, _| {
         for (text, &column) in texts.iter_mut().zip(columns) {
@@ -215,18 +210,9 @@ impl<'p> Parser<'p> {
                 self.advance(&lines, bom + block.len());
                 return Ok(());
             }
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .flexible(true)
-                .from_reader(block);
-            let names: Vec<String> = reader
-                .headers()
-                .map_err(|error| source.error(0, error))?
-                .iter()
-                .map(|name| trim(name).to_string())
-                .collect();
+            let (names, header_end) = source.header()?;
             check_header(path, &names)?;
-            body_start = (reader.position().byte() as usize).min(block.len());
+            body_start = header_end;
             let as_text = names
                 .iter()
                 .map(|name| self.text_columns.contains(&name.as_str()))
@@ -493,6 +479,22 @@ impl Source<'_> {
             ))
         });
         csv_error(self.path, line, self.byte_base + base, error)
+    }
+
+    /// The header's trimmed names, and where the rows after it start; for the file's first block.
+    fn header(&self) -> Result<(Vec<String>, usize), DataError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(self.bytes);
+        let names = reader
+            .headers()
+            .map_err(|error| self.error(0, error))?
+            .iter()
+            .map(|name| trim(name).to_string())
+            .collect();
+        let body_start = (reader.position().byte() as usize).min(self.bytes.len());
+        Ok((names, body_start))
     }
 
     /// The block split at line ends into one part per core; one part when quoted cells could

@@ -7,9 +7,7 @@
 use std::path::Path;
 
 use super::planner::{Planner, Suggestion};
-use super::record::{
-    SWEEP_FORMAT_VERSION, SweepRecord, SweepState, SweepStore, TrialRecord, TrialStatus, host_name,
-};
+use super::record::{SweepRecord, SweepState, SweepStore, TrialRecord, TrialStatus};
 use super::runner::{SweepError, fill_from_run, plan_trial};
 use super::spec::{Method, PrunerSpec, SweepSpec, field_error};
 use crate::data::prepare;
@@ -64,20 +62,7 @@ pub fn plan_sweep_elsewhere(spec: SweepSpec, runs_dir: &Path) -> Result<PlannedS
     let store = SweepStore::open(runs_dir);
     let name = spec.display_name();
     let id = store.create(&name)?;
-    let now = chrono::Utc::now().to_rfc3339();
-    let mut record = SweepRecord {
-        format_version: SWEEP_FORMAT_VERSION,
-        id,
-        name,
-        created: now.clone(),
-        updated: now,
-        state: SweepState::Running,
-        message: None,
-        spec,
-        pid: None,
-        host: host_name(),
-        trials: Vec::new(),
-    };
+    let mut record = SweepRecord::started(id, name, spec, None);
     let planned = plan_trials(&planner, &mut record, runs_dir);
     match planned {
         Ok(runs) if !runs.is_empty() => Ok(PlannedSweep { record, runs }),

@@ -214,6 +214,25 @@ impl TrialSummary {
 }
 
 impl SweepRecord {
+    /// A new sweep's record, running from now, with no trials yet; `pid`: the process that runs
+    /// it, when it runs in this one.
+    pub fn started(id: String, name: String, spec: SweepSpec, pid: Option<u32>) -> Self {
+        let now = chrono::Utc::now().to_rfc3339();
+        Self {
+            format_version: SWEEP_FORMAT_VERSION,
+            id,
+            name,
+            created: now.clone(),
+            updated: now,
+            state: SweepState::Running,
+            message: None,
+            spec,
+            pid,
+            host: host_name(),
+            trials: Vec::new(),
+        }
+    }
+
     /// Trials with their repeats grouped, ranked by the sweep's goal.
     pub fn summaries(&self) -> Vec<TrialSummary> {
         let mut by_trial: BTreeMap<usize, Vec<TrialRecord>> = BTreeMap::new();

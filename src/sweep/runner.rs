@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::planner::{Finished, Planner, Suggestion};
 use super::pruner::{JobKey, Pruner, metric_value};
 use super::record::{
-    SWEEP_FORMAT_VERSION, SweepRecord, SweepState, SweepStore, SweepStoreError, TrialRecord,
-    TrialStatus, host_name, runner_alive,
+    SweepRecord, SweepState, SweepStore, SweepStoreError, TrialRecord, TrialStatus, host_name,
+    runner_alive,
 };
 use super::space::{Assignment, apply};
 use super::spec::{SpecError, SweepSpec};
@@ -148,20 +148,7 @@ pub fn start_sweep(
     let store = SweepStore::open(runs_dir);
     let name = spec.display_name();
     let id = store.create(&name)?;
-    let now = chrono::Utc::now().to_rfc3339();
-    let record = SweepRecord {
-        format_version: SWEEP_FORMAT_VERSION,
-        id,
-        name,
-        created: now.clone(),
-        updated: now,
-        state: SweepState::Running,
-        message: None,
-        spec,
-        pid: Some(std::process::id()),
-        host: host_name(),
-        trials: Vec::new(),
-    };
+    let record = SweepRecord::started(id, name, spec, Some(std::process::id()));
     store.write(&record)?;
     spawn(runs_dir, record, notify)
 }
