@@ -48,12 +48,12 @@ pub fn load_csv_hashed(
     let size = file.metadata().map_err(io_error)?.len();
     let mut parser = Parser::new(path, text_columns, size);
     let mut hasher = Sha256::new();
-    let quoted = parse_blocks(&mut parser, path, |pending| {
-        let before = pending.len();
-        let read = (&mut file).take(BLOCK_BYTES as u64).read_to_end(pending)?;
-        hasher.update(&pending[before..]);
-        Ok(read)
-    })?;
+    let quoted = parse_blocks(
+        &mut parser,
+        path,
+        |pending| (&mut file).take(BLOCK_BYTES as u64).read_to_end(pending),
+        &mut hasher,
+    )?;
     if quoted {
         let bytes = std::fs::read(path).map_err(io_error)?;
         let table = parse_csv_keeping_text(path, &bytes, text_columns)?;
@@ -69,12 +69,13 @@ pub fn load_csv_hashed(
 }
 
 /// Feeds the parser the blocks `read_block` appends (none at the end), each cut after its last
-/// line break so that no row is cut in two. `Ok(true)` when the file turned out to have quoted
-/// cells, which it must read whole.
+/// line break so that no row is cut in two, and `hasher` every byte in order. `Ok(true)` when
+/// the file turned out to have quoted cells, which it must read whole.
 fn parse_blocks(
     parser: &mut Parser,
     path: &Path,
     mut read_block: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize>,
+    hasher: &mut Sha256,
 ) -> Result<bool, DataError> {
     let mut pending: Vec<u8> = Vec::with_capacity(BLOCK_BYTES);
     loop {
@@ -91,10 +92,16 @@ fn parse_blocks(
                 None => continue,
             }
         };
-        if pending[..cut].contains(&b'"') {
+        if has_quote(&pending[..cut]) {
             return Ok(true);
         }
-        parser.feed(&pending[..cut])?;
+        // The hash runs beside the parse: parsing leaves a core idle between its parallel
+        // parts (splitting the block, joining the parts), which the hash fills.
+        let block = &pending[..cut];
+        std::thread::scope(|scope| {
+            scope.spawn(|| hasher.update(block));
+            parser.feed(block)
+        })?;
         pending.drain(..cut);
         if end_of_file {
             return Ok(false);
@@ -103,7 +110,33 @@ fn parse_blocks(
 }
 
 fn trim(cell: &str) -> &str {
-    cell.trim_matches(|c: char| c.is_ascii_whitespace())
+    let bytes = cell.as_bytes();
+    // Most cells have no spaces around them: two byte tests instead of a pattern search.
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last))
+            if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
+        {
+            cell
+        }
+        _ => cell.trim_matches(|c: char| c.is_ascii_whitespace()),
+    }
+}
+
+/// Whether `bytes` hold a quote (then cells may hold commas and line breaks). `memchr`'s
+/// vector search: the slice method looks at a word at a time, and every block is searched.
+fn has_quote(bytes: &[u8]) -> bool {
+    memchr::memchr(b'"', bytes).is_some()
+}
+
+/// `text.split('\n')`, searching with `memchr`'s vector search.
+fn lines_of(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    ends.map(move |end| {
+        let line = &text[start..end];
+        start = end + 1;
+        line
+    })
 }
 
 /// Parses CSV bytes; `path` is only used to name the file in errors.
@@ -503,7 +536,7 @@ impl Source<'_> {
         let end = self.bytes.len();
         let body = &self.bytes[body_start..];
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        if threads < 2 || body.len() < PARALLEL_PARSE_MIN_BYTES || body.contains(&b'"') {
+        if threads < 2 || body.len() < PARALLEL_PARSE_MIN_BYTES || has_quote(body) {
             return std::iter::once(body_start..end).collect();
         }
         let mut parts = Vec::with_capacity(threads);
@@ -551,7 +584,7 @@ impl Source<'_> {
     }
 
     fn parse_part(&self, range: Range<usize>, as_text: &[bool]) -> Result<Part, DataError> {
-        if !self.bytes[range.clone()].contains(&b'"')
+        if !has_quote(&self.bytes[range.clone()])
             && let Some(part) = self.parse_plain_part(range.clone(), as_text)?
         {
             return Ok(part);
@@ -611,7 +644,7 @@ impl Source<'_> {
                 byte: self.byte_base + byte,
             }
         })?;
-        for raw in text.split('\n') {
+        for raw in lines_of(text) {
             let line_start = start;
             start += raw.len() + 1;
             let row = raw.strip_suffix('\r').unwrap_or(raw);
@@ -621,7 +654,7 @@ impl Source<'_> {
             if row.bytes().all(|b| b == b',' || b.is_ascii_whitespace()) {
                 continue; // blank lines (often a trailing one) carry no data
             }
-            let mut fields = row.split(',');
+            let mut fields = Fields { rest: Some(row) };
             let mut found = 0;
             for (column, cell) in part.columns.iter_mut().zip(fields.by_ref()) {
                 found += 1;
@@ -639,6 +672,31 @@ impl Source<'_> {
             part.lines.push(line);
         }
         Ok(Some(part))
+    }
+}
+
+/// The cells of a line without quotes: what lies between its commas. `str::split(',')` does
+/// the same, but searching each cell of a few bytes as a general pattern costs more than the
+/// number in it takes to parse.
+struct Fields<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match rest.bytes().position(|byte| byte == b',') {
+            Some(comma) => {
+                self.rest = Some(&rest[comma + 1..]);
+                Some(&rest[..comma])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
     }
 }
 

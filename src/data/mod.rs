@@ -4,6 +4,7 @@
 //! Nothing here knows about models or training: the output is plain `f32` matrices plus the
 //! [`Preprocessor`] that produced them, which is stored with every run and every exported model.
 
+mod clean_encode;
 mod columns;
 mod csv;
 mod fingerprint;

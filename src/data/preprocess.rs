@@ -351,6 +351,16 @@ impl Preprocessor {
             .map(|(position, &row)| (row, position))
             .collect();
         order.sort_unstable();
+        if super::clean_encode::encode_clean_rows(
+            &self.columns,
+            &indices,
+            table,
+            &order,
+            width,
+            inputs,
+        ) {
+            return Ok(());
+        }
         for (row, position) in order {
             let mut inputs = Cursor {
                 out: &mut inputs[position * width..(position + 1) * width],
@@ -490,5 +500,108 @@ impl Preprocessor {
     /// Maps a standardised regression output back to the target's units.
     pub fn decode_value(&self, standardized: f32) -> f64 {
         standardized as f64 * self.target_std + self.target_mean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DataSpec, infer_schema, parse_csv_bytes, split_indices};
+    use std::path::Path;
+
+    /// The tiled path (clean rows) and the cell-by-cell path (what a dirty cell falls back to)
+    /// give the same matrix, bit for bit, rows in the split's shuffled order.
+    #[test]
+    fn clean_rows_encode_column_by_column_as_cell_by_cell() {
+        let mut text = String::from("x,colour,y,label\n");
+        for row in 0..700 {
+            let colour = ["red", "green", "blue"][row % 3];
+            let x = (row as f64 * 0.37).sin() * 50.0;
+            text.push_str(&format!("{x:.4},{colour},{},{}\n", row % 17, row % 2));
+        }
+        let path = Path::new("clean.csv");
+        let table = parse_csv_bytes(path, text.as_bytes()).expect("parses");
+        let spec = DataSpec::new(path);
+        let (schema, _) = infer_schema(&table, &spec).expect("schema");
+        let split = split_indices(&table, &schema, 0.2, 0.0, 3).expect("split");
+        let preprocessor = Preprocessor::fit(&table, &schema, &split.train);
+        assert!(
+            preprocessor
+                .columns
+                .iter()
+                .any(|column| matches!(column, ColumnTransform::OneHot { .. })),
+            "the test covers a one-hot column"
+        );
+        let width = preprocessor.output_width();
+        let rows = &split.train;
+        let tiled = preprocessor
+            .encode_inputs(&table, rows, false)
+            .expect("encodes");
+        let indices: Vec<usize> = preprocessor
+            .columns
+            .iter()
+            .map(|column| table.column_index(column.name()).expect("column"))
+            .collect();
+        let order: Vec<(usize, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(position, &row)| (row, position))
+            .collect();
+        let mut cell_by_cell = vec![f32::NAN; rows.len() * width];
+        for (column_index, (column, &index)) in
+            preprocessor.columns.iter().zip(&indices).enumerate()
+        {
+            let offset: usize = preprocessor.columns[..column_index]
+                .iter()
+                .map(|column| match column {
+                    ColumnTransform::Standardize { .. } => 1,
+                    ColumnTransform::OneHot { categories, .. } => categories.len(),
+                })
+                .sum();
+            for &(row, position) in &order {
+                let out = &mut cell_by_cell[position * width + offset..];
+                match column {
+                    ColumnTransform::Standardize { mean, std, .. } => {
+                        let value = table.value(row, index).number().expect("a number");
+                        out[0] = ((value - mean) / std) as f32;
+                    }
+                    ColumnTransform::OneHot { categories, .. } => {
+                        let cell = table.cell(row, index);
+                        for (i, category) in categories.iter().enumerate() {
+                            out[i] = if *category == cell { 1.0 } else { 0.0 };
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(tiled.len(), cell_by_cell.len());
+        for (a, b) in tiled.iter().zip(&cell_by_cell) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+        // A missing cell makes the clean path give up; imputing then fills the column's mean.
+        let gap_row = rows[0];
+        let with_gap: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(line, cells)| match line == gap_row + 1 {
+                true => format!(",{}", cells.split_once(',').expect("cells").1),
+                false => cells.to_string(),
+            })
+            .collect();
+        let gap_table = parse_csv_bytes(path, with_gap.join("\n").as_bytes()).expect("parses");
+        let imputed = preprocessor
+            .encode_inputs(&gap_table, rows, true)
+            .expect("imputes");
+        for (position, &row) in rows.iter().enumerate() {
+            let expected = &tiled[position * width..(position + 1) * width];
+            let got = &imputed[position * width..(position + 1) * width];
+            if row == gap_row {
+                assert_eq!(got[0], 0.0, "row {row}: the mean, standardised");
+                assert_eq!(&got[1..], &expected[1..]);
+            } else {
+                assert_eq!(got, expected, "row {row}");
+            }
+        }
+        assert!(preprocessor.encode_inputs(&gap_table, rows, false).is_err());
     }
 }

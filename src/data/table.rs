@@ -89,6 +89,13 @@ const WRITTEN_ROWS: usize = 100;
 /// Integers beyond this lose digits as `f32`; such cells keep their text (ids, large labels).
 const F32_EXACT_INTEGER: f64 = 16_777_216.0;
 
+/// Whether a number beyond [`F32_EXACT_INTEGER`] has a fractional part. `f64::fract` calls
+/// the C library's `trunc` on every cell (it is evaluated before the comparison that would
+/// make it unneeded); a cast is one instruction, and every `f64` of 2^52 or more is whole.
+fn has_fraction(value: f64) -> bool {
+    value.abs() < 4_503_599_627_370_496.0 && (value as i64) as f64 != value
+}
+
 impl NumberColumn {
     /// Stores a cell; its text is kept (and `true` returned) unless it is a number `f32` holds
     /// well.
@@ -97,7 +104,7 @@ impl NumberColumn {
             self.written.push(cell.into());
         }
         match parse_number(cell) {
-            Some(value) if value.abs() <= F32_EXACT_INTEGER || value.fract() != 0.0 => {
+            Some(value) if value.abs() <= F32_EXACT_INTEGER || has_fraction(value) => {
                 self.values.push(value as f32);
                 false
             }
@@ -297,6 +304,14 @@ impl RawTable {
         }
     }
 
+    /// A numeric column's values, `NaN` where a cell keeps its text; `None` for a text column.
+    pub(crate) fn numbers(&self, column: usize) -> Option<&[f32]> {
+        match &self.columns[column] {
+            Column::Numbers(numbers) => Some(&numbers.values),
+            Column::Text(_) => None,
+        }
+    }
+
     /// Whether a column keeps every cell's text (it was read as text, not as numbers).
     pub fn is_text_column(&self, column: usize) -> bool {
         matches!(self.columns[column], Column::Text(_))
@@ -340,6 +355,15 @@ impl RawTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fraction_is_seen_in_big_numbers_and_never_past_2_to_the_52() {
+        assert!(has_fraction(16_777_217.5));
+        assert!(has_fraction(-123_456_789.25));
+        assert!(!has_fraction(16_777_217.0));
+        assert!(!has_fraction(-9_007_199_254_740_993.0));
+        assert!(!has_fraction(1e30));
+    }
 
     #[test]
     fn the_first_rows_show_numbers_as_written_and_the_rest_as_their_value() {
