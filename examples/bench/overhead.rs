@@ -9,12 +9,15 @@ use kiln::train::{DeviceChoice, TrainEvent, start};
 
 use super::{BATCH, Row, bare_burn_samples_per_sec, median, row};
 
-pub const EXPLANATION: &str = "Rounds alternate the bare burn loop (the same MLP, data on the device, \
-    sequential batches, loss read once an epoch) and Kiln's engine on a synthetic CSV (shuffled batches, events, \
-    the metrics log, validation and a checkpoint every epoch), each the median of the epochs after the first. \
-    Each run is a process of its own. Kiln's training rate counts an epoch's steps alone (the engine's own samples/s); its full rate the time \
-    between two epoch ends. The epoch-end share is the part of an epoch spent after its last step: validation \
-    (kept at one point per epoch, as the issue asks), the metrics log and the checkpoint.";
+pub const EXPLANATION: &str = "Rounds alternate four processes: the bare burn loop (the same MLP, data on the device, \
+    sequential batches, loss read once an epoch), the same loop also predicting its held-out fifth once an epoch \
+    (the model's inference copy, chunks of 4096 rows, outputs read back: what a hand-written loop that validates does), \
+    Kiln's engine on a synthetic CSV (shuffled batches, events, the metrics log, validation and a checkpoint every epoch) \
+    and PyTorch (`benches/torch_mlp.py`, same model, batch and optimiser, no validation), each the median of the epochs after the first. \
+    Kiln's training rate counts an epoch's steps alone (the engine's own samples/s), set against the loops without validation; \
+    its full rate the time between two epoch ends, set against the loop that validates. The epoch-end share is the part of an \
+    epoch spent after its last step: validation (kept at one point per epoch, as the issue asks), the metrics log and the checkpoint; \
+    the bare loop's share is what its validation alone costs.";
 
 /// (training-only samples/s, full-path samples/s, epoch-end share) of one Kiln run.
 fn kiln_rates(dir: &Path, data: &Path, epochs: usize) -> anyhow::Result<(f64, f64, f64)> {
@@ -41,16 +44,17 @@ fn kiln_rates(dir: &Path, data: &Path, epochs: usize) -> anyhow::Result<(f64, f6
     Ok((median(training), median(full), median(shares)))
 }
 
-/// The child side of a round (`bench --overhead-once bare ROWS EPOCHS` or
+/// The child side of a round (`bench --overhead-once bare ROWS EPOCHS VALID_ROWS` or
 /// `bench --overhead-once kiln DATA EPOCHS RUNS_DIR`): prints its rates, so that each run has a
 /// process to itself (runs after another in one process measured up to 40 % slower here).
 pub fn once(args: &[String]) -> anyhow::Result<()> {
     match args {
-        [kind, rows, epochs] if kind == "bare" => {
+        [kind, rows, epochs, valid_rows] if kind == "bare" => {
             let rate = bare_burn_samples_per_sec(
                 &burn::tensor::Device::flex(),
                 rows.parse()?,
                 epochs.parse()?,
+                valid_rows.parse()?,
             );
             println!("{rate}");
         }
@@ -59,7 +63,9 @@ pub fn once(args: &[String]) -> anyhow::Result<()> {
                 kiln_rates(Path::new(runs), Path::new(data), epochs.parse()?)?;
             println!("{training} {full} {share}");
         }
-        _ => anyhow::bail!("usage: --overhead-once bare ROWS EPOCHS | kiln DATA EPOCHS RUNS_DIR"),
+        _ => anyhow::bail!(
+            "usage: --overhead-once bare ROWS EPOCHS VALID_ROWS | kiln DATA EPOCHS RUNS_DIR"
+        ),
     }
     Ok(())
 }
@@ -84,11 +90,22 @@ pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
     let rows_in_data = if quick { 4096 } else { 32_768 };
     let data = super::write_dataset(work, rows_in_data)?;
     let (epochs, rounds) = if quick { (2, 1) } else { (6, 5) };
-    let (mut bare, mut training, mut full, mut shares) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Kiln holds out a fifth of the rows for validation and trains on the rest.
+    let valid_rows = rows_in_data / 5;
+    let train_rows = rows_in_data - valid_rows;
+    let mut rates = Rates::default();
     for round in 0..rounds {
-        let bare_rate = child(&["bare".into(), rows_in_data.to_string(), epochs.to_string()])?;
-        bare.push(bare_rate.first().copied().unwrap_or(f64::NAN));
+        let bare = |valid: usize| -> anyhow::Result<f64> {
+            let rate = child(&[
+                "bare".into(),
+                train_rows.to_string(),
+                epochs.to_string(),
+                valid.to_string(),
+            ])?;
+            Ok(rate.first().copied().unwrap_or(f64::NAN))
+        };
+        rates.bare.push(bare(0)?);
+        rates.bare_validating.push(bare(valid_rows)?);
         let runs = work.join(format!("runs-{round}"));
         let kiln = child(&[
             "kiln".into(),
@@ -99,52 +116,131 @@ pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
         let [train_rate, full_rate, share] = kiln[..] else {
             anyhow::bail!("a Kiln round printed {kiln:?}");
         };
-        training.push(train_rate);
-        full.push(full_rate);
-        shares.push(share);
+        rates.training.push(train_rate);
+        rates.full.push(full_rate);
+        rates.shares.push(share);
+        if let Some((rate, version)) =
+            super::torch_rate("benches/torch_mlp.py", train_rows, epochs, BATCH, &[])
+        {
+            rates.torch.push(rate);
+            rates.torch_version = version;
+        }
     }
-    let list = |values: &[f64], scale: f64, digits: usize| {
-        values
+    Ok(rates.rows(&format!(
+        "MLP 64→256→256→10, batch {BATCH}, {train_rows} training rows"
+    )))
+}
+
+#[derive(Default)]
+struct Rates {
+    bare: Vec<f64>,
+    bare_validating: Vec<f64>,
+    training: Vec<f64>,
+    full: Vec<f64>,
+    shares: Vec<f64>,
+    torch: Vec<f64>,
+    torch_version: String,
+}
+
+fn list(values: &[f64], scale: f64, digits: usize) -> String {
+    values
+        .iter()
+        .map(|value| format!("{:.digits$}", value * scale))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn ratios(kiln: &[f64], other: &[f64]) -> Vec<f64> {
+    kiln.iter().zip(other).map(|(k, o)| k / o).collect()
+}
+
+/// "Kiln / OTHER 0.997× (rounds …, lowest …)".
+fn ratio_note(other: &str, ratios: &[f64]) -> String {
+    format!(
+        "Kiln / {other} {:.3}× (rounds {}; lowest {:.3})",
+        median(ratios.to_vec()),
+        list(ratios, 1.0, 3),
+        ratios.iter().copied().fold(f64::INFINITY, f64::min)
+    )
+}
+
+impl Rates {
+    fn rows(&self, shape: &str) -> Vec<Row> {
+        let rate = |values: &[f64]| format!("{:.0} samples/s", median(values.to_vec()));
+        let bare_shares: Vec<f64> = ratios(&self.bare_validating, &self.bare)
             .iter()
-            .map(|value| format!("{:.digits$}", value * scale))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let ratio = |kiln: &[f64]| -> Vec<f64> { kiln.iter().zip(&bare).map(|(k, b)| k / b).collect() };
-    let (training_ratio, full_ratio) = (ratio(&training), ratio(&full));
-    let shape = format!("MLP 64→256→256→10, batch {BATCH}, {rows_in_data} rows");
-    Ok(vec![
-        row(
-            "overhead",
-            "bare burn loop, CPU",
-            format!("{:.0} samples/s", median(bare.clone())),
-            format!("{shape}; rounds {}", list(&bare, 1.0, 0)),
-        ),
-        row(
-            "overhead",
-            "Kiln, training steps only",
-            format!("{:.0} samples/s", median(training.clone())),
-            format!(
-                "Kiln / bare {:.3}× (rounds {})",
-                median(training_ratio.clone()),
-                list(&training_ratio, 1.0, 3)
+            .map(|ratio| 1.0 - ratio)
+            .collect();
+        let mut rows = vec![
+            row(
+                "overhead",
+                "bare burn loop, CPU",
+                rate(&self.bare),
+                format!("{shape}; rounds {}", list(&self.bare, 1.0, 0)),
             ),
-        ),
-        row(
-            "overhead",
-            "Kiln, full path",
-            format!("{:.0} samples/s", median(full.clone())),
-            format!(
-                "Kiln / bare {:.3}× (rounds {}); goal ≥ 0.97× (≤ 3 % overhead)",
-                median(full_ratio.clone()),
-                list(&full_ratio, 1.0, 3)
+            row(
+                "overhead",
+                "bare burn loop validating once an epoch, CPU",
+                rate(&self.bare_validating),
+                format!(
+                    "{shape}, a fifth more rows predicted at each epoch's end; rounds {}; validation {:.1} % of its epoch",
+                    list(&self.bare_validating, 1.0, 0),
+                    100.0 * median(bare_shares)
+                ),
             ),
-        ),
-        row(
-            "overhead",
-            "epoch-end share of Kiln's epoch (validation, log, checkpoint)",
-            format!("{:.1} %", 100.0 * median(shares.clone())),
-            format!("rounds {} %", list(&shares, 100.0, 1)),
-        ),
-    ])
+            row(
+                "overhead",
+                "Kiln, training steps only",
+                rate(&self.training),
+                ratio_note("bare", &ratios(&self.training, &self.bare)),
+            ),
+            row(
+                "overhead",
+                "Kiln, full path",
+                rate(&self.full),
+                format!(
+                    "{}; goal ≥ 0.97× (≤ 3 % overhead)",
+                    ratio_note(
+                        "validating bare loop",
+                        &ratios(&self.full, &self.bare_validating)
+                    )
+                ),
+            ),
+            row(
+                "overhead",
+                "epoch-end share of Kiln's epoch (validation, log, checkpoint)",
+                format!("{:.1} %", 100.0 * median(self.shares.clone())),
+                format!("rounds {} %", list(&self.shares, 100.0, 1)),
+            ),
+        ];
+        if self.torch.is_empty() {
+            rows.push(row(
+                "overhead",
+                "PyTorch, CPU",
+                "not measured".into(),
+                "set KILN_TORCH_PYTHON to a Python with torch",
+            ));
+        } else {
+            rows.push(row(
+                "overhead",
+                "PyTorch, CPU (training steps)",
+                rate(&self.torch),
+                format!(
+                    "benches/torch_mlp.py ({}); rounds {}",
+                    self.torch_version,
+                    list(&self.torch, 1.0, 0)
+                ),
+            ));
+            rows.push(row(
+                "overhead",
+                "Kiln training steps / PyTorch",
+                format!("{:.3}×", median(ratios(&self.training, &self.torch))),
+                format!(
+                    "{}; goal ≥ 1.1× on the median, no round below 1.0",
+                    ratio_note("PyTorch", &ratios(&self.training, &self.torch))
+                ),
+            ));
+        }
+        rows
+    }
 }
