@@ -77,6 +77,11 @@ enum Ending {
 }
 
 pub(crate) fn run_fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
+    super::threads::in_training_pool(|| fit(plan, emitter, stop));
+}
+
+fn fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
+    // On this thread and the pool's: the training pool's, as `fit` runs inside it.
     super::denormals::flush_to_zero();
     let FitPlan {
         dir,

@@ -10,6 +10,7 @@ mod engine;
 mod events;
 mod fit;
 mod tensors;
+mod threads;
 
 pub use config::{
     LrSchedule, OptimizerConfig, TrainConfig, TrainConfigError, USUAL_MAX_LEARNING_RATE,
