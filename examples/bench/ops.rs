@@ -307,7 +307,8 @@ pub fn rows(quick: bool) -> anyhow::Result<Vec<Row>> {
             if quick && batch > 32 {
                 continue;
             }
-            let ops = profile_setup(setup, batch, repeats);
+            // On the threads Kiln trains on: a pool of its own, the work issued from inside it.
+            let ops = kiln::train::in_training_pool(|| profile_setup(setup, batch, repeats));
             let torch = torch_ops(setup, batch, repeats);
             let step = ops.last().map_or(f64::NAN, |step| step.both);
             for (index, times) in ops.into_iter().enumerate() {

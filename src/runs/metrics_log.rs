@@ -95,8 +95,18 @@ impl MetricsLog {
 }
 
 pub fn append_point(path: &Path, point: &MetricPoint) -> std::io::Result<()> {
-    let line = serde_json::to_string(point).map_err(std::io::Error::other)?;
-    super::atomic::append_line(path, &line)
+    append_points(path, std::slice::from_ref(point))
+}
+
+/// Appends points in one write and one flush to disk.
+pub fn append_points(path: &Path, points: &[MetricPoint]) -> std::io::Result<()> {
+    let lines = points
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(std::io::Error::other)?;
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    super::atomic::append_lines(path, &lines)
 }
 
 pub fn append_resume_marker(path: &Path, epoch: usize) -> std::io::Result<()> {

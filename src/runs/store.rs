@@ -8,7 +8,7 @@ use super::atomic::write_json_atomic;
 use super::checkpoints::{CheckpointEntry, CheckpointIndex};
 use super::confusion_log::{ConfusionLog, append_confusion};
 use super::lock::{LockHolder, live_holder, process_alive, read_holder};
-use super::metrics_log::{MetricPoint, MetricsLog, append_point};
+use super::metrics_log::{MetricPoint, MetricsLog, append_points};
 use super::run::{RunRecord, RunStatus};
 use super::untrusted::{
     MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, file_inside, plain_name_problem, read_bounded,
@@ -506,8 +506,13 @@ impl RunDir {
     }
 
     pub fn append_metric(&self, point: &MetricPoint) -> Result<(), StoreError> {
+        self.append_metrics(std::slice::from_ref(point))
+    }
+
+    /// Appends several points with one flush to disk (an epoch's metrics).
+    pub fn append_metrics(&self, points: &[MetricPoint]) -> Result<(), StoreError> {
         let path = self.metrics_path();
-        append_point(&path, point).map_err(io_error(&path))
+        append_points(&path, points).map_err(io_error(&path))
     }
 
     pub fn confusion_path(&self) -> PathBuf {

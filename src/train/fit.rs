@@ -395,7 +395,11 @@ impl<'a> Trainer<'a> {
     }
 
     fn append(&self, point: &MetricPoint) {
-        if let Err(error) = self.dir.append_metric(point) {
+        self.append_all(std::slice::from_ref(point));
+    }
+
+    fn append_all(&self, points: &[MetricPoint]) {
+        if let Err(error) = self.dir.append_metrics(points) {
             self.emitter.send(TrainEvent::Warning {
                 message: format!("could not log a metric: {error}"),
             });
@@ -446,9 +450,7 @@ impl<'a> Trainer<'a> {
             confusion: valid_score.confusion.clone(),
         };
         let points = metrics.points();
-        for point in &points {
-            self.append(point);
-        }
+        self.append_all(&points);
         if let Some(confusion) = &valid_score.confusion
             && let Err(error) = self.dir.append_confusion(epoch, confusion)
         {

@@ -12,7 +12,7 @@
 
 /// Runs `work` on a fresh pool of one thread per core (rayon calls inside it use that pool);
 /// on the calling thread if no pool can be started.
-pub(crate) fn in_training_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+pub fn in_training_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     match rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
