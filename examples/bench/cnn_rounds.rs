@@ -7,7 +7,7 @@ use std::path::Path;
 
 use kiln::data::{DataSpec, ImageOptions};
 use kiln::model::{CnnConfig, ConvBlock, ModelConfig};
-use kiln::train::{DeviceChoice, TrainConfig, TrainEvent, TrainRequest, start};
+use kiln::train::{DeviceChoice, TrainConfig, TrainRequest, start};
 
 use super::{Row, median, row};
 
@@ -103,16 +103,8 @@ fn kiln_rate(setup: &Setup, data: &Path, runs: &Path, epochs: usize) -> anyhow::
     )?;
     let events = handle.wait();
     let (train_rows, ends) = super::epoch_ends(&events);
-    let steps: Vec<f64> = events
-        .iter()
-        .filter_map(|event| match event {
-            TrainEvent::Epoch(metrics) => Some(metrics.samples_per_sec),
-            _ => None,
-        })
-        .skip(1)
-        .collect();
     Ok(KilnRates {
-        steps: median(steps),
+        steps: median(super::step_rates(&events)),
         full: median(super::rates_between(train_rows, &ends)),
         train_rows,
     })

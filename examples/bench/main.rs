@@ -547,6 +547,18 @@ pub(crate) fn epoch_ends(events: &[TrainEvent]) -> (usize, Vec<(f64, Option<f64>
     (train_rows, ends)
 }
 
+/// The engine's own samples/s of each epoch's training steps, the first (warm-up) epoch left out.
+pub(crate) fn step_rates(events: &[TrainEvent]) -> Vec<f64> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            TrainEvent::Epoch(metrics) => Some(metrics.samples_per_sec),
+            _ => None,
+        })
+        .skip(1)
+        .collect()
+}
+
 /// Samples per second between consecutive epoch ends (so the first, warm-up epoch is left out).
 pub(crate) fn rates_between(train_rows: usize, ends: &[(f64, Option<f64>)]) -> Vec<f64> {
     ends.windows(2)
@@ -554,8 +566,8 @@ pub(crate) fn rates_between(train_rows: usize, ends: &[(f64, Option<f64>)]) -> V
         .collect()
 }
 
-/// The same model and optimiser as Kiln's engine, without events, logs or checkpoints.
-/// Samples/s of a hand-written burn loop training the MLP on `rows` rows; with `valid_rows`,
+/// Samples/s of a hand-written burn loop (the same model and optimiser as Kiln's engine,
+/// without events, logs or checkpoints) training the MLP on `rows` rows; with `valid_rows`,
 /// it also predicts that many held-out rows at each epoch's end (with the model's inference
 /// copy, in chunks, reading the outputs back), as a loop that validates once an epoch would.
 pub(crate) fn bare_burn_samples_per_sec(

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use kiln::train::{DeviceChoice, TrainEvent, start};
+use kiln::train::{DeviceChoice, start};
 
 use super::{BATCH, Row, bare_burn_samples_per_sec, median, row};
 
@@ -28,14 +28,7 @@ fn kiln_rates(dir: &Path, data: &Path, epochs: usize) -> anyhow::Result<(f64, f6
     let events = handle.wait();
     let (train_rows, ends) = super::epoch_ends(&events);
     let full = super::rates_between(train_rows, &ends);
-    let training: Vec<f64> = events
-        .iter()
-        .filter_map(|event| match event {
-            TrainEvent::Epoch(metrics) => Some(metrics.samples_per_sec),
-            _ => None,
-        })
-        .skip(1)
-        .collect();
+    let training = super::step_rates(&events);
     let shares: Vec<f64> = full
         .iter()
         .zip(&training)

@@ -28,29 +28,46 @@ pub(super) fn encode_clean_rows(
     out: &mut [f32],
 ) -> bool {
     for tile in order.chunks(TILE_ROWS) {
-        let mut offset = 0;
+        let mut slots = Slots {
+            out: &mut *out,
+            width,
+            offset: 0,
+        };
         for (column, &index) in columns.iter().zip(indices) {
-            let clean = match column {
+            let (clean, inputs) = match column {
                 ColumnTransform::Standardize { mean, std, .. } => {
                     let Some(values) = table.numbers(index) else {
                         return false;
                     };
-                    standardize(values, *mean, *std, tile, width, offset, out)
+                    (standardize(values, *mean, *std, tile, &mut slots), 1)
                 }
-                ColumnTransform::OneHot { categories, .. } => {
-                    one_hot(table, index, categories, tile, width, offset, out)
-                }
+                ColumnTransform::OneHot { categories, .. } => (
+                    one_hot(table, index, categories, tile, &mut slots),
+                    categories.len(),
+                ),
             };
             if !clean {
                 return false;
             }
-            offset += match column {
-                ColumnTransform::Standardize { .. } => 1,
-                ColumnTransform::OneHot { categories, .. } => categories.len(),
-            };
+            slots.offset += inputs;
         }
     }
     true
+}
+
+/// Where one column's inputs go in the matrix: `width` inputs per row, the column's from
+/// `offset`.
+struct Slots<'a> {
+    out: &'a mut [f32],
+    width: usize,
+    offset: usize,
+}
+
+impl Slots<'_> {
+    /// The column's `count` inputs in the matrix row at `position`.
+    fn at(&mut self, position: usize, count: usize) -> &mut [f32] {
+        &mut self.out[position * self.width + self.offset..][..count]
+    }
 }
 
 fn standardize(
@@ -58,9 +75,7 @@ fn standardize(
     mean: f64,
     std: f64,
     tile: &[(usize, usize)],
-    width: usize,
-    offset: usize,
-    out: &mut [f32],
+    slots: &mut Slots<'_>,
 ) -> bool {
     for &(row, position) in tile {
         let value = values[row];
@@ -68,7 +83,7 @@ fn standardize(
         if value.is_nan() {
             return false;
         }
-        out[position * width + offset] = ((f64::from(value) - mean) / std) as f32;
+        slots.out[position * slots.width + slots.offset] = ((f64::from(value) - mean) / std) as f32;
     }
     true
 }
@@ -78,9 +93,7 @@ fn one_hot(
     index: usize,
     categories: &[String],
     tile: &[(usize, usize)],
-    width: usize,
-    offset: usize,
-    out: &mut [f32],
+    slots: &mut Slots<'_>,
 ) -> bool {
     for &(row, position) in tile {
         let cell: Cow<'_, str> = table.cell(row, index);
@@ -90,7 +103,7 @@ fn one_hot(
         let Some(hot) = categories.iter().position(|category| *category == cell) else {
             return false;
         };
-        let inputs = &mut out[position * width + offset..][..categories.len()];
+        let inputs = slots.at(position, categories.len());
         inputs.fill(0.0);
         inputs[hot] = 1.0;
     }
