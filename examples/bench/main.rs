@@ -149,6 +149,21 @@ fn main() -> anyhow::Result<()> {
             torch_version = Some(version);
         }
     }
+    let rounds = |values: &[f64]| {
+        values
+            .iter()
+            .map(|value| format!("{value:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (bare_rounds, kiln_rounds, torch_rounds) =
+        (rounds(&bare), rounds(&kiln), rounds(&torch_rates));
+    let ratio_rounds = kiln
+        .iter()
+        .zip(&bare)
+        .map(|(kiln, bare)| format!("{:.3}", kiln / bare))
+        .collect::<Vec<_>>()
+        .join(", ");
     let (bare_cpu, kiln_cpu) = (median(bare), median(kiln));
     let torch = (!torch_rates.is_empty()).then(|| median(torch_rates));
     let flops_per_sample = training_flops_per_sample();
@@ -156,20 +171,20 @@ fn main() -> anyhow::Result<()> {
         "training",
         "bare burn loop, CPU (flex)",
         format!("{bare_cpu:.0} samples/s"),
-        "same model, data on device, loss read once an epoch, a fifth of the rows held out and predicted at each epoch's end",
+        format!("same model, data on device, loss read once an epoch, a fifth of the rows held out and predicted at each epoch's end; rounds {bare_rounds}"),
     ));
     rows.push(row(
         "training",
         "Kiln engine, CPU (flex)",
         format!("{kiln_cpu:.0} samples/s"),
-        "full path: events, metrics log, validation and a checkpoint every epoch",
+        format!("full path: events, metrics log, validation and a checkpoint every epoch; rounds {kiln_rounds}"),
     ));
     rows.push(row(
         "training",
         "Kiln / bare burn (CPU)",
         format!("{:.3}×", kiln_cpu / bare_cpu),
         format!(
-            "overhead {:+.1} % (goal ≤ 3 %)",
+            "overhead {:+.1} % (goal ≤ 3 %); rounds {ratio_rounds}",
             (bare_cpu / kiln_cpu - 1.0) * 100.0
         ),
     ));
@@ -180,7 +195,7 @@ fn main() -> anyhow::Result<()> {
                 "PyTorch, CPU",
                 format!("{torch:.0} samples/s"),
                 format!(
-                    "benches/torch_mlp.py, same model and batch ({})",
+                    "benches/torch_mlp.py, same model and batch ({}); rounds {torch_rounds}",
                     torch_version.clone().unwrap_or_default()
                 ),
             ));
@@ -242,13 +257,14 @@ fn main() -> anyhow::Result<()> {
         }
         cnn_last = Some(figures);
     }
+    let (cnn_rounds, cnn_torch_rounds) = (rounds(&cnn_rates), rounds(&cnn_torch_rates));
     let kiln_cnn = median(cnn_rates);
     rows.push(row(
         "images",
         "Kiln engine, default CNN on digits, CPU",
         format!("{kiln_cnn:.0} samples/s"),
         format!(
-            "1×8×8, conv 16/32 + batch-norm + pool, dense 64, batch {}; full path",
+            "1×8×8, conv 16/32 + batch-norm + pool, dense 64, batch {}; full path; rounds {cnn_rounds}",
             cnn::CNN_BATCH
         ),
     ));
@@ -275,7 +291,7 @@ fn main() -> anyhow::Result<()> {
                 "PyTorch, same CNN, CPU",
                 format!("{torch:.0} samples/s"),
                 format!(
-                    "benches/torch_cnn.py ({})",
+                    "benches/torch_cnn.py ({}); rounds {cnn_torch_rounds}",
                     cnn_torch_version.unwrap_or_default()
                 ),
             ));
@@ -283,7 +299,7 @@ fn main() -> anyhow::Result<()> {
                 "images",
                 "Kiln / PyTorch (CNN, CPU)",
                 format!("{:.3}×", kiln_cnn / torch),
-                "",
+                "Kiln's full path against PyTorch's steps; round by round, per batch size, in the cnn-rounds section",
             ));
         }
         None => rows.push(row(
