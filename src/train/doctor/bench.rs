@@ -79,17 +79,20 @@ impl Default for BenchLimits {
 }
 
 /// Trains `workload` on `device` and times it; `progress` gets the steps done so far out of the
-/// most that will run. A failed or panicking device is an error, not a crash.
+/// most that will run. A failed or panicking device is an error, not a crash. It runs on the
+/// threads a training run uses (a pool of its own), so the CPU's figure is what training gets.
 pub fn run_workload(
     device: &Device,
     workload: &Workload,
     limits: BenchLimits,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut (dyn FnMut(usize, usize) + Send),
     stop: &AtomicBool,
 ) -> Result<WorkloadResult, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        timed(device, workload, limits, progress, stop)
-    }))
+    crate::train::threads::in_training_pool(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            timed(device, workload, limits, progress, stop)
+        }))
+    })
     .unwrap_or_else(|payload| {
         let text = payload
             .downcast_ref::<&str>()
@@ -107,7 +110,7 @@ fn timed(
     device: &Device,
     workload: &Workload,
     limits: BenchLimits,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut (dyn FnMut(usize, usize) + Send),
     stop: &AtomicBool,
 ) -> Result<WorkloadResult, String> {
     let train_device = device.clone().autodiff();

@@ -158,7 +158,7 @@ pub fn run_bench(
     targets: &[BenchTarget],
     workloads: &[Workload],
     limits: BenchLimits,
-    progress: &mut dyn FnMut(&BenchProgress),
+    progress: &mut (dyn FnMut(&BenchProgress) + Send),
     stop: &AtomicBool,
 ) -> Vec<DeviceBench> {
     let parts = (targets.len() * workloads.len()).max(1) as f32;
@@ -211,7 +211,7 @@ pub fn bench_and_record(
     workloads: &[Workload],
     limits: BenchLimits,
     record_to: Option<&Path>,
-    progress: &mut dyn FnMut(&BenchProgress),
+    progress: &mut (dyn FnMut(&BenchProgress) + Send),
     stop: &AtomicBool,
 ) -> BenchSection {
     let devices = run_bench(&targets, workloads, limits, progress, stop);
