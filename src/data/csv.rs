@@ -122,6 +122,24 @@ fn trim(cell: &str) -> &str {
     }
 }
 
+/// `bytes` as text, or the error naming the line and byte of the first that is not UTF-8;
+/// `lines_before` and `bytes_before`: where in the file `bytes` start.
+fn utf8<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    lines_before: u64,
+    bytes_before: usize,
+) -> Result<&'a str, DataError> {
+    std::str::from_utf8(bytes).map_err(|error| {
+        let byte = error.valid_up_to();
+        DataError::NotUtf8 {
+            path: path.to_path_buf(),
+            line: lines_before + LineIndex::new(&bytes[..byte]).line_of(byte),
+            byte: bytes_before + byte,
+        }
+    })
+}
+
 /// Whether `bytes` hold a quote (then cells may hold commas and line breaks). `memchr`'s
 /// vector search: the slice method looks at a word at a time, and every block is searched.
 fn has_quote(bytes: &[u8]) -> bool {
@@ -162,18 +180,19 @@ fn text_of_columns(
     bytes: &[u8],
     columns: &[usize],
 ) -> Result<Vec<TextColumn>, DataError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let lines = LineIndex::new(bytes);
+    let text = utf8(path, bytes, 0, 0)?;
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let lines = LineIndex::new(text.as_bytes());
     let source = Source {
         path,
-        bytes,
+        text,
         lines: &lines,
         line_base: 0,
         byte_base: 0,
     };
     let (_, body_start) = source.header()?;
     let mut texts = vec![TextColumn::default(); columns.len()];
-    source.for_each_record(body_start..bytes.len(), |record, _| {
+    source.for_each_record(body_start..text.len(), |record, _| {
         for (text, &column) in texts.iter_mut().zip(columns) {
             let cell = record.get(column).unwrap_or_default();
             text.push(trim(std::str::from_utf8(cell).unwrap_or_default()));
@@ -217,29 +236,23 @@ impl<'p> Parser<'p> {
 
     fn feed(&mut self, block: &[u8]) -> Result<(), DataError> {
         let path = self.path;
-        if let Err(error) = std::str::from_utf8(block) {
-            let byte = error.valid_up_to();
-            return Err(DataError::NotUtf8 {
-                path: path.to_path_buf(),
-                line: self.lines_before + LineIndex::new(&block[..byte]).line_of(byte),
-                byte: self.bytes_before + byte,
-            });
-        }
-        let (block, bom) = match block.strip_prefix(b"\xEF\xBB\xBF") {
+        // Checked once here, for the whole block: its parts are then read as text directly.
+        let block = utf8(path, block, self.lines_before, self.bytes_before)?;
+        let (block, bom) = match block.strip_prefix('\u{FEFF}') {
             Some(rest) if self.bytes_before == 0 => (rest, 3),
             _ => (block, 0),
         };
-        let lines = LineIndex::new(block);
+        let lines = LineIndex::new(block.as_bytes());
         let source = Source {
             path,
-            bytes: block,
+            text: block,
             lines: &lines,
             line_base: self.lines_before,
             byte_base: self.bytes_before + bom,
         };
         let mut body_start = 0;
         if self.header.is_none() {
-            if block.iter().all(|b| b.is_ascii_whitespace()) {
+            if block.bytes().all(|b| b.is_ascii_whitespace()) {
                 self.advance(&lines, bom + block.len());
                 return Ok(());
             }
@@ -255,9 +268,12 @@ impl<'p> Parser<'p> {
         let Some(header) = &self.header else {
             return Ok(());
         };
-        let parts = source.parts(body_start);
+        // Searched once: a block with no quote anywhere is split and parsed without a CSV
+        // reader.
+        let quoted = has_quote(&block.as_bytes()[body_start..]);
+        let parts = source.parts(body_start, quoted);
         let parsed = super::parallel::map_in_parallel(&parts, |range| {
-            source.parse_part(range.clone(), &header.as_text)
+            source.parse_part(range.clone(), &header.as_text, quoted)
         });
         for part in parsed {
             let part = part?;
@@ -489,7 +505,8 @@ impl Part {
 /// A block of the file being parsed.
 struct Source<'a> {
     path: &'a Path,
-    bytes: &'a [u8],
+    /// The block, checked to be UTF-8.
+    text: &'a str,
     /// Line breaks in this block.
     lines: &'a LineIndex,
     /// Line breaks and bytes in the file before this block.
@@ -497,7 +514,11 @@ struct Source<'a> {
     byte_base: usize,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     /// The 1-based line in the file of the byte at `offset` in this block.
     fn line_of(&self, offset: usize) -> u64 {
         self.line_base + self.lines.line_of(offset)
@@ -507,7 +528,7 @@ impl Source<'_> {
     fn error(&self, base: usize, error: csv::Error) -> DataError {
         let line = error.position().map_or(self.line_base, |position| {
             self.line_of(skip_line_breaks(
-                self.bytes,
+                self.bytes(),
                 base + position.byte() as usize,
             ))
         });
@@ -519,31 +540,31 @@ impl Source<'_> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(self.bytes);
+            .from_reader(self.bytes());
         let names = reader
             .headers()
             .map_err(|error| self.error(0, error))?
             .iter()
             .map(|name| trim(name).to_string())
             .collect();
-        let body_start = (reader.position().byte() as usize).min(self.bytes.len());
+        let body_start = (reader.position().byte() as usize).min(self.text.len());
         Ok((names, body_start))
     }
 
     /// The block split at line ends into one part per core; one part when quoted cells could
-    /// hold line breaks, or the block is small.
-    fn parts(&self, body_start: usize) -> Vec<Range<usize>> {
-        let end = self.bytes.len();
-        let body = &self.bytes[body_start..];
+    /// hold line breaks (`quoted`), or the block is small.
+    fn parts(&self, body_start: usize, quoted: bool) -> Vec<Range<usize>> {
+        let end = self.text.len();
+        let body = &self.bytes()[body_start..];
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        if threads < 2 || body.len() < PARALLEL_PARSE_MIN_BYTES || has_quote(body) {
+        if threads < 2 || body.len() < PARALLEL_PARSE_MIN_BYTES || quoted {
             return std::iter::once(body_start..end).collect();
         }
         let mut parts = Vec::with_capacity(threads);
         let mut start = body_start;
         for part in 1..threads {
             let target = (body_start + body.len() * part / threads).max(start);
-            let Some(newline) = self.bytes[target..].iter().position(|&b| b == b'\n') else {
+            let Some(newline) = self.bytes()[target..].iter().position(|&b| b == b'\n') else {
                 break;
             };
             let split = target + newline + 1;
@@ -565,7 +586,7 @@ impl Source<'_> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(&self.bytes[range]);
+            .from_reader(&self.bytes()[range]);
         let mut record = csv::ByteRecord::new();
         loop {
             match reader.read_byte_record(&mut record) {
@@ -577,16 +598,20 @@ impl Source<'_> {
                 continue; // blank lines (often a trailing one) carry no data
             }
             let start = record.position().map_or(base, |position| {
-                skip_line_breaks(self.bytes, base + position.byte() as usize)
+                skip_line_breaks(self.bytes(), base + position.byte() as usize)
             });
             row(&record, start)?;
         }
     }
 
-    fn parse_part(&self, range: Range<usize>, as_text: &[bool]) -> Result<Part, DataError> {
-        if !has_quote(&self.bytes[range.clone()])
-            && let Some(part) = self.parse_plain_part(range.clone(), as_text)?
-        {
+    /// `quoted`: whether the block holds a quote (then a CSV reader parses it).
+    fn parse_part(
+        &self,
+        range: Range<usize>,
+        as_text: &[bool],
+        quoted: bool,
+    ) -> Result<Part, DataError> {
+        if !quoted && let Some(part) = self.parse_plain_part(range.clone(), as_text)? {
             return Ok(part);
         }
         let mut part = Part::new(as_text);
@@ -636,14 +661,10 @@ impl Source<'_> {
         let mut part = Part::new(as_text);
         let width = as_text.len();
         let mut start = range.start;
-        let text = std::str::from_utf8(&self.bytes[range.clone()]).map_err(|error| {
-            let byte = range.start + error.valid_up_to();
-            DataError::NotUtf8 {
-                path: self.path.to_path_buf(),
-                line: self.line_of(byte),
-                byte: self.byte_base + byte,
-            }
-        })?;
+        // Parts start and end at line ends, so `get` always finds one.
+        let Some(text) = self.text.get(range.clone()) else {
+            return Ok(None);
+        };
         for raw in lines_of(text) {
             let line_start = start;
             start += raw.len() + 1;
