@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DataError;
 use super::columns::{BadCells, ColumnChoices};
-use super::csv::{CellValue, RawTable, is_missing};
+use super::csv::RawTable;
 use super::image_transform::ImageTransform;
 use super::images::ImageShape;
 use super::schema::{ColumnKind, Schema, Task};
@@ -299,12 +299,12 @@ impl Preprocessor {
         }
         // Each thread writes its rows straight into the matrix: no second copy of it.
         let rows_per_chunk = PARALLEL_ENCODE_MIN_ROWS / 2;
-        let chunks: Vec<(&[usize], &mut [f32])> = rows
+        // Behind a lock only to hand each thread its chunk mutably; no two threads share one.
+        let chunks: Vec<std::sync::Mutex<(&[usize], &mut [f32])>> = rows
             .chunks(rows_per_chunk)
             .zip(inputs.chunks_mut(rows_per_chunk * width))
+            .map(std::sync::Mutex::new)
             .collect();
-        let chunks: Vec<std::sync::Mutex<(&[usize], &mut [f32])>> =
-            chunks.into_iter().map(std::sync::Mutex::new).collect();
         let encoded = super::parallel::map_in_parallel(&chunks, |chunk| {
             let mut chunk = chunk
                 .lock()
@@ -370,7 +370,7 @@ impl Preprocessor {
                 let value = table.value(row, index);
                 let line = || table.cell_line(row, index);
                 let as_missing = self.choices.treats_as_missing(column.name());
-                let cell_missing = matches!(value, CellValue::Text(cell) if is_missing(cell));
+                let cell_missing = value.is_missing();
                 if cell_missing && !impute && !as_missing {
                     let entry = missing.get_or_insert((0, line(), column.name().to_string()));
                     entry.0 += 1;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DataError;
 use super::columns::{BadCells, ColumnChoices, Inferred, infer_feature};
-use super::csv::{CellKind, CellValue, RawTable, cell_kind, is_missing, parse_number};
+use super::csv::{CellKind, CellValue, RawTable, cell_kind, parse_number};
 use super::images::ImageOptions;
 
 /// Categorical feature columns with more distinct values than this are rejected, not one-hot encoded.
@@ -327,8 +327,7 @@ fn infer_target(
     task: TaskOverride,
 ) -> Result<TargetSchema, DataError> {
     let name = table.header[column].clone();
-    let missing = |value: CellValue| matches!(value, CellValue::Text(cell) if is_missing(cell));
-    if let Some(row) = table.values(column).position(missing) {
+    if let Some(row) = table.values(column).position(CellValue::is_missing) {
         return Err(DataError::MissingTarget {
             path: table.path.clone(),
             line: table.cell_line(row, column),

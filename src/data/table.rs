@@ -31,6 +31,11 @@ pub enum CellValue<'a> {
 }
 
 impl CellValue<'_> {
+    /// Whether the cell means "no value" (a number never does).
+    pub fn is_missing(self) -> bool {
+        matches!(self, CellValue::Text(cell) if super::csv::is_missing(cell))
+    }
+
     /// The cell as a usable number, if it is one.
     pub fn number(self) -> Option<f64> {
         match self {

@@ -94,10 +94,6 @@ impl MetricsLog {
     }
 }
 
-pub fn append_point(path: &Path, point: &MetricPoint) -> std::io::Result<()> {
-    append_points(path, std::slice::from_ref(point))
-}
-
 /// Appends points in one write and one flush to disk.
 pub fn append_points(path: &Path, points: &[MetricPoint]) -> std::io::Result<()> {
     let lines = points

@@ -21,7 +21,7 @@ pub use checkpoints::{
 pub use confusion_log::{ConfusionLog, append_confusion};
 pub use index::{FileStamp, StoreSummary};
 pub use lock::{LockHolder, RunLock};
-pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_point, append_resume_marker};
+pub use metrics_log::{MetricPoint, MetricsLog, SplitName, append_points, append_resume_marker};
 pub use run::{
     Ancestor, BestSummary, ConfigChange, Lineage, RUN_FORMAT_VERSION, RemoteLink, RunRecord,
     RunStatus, SweepTag, TestResult,

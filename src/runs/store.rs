@@ -505,11 +505,7 @@ impl RunDir {
         MetricsLog::read(&path).map_err(io_error(&path))
     }
 
-    pub fn append_metric(&self, point: &MetricPoint) -> Result<(), StoreError> {
-        self.append_metrics(std::slice::from_ref(point))
-    }
-
-    /// Appends several points with one flush to disk (an epoch's metrics).
+    /// Appends points with one flush to disk (an epoch's metrics: one write, not one each).
     pub fn append_metrics(&self, points: &[MetricPoint]) -> Result<(), StoreError> {
         let path = self.metrics_path();
         append_points(&path, points).map_err(io_error(&path))

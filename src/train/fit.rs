@@ -384,18 +384,14 @@ impl<'a> Trainer<'a> {
     }
 
     fn log(&self, epoch: usize, split: SplitName, metric: &str, value: f64, session_secs: f64) {
-        self.append(&MetricPoint {
+        self.append_all(&[MetricPoint {
             epoch,
             step: self.step,
             split,
             metric: metric.to_string(),
             value,
             wall_secs: self.wall_offset_secs + session_secs,
-        });
-    }
-
-    fn append(&self, point: &MetricPoint) {
-        self.append_all(std::slice::from_ref(point));
+        }]);
     }
 
     fn append_all(&self, points: &[MetricPoint]) {
