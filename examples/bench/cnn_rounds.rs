@@ -163,13 +163,7 @@ pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
                 version = Some(torch_version);
             }
         }
-        let list = |values: &[f64], digits: usize| {
-            values
-                .iter()
-                .map(|value| format!("{value:.digits$}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let list = |values: &[f64], digits: usize| super::rounds_list(values, 1.0, digits);
         let name = format!("{}, batch {}", setup.label, setup.batch);
         rows.push(row(
             "cnn vs pytorch",

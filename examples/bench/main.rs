@@ -149,21 +149,10 @@ fn main() -> anyhow::Result<()> {
             torch_version = Some(version);
         }
     }
-    let rounds = |values: &[f64]| {
-        values
-            .iter()
-            .map(|value| format!("{value:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let rounds = |values: &[f64]| rounds_list(values, 1.0, 0);
     let (bare_rounds, kiln_rounds, torch_rounds) =
         (rounds(&bare), rounds(&kiln), rounds(&torch_rates));
-    let ratio_rounds = kiln
-        .iter()
-        .zip(&bare)
-        .map(|(kiln, bare)| format!("{:.3}", kiln / bare))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ratio_rounds = rounds_list(&ratios(&kiln, &bare), 1.0, 3);
     let (bare_cpu, kiln_cpu) = (median(bare), median(kiln));
     let torch = (!torch_rates.is_empty()).then(|| median(torch_rates));
     let flops_per_sample = training_flops_per_sample();
@@ -561,6 +550,24 @@ pub(crate) fn epoch_ends(events: &[TrainEvent]) -> (usize, Vec<(f64, Option<f64>
         })
         .collect();
     (train_rows, ends)
+}
+
+/// Each round's value (times `scale`) with `digits` decimals, comma-separated.
+pub(crate) fn rounds_list(values: &[f64], scale: f64, digits: usize) -> String {
+    values
+        .iter()
+        .map(|value| format!("{:.digits$}", value * scale))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Round-by-round ratios of two sets of rounds.
+pub(crate) fn ratios(numerators: &[f64], denominators: &[f64]) -> Vec<f64> {
+    numerators
+        .iter()
+        .zip(denominators)
+        .map(|(numerator, denominator)| numerator / denominator)
+        .collect()
 }
 
 /// The engine's own samples/s of each epoch's training steps, the first (warm-up) epoch left out.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use kiln::train::{DeviceChoice, start};
 
-use super::{BATCH, Row, bare_burn_samples_per_sec, median, row};
+use super::{BATCH, Row, bare_burn_samples_per_sec, median, ratios, rounds_list, row};
 
 pub const EXPLANATION: &str = "Rounds alternate four processes: the bare burn loop (the same MLP, data on the device, \
     sequential batches, loss read once an epoch, run on a thread pool like Kiln's training pool so that the difference is Kiln's own work), the same loop also predicting its held-out fifth once an epoch \
@@ -135,24 +135,12 @@ struct Rates {
     torch_version: String,
 }
 
-fn list(values: &[f64], scale: f64, digits: usize) -> String {
-    values
-        .iter()
-        .map(|value| format!("{:.digits$}", value * scale))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn ratios(kiln: &[f64], other: &[f64]) -> Vec<f64> {
-    kiln.iter().zip(other).map(|(k, o)| k / o).collect()
-}
-
 /// "Kiln / OTHER 0.997× (rounds …, lowest …)".
 fn ratio_note(other: &str, ratios: &[f64]) -> String {
     format!(
         "Kiln / {other} {:.3}× (rounds {}; lowest {:.3})",
         median(ratios.to_vec()),
-        list(ratios, 1.0, 3),
+        rounds_list(ratios, 1.0, 3),
         ratios.iter().copied().fold(f64::INFINITY, f64::min)
     )
 }
@@ -169,7 +157,7 @@ impl Rates {
                 "overhead",
                 "bare burn loop, CPU",
                 rate(&self.bare),
-                format!("{shape}; rounds {}", list(&self.bare, 1.0, 0)),
+                format!("{shape}; rounds {}", rounds_list(&self.bare, 1.0, 0)),
             ),
             row(
                 "overhead",
@@ -177,7 +165,7 @@ impl Rates {
                 rate(&self.bare_validating),
                 format!(
                     "{shape}, a fifth more rows predicted at each epoch's end; rounds {}; validation {:.1} % of its epoch",
-                    list(&self.bare_validating, 1.0, 0),
+                    rounds_list(&self.bare_validating, 1.0, 0),
                     100.0 * median(bare_shares)
                 ),
             ),
@@ -203,7 +191,7 @@ impl Rates {
                 "overhead",
                 "epoch-end share of Kiln's epoch (validation, log, checkpoint)",
                 format!("{:.1} %", 100.0 * median(self.shares.clone())),
-                format!("rounds {} %", list(&self.shares, 100.0, 1)),
+                format!("rounds {} %", rounds_list(&self.shares, 100.0, 1)),
             ),
         ];
         if self.torch.is_empty() {
@@ -221,7 +209,7 @@ impl Rates {
                 format!(
                     "benches/torch_mlp.py ({}); rounds {}",
                     self.torch_version,
-                    list(&self.torch, 1.0, 0)
+                    rounds_list(&self.torch, 1.0, 0)
                 ),
             ));
             rows.push(row(
