@@ -14,6 +14,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use kiln::data::ImageShape;
+use kiln::model::cpu_kernels;
 use kiln::model::{Cnn, CnnConfig, ConvBlock};
 
 use super::{Row, median, row};
@@ -24,10 +25,10 @@ pub const EXPLANATION: &str = "Each op runs on random tensors of the shape it se
     Intermediate ops also compute their input's gradient (as in the network); the first conv does not. \
     The dense row is the head (flatten → 64 → ReLU → 10), the step row a whole training step of the model with Adam \
     (dropout on, as in training); \"% of a step\" is the op's forward + backward against that whole step (which also holds Adam's update and the reshapes between layers). \
-    The im2col row is the first conv as Kiln trains it (`src/model/im2col.rs`: one matrix product over the 3×3 neighbourhoods, \
-    no input gradient), faster than flex's convolution for 1–3 input channels; deeper convs (whose input needs a gradient) \
-    were 2–3× slower that way, so they keep flex's, as do inference and exports. \
-    The reshape + max row is a max-pool Kiln could build itself: faster forward, much slower backward, so not used. \
+    The conv, batch-norm and max-pool rows come in pairs: burn flex's op, then Kiln's own CPU kernel that replaces it in training \
+    and CPU inference (`src/model/cpu_kernels/`: the convolution as one matrix product per image over its 3×3 neighbourhoods, \
+    forward and backward; the pool keeps each window's winner for its backward); the step row uses Kiln's kernels. \
+    Exports and the GPU keep burn's ops. \
     PyTorch's times (when `KILN_TORCH_PYTHON` names a Python with torch) come from `benches/torch_cnn_ops.py`: the same ops, shapes and timing rule, \
     in a separate process run right after Kiln's for the same batch; \"Kiln / PyTorch time\" above 1 means Kiln is slower.";
 
@@ -156,14 +157,14 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
         ),
     );
     push(
-        "conv 3×3 as im2col + matmul (Kiln's first layer in training)",
+        KILN_CONV,
         format!("{channels}→{c1}, {height}×{width}"),
         profile(
             &device,
             [batch, channels, height, width],
             false,
             repeats,
-            |x| kiln::model::im2col::conv_by_matmul(&conv1, x),
+            |x| cpu_kernels::conv2d(&conv1, x),
             Some(&weight1),
         ),
     );
@@ -173,6 +174,18 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
         "batch-norm (training)",
         format!("{c1}×{height}×{width}"),
         profile(&device, first, true, repeats, |x| norm1.forward(x), None),
+    );
+    push(
+        KILN_NORM,
+        format!("{c1}×{height}×{width}"),
+        profile(
+            &device,
+            first,
+            true,
+            repeats,
+            |x| cpu_kernels::batch_norm(&norm1, x),
+            None,
+        ),
     );
     push(
         "ReLU",
@@ -186,9 +199,16 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
         profile(&device, first, true, repeats, |x| pool.forward(x), None),
     );
     push(
-        "max-pool 2×2 as reshape + max",
+        KILN_POOL,
         format!("{c1}×{height}×{width}"),
-        profile(&device, first, true, repeats, pool_by_reshape, None),
+        profile(
+            &device,
+            first,
+            true,
+            repeats,
+            cpu_kernels::max_pool_2x2,
+            None,
+        ),
     );
     let (h2, w2) = (height / 2, width / 2);
     let conv2 = conv(c1, c2);
@@ -204,12 +224,36 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
             None,
         ),
     );
+    push(
+        KILN_CONV,
+        format!("{c1}→{c2}, {h2}×{w2}"),
+        profile(
+            &device,
+            [batch, c1, h2, w2],
+            true,
+            repeats,
+            |x| cpu_kernels::conv2d(&conv2, x),
+            None,
+        ),
+    );
     let norm2 = BatchNormConfig::new(c2).init(&device);
     let second = [batch, c2, h2, w2];
     push(
         "batch-norm (training)",
         format!("{c2}×{h2}×{w2}"),
         profile(&device, second, true, repeats, |x| norm2.forward(x), None),
+    );
+    push(
+        KILN_NORM,
+        format!("{c2}×{h2}×{w2}"),
+        profile(
+            &device,
+            second,
+            true,
+            repeats,
+            |x| cpu_kernels::batch_norm(&norm2, x),
+            None,
+        ),
     );
     push(
         "ReLU",
@@ -220,6 +264,18 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
         "max-pool 2×2",
         format!("{c2}×{h2}×{w2}"),
         profile(&device, second, true, repeats, |x| pool.forward(x), None),
+    );
+    push(
+        KILN_POOL,
+        format!("{c2}×{h2}×{w2}"),
+        profile(
+            &device,
+            second,
+            true,
+            repeats,
+            cpu_kernels::max_pool_2x2,
+            None,
+        ),
     );
     let flat = c2 * (height / 4) * (width / 4);
     let dense1 = LinearConfig::new(flat, 64).init(&device);
@@ -364,23 +420,16 @@ fn torch_ops(setup: &Setup, batch: usize, repeats: usize) -> Option<Vec<(f64, f6
         .iter()
         .map(|op| Some((op[2].as_f64()?, op[3].as_f64()?)))
         .collect::<Option<_>>()?;
-    // Kiln's table has rows PyTorch does not time: its own first conv and the reshape + max
-    // pool.
+    // Kiln's table has rows PyTorch does not time: its own kernels.
     for row in KILN_ONLY_ROWS {
         times.insert(row, (f64::NAN, f64::NAN));
     }
     Some(times)
 }
 
-/// Where the rows only Kiln times sit among [`profile_setup`]'s rows, in increasing order.
-const KILN_ONLY_ROWS: [usize; 2] = [1, 5];
-
-/// 2×2 max-pooling as a reshape and two reductions (even sides).
-fn pool_by_reshape(x: Tensor<4>) -> Tensor<4> {
-    let [batch, channels, height, width] = x.dims();
-    let pairs: Tensor<6> = x.reshape([batch, channels, height / 2, 2, width / 2, 2]);
-    pairs
-        .max_dim(5)
-        .max_dim(3)
-        .reshape([batch, channels, height / 2, width / 2])
-}
+/// Where the rows only Kiln times sit among [`profile_setup`]'s rows, in increasing order: its
+/// own kernels, each right after burn's op it replaces.
+const KILN_ONLY_ROWS: [usize; 6] = [1, 3, 6, 8, 10, 13];
+const KILN_NORM: &str = "batch-norm (training), Kiln's CPU kernel (as trained)";
+const KILN_CONV: &str = "conv 3×3, Kiln's CPU kernel (as trained)";
+const KILN_POOL: &str = "max-pool 2×2, Kiln's CPU kernel (as trained)";

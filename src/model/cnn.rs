@@ -3,7 +3,6 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -20,20 +19,15 @@ pub struct ConvLayer {
 }
 
 impl ConvLayer {
-    /// `first_in_training`: the network's first layer on a training step, whose input needs no
-    /// gradient (see [`super::im2col`]).
-    fn forward(&self, x: Tensor<4>, first_in_training: bool) -> Tensor<4> {
-        let mut x = if first_in_training && super::im2col::suits(&self.conv) {
-            super::im2col::conv_by_matmul(&self.conv, x)
-        } else {
-            self.conv.forward(x)
-        };
+    /// On the CPU the convolution, the batch-norm and the pool are Kiln's kernels (see [`super::cpu_kernels`]).
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = super::cpu_kernels::conv2d(&self.conv, x);
         if let Some(norm) = &self.norm {
-            x = norm.forward(x);
+            x = super::cpu_kernels::batch_norm(norm, x);
         }
         x = relu(x);
         if self.pool {
-            x = MaxPool2dConfig::new([2, 2]).init().forward(x);
+            x = super::cpu_kernels::max_pool_2x2(x);
         }
         x
     }
@@ -108,9 +102,8 @@ impl Cnn {
     /// Logits `[batch, outputs]` for images `[batch, channels, height, width]`.
     pub fn forward_images(&self, images: Tensor<4>, training: bool) -> Tensor<2> {
         let mut x = images;
-        for (index, block) in self.blocks.iter().enumerate() {
-            // Inference (and so every export, traced from it) keeps burn's own convolution.
-            x = block.forward(x, training && index == 0);
+        for block in &self.blocks {
+            x = block.forward(x);
         }
         let mut x: Tensor<2> = x.flatten(1, 3);
         let last = self.head.len().saturating_sub(1);

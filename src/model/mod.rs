@@ -3,7 +3,7 @@
 mod cnn;
 mod config;
 mod cost;
-pub mod im2col;
+pub mod cpu_kernels;
 mod mlp;
 mod network;
 

@@ -1,0 +1,121 @@
+//! One safe matrix product over the `gemm` crate (the one burn flex uses, so the same AVX-512 /
+//! AVX2 kernels), with strides so that transposes cost nothing. Single-threaded: the kernels
+//! split their work over images themselves.
+
+/// A read-only view of a matrix inside a slice: element (r, c) is `data[r * row_stride + c *
+/// col_stride]`.
+#[derive(Clone, Copy)]
+pub struct Matrix<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    pub fn transposed(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Whether every element the view names lies inside `data`.
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
+    }
+}
+
+/// `out = a × b` (or `out += a × b` when `accumulate`), `out` row-major `[a.rows, b.cols]`.
+pub fn multiply(out: &mut [f32], a: Matrix, b: Matrix, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "matrix product: inner sizes differ");
+    assert!(
+        out.len() >= m * n && a.fits() && b.fits(),
+        "matrix product out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the asserts above keep every element gemm reads (a, b) or writes (out: m×n,
+    // row-major) inside its slice; `out` is borrowed mutably, so nothing else aliases it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_follow_the_strides() {
+        // a = [[1, 2, 3], [4, 5, 6]], b = aᵀ.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut out = [0.0; 4];
+        let view = Matrix::row_major(&a, 2, 3);
+        multiply(&mut out, view, view.transposed(), false);
+        assert_eq!(out, [14.0, 32.0, 32.0, 77.0]);
+        multiply(&mut out, view, view.transposed(), true);
+        assert_eq!(out, [28.0, 64.0, 64.0, 154.0]);
+        let mut big = [0.0; 9];
+        multiply(&mut big, view.transposed(), view, false);
+        assert_eq!(big, [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn a_view_past_its_slice_is_refused() {
+        let a = [1.0; 5];
+        let mut out = [0.0; 4];
+        multiply(
+            &mut out,
+            Matrix::row_major(&a, 2, 3),
+            Matrix::row_major(&a, 3, 2),
+            false,
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! Batch normalisation in training mode over `[batch, channels, height, width]`: the batch's
+//! mean and (biased) variance per channel, the normalised output, and its backward, each as two
+//! passes — statistics per channel, then the element-wise part per image.
+//!
+//! Burn flex runs the generic version: reductions over a transposed view, then broadcasts, each
+//! its own pass over the activation and its own allocation, forward and backward.
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use rayon::prelude::*;
+
+use super::{contiguous_f32, dims4, tensor};
+
+/// The batch's statistics, per channel.
+#[derive(Debug)]
+pub struct Statistics {
+    pub mean: Vec<f32>,
+    pub variance: Vec<f32>,
+    inverse_std: Vec<f32>,
+}
+
+/// One channel's plane of every image.
+fn planes(values: &[f32], dims: [usize; 4], channel: usize) -> impl Iterator<Item = &[f32]> {
+    let [batch, channels, height, width] = dims;
+    let pixels = height * width;
+    (0..batch).map(move |image| &values[(image * channels + channel) * pixels..][..pixels])
+}
+
+/// Mean and biased variance per channel; sums in f64, in a fixed order.
+fn statistics(x: &[f32], dims: [usize; 4], epsilon: f64) -> Statistics {
+    let count = (dims[0] * dims[2] * dims[3]).max(1) as f64;
+    let per_channel: Vec<(f32, f32)> = (0..dims[1])
+        .into_par_iter()
+        .map(|channel| {
+            let sum: f64 = planes(x, dims, channel)
+                .map(|plane| plane.iter().map(|&v| f64::from(v)).sum::<f64>())
+                .sum();
+            let mean = sum / count;
+            let squares: f64 = planes(x, dims, channel)
+                .map(|plane| {
+                    plane
+                        .iter()
+                        .map(|&v| (f64::from(v) - mean).powi(2))
+                        .sum::<f64>()
+                })
+                .sum();
+            (mean as f32, (squares / count) as f32)
+        })
+        .collect();
+    let (mean, variance): (Vec<f32>, Vec<f32>) = per_channel.into_iter().unzip();
+    let inverse_std = variance
+        .iter()
+        .map(|&v| (1.0 / (f64::from(v) + epsilon).sqrt()) as f32)
+        .collect();
+    Statistics {
+        mean,
+        variance,
+        inverse_std,
+    }
+}
+
+/// `f(channel, input plane, output plane)` for every plane, in parallel over images.
+fn per_plane(
+    output: &mut [f32],
+    input: &[f32],
+    dims: [usize; 4],
+    f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+) {
+    let pixels = dims[2] * dims[3];
+    let image = dims[1] * pixels;
+    if image == 0 {
+        return;
+    }
+    output
+        .par_chunks_mut(image)
+        .zip(input.par_chunks(image))
+        .for_each(|(out, input)| {
+            for (channel, (out, input)) in
+                out.chunks_mut(pixels).zip(input.chunks(pixels)).enumerate()
+            {
+                f(channel, input, out);
+            }
+        });
+}
+
+/// (output, statistics).
+pub fn forward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, Statistics) {
+    let dims = dims4(x);
+    let (values, gamma, beta) = (
+        contiguous_f32(x),
+        contiguous_f32(gamma),
+        contiguous_f32(beta),
+    );
+    let stats = statistics(&values, dims, epsilon);
+    let mut output = vec![0.0f32; values.len()];
+    per_plane(&mut output, &values, dims, |channel, input, out| {
+        let scale = gamma[channel] * stats.inverse_std[channel];
+        let mean = stats.mean[channel];
+        let shift = beta[channel];
+        for (out, &value) in out.iter_mut().zip(input) {
+            *out = (value - mean) * scale + shift;
+        }
+    });
+    (tensor(output, dims.to_vec()), stats)
+}
+
+/// (input gradient, gamma gradient, beta gradient).
+fn backward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    stats: &Statistics,
+    grad: &FlexTensor,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let dims = dims4(x);
+    let (values, gamma, grad) = (
+        contiguous_f32(x),
+        contiguous_f32(gamma),
+        contiguous_f32(grad),
+    );
+    let count = (dims[0] * dims[2] * dims[3]).max(1) as f64;
+    // Per channel: Σ grad (beta's gradient) and Σ grad · x̂ (gamma's), x̂ the normalised input.
+    let sums: Vec<(f32, f32)> = (0..dims[1])
+        .into_par_iter()
+        .map(|channel| {
+            let (mean, inverse_std) = (stats.mean[channel], stats.inverse_std[channel]);
+            let (mut grad_sum, mut weighted_sum) = (0.0f64, 0.0f64);
+            for (grad, input) in planes(&grad, dims, channel).zip(planes(&values, dims, channel)) {
+                for (&g, &v) in grad.iter().zip(input) {
+                    grad_sum += f64::from(g);
+                    weighted_sum += f64::from(g) * f64::from((v - mean) * inverse_std);
+                }
+            }
+            (grad_sum as f32, weighted_sum as f32)
+        })
+        .collect();
+    let mut input_grad = vec![0.0f32; values.len()];
+    // In parallel over images: each reads its input and output gradient planes.
+    let pixels = dims[2] * dims[3];
+    let image = dims[1] * pixels;
+    if image > 0 {
+        input_grad
+            .par_chunks_mut(image)
+            .zip(values.par_chunks(image))
+            .zip(grad.par_chunks(image))
+            .for_each(|((out, input), grad)| {
+                for (channel, ((out, input), grad)) in out
+                    .chunks_mut(pixels)
+                    .zip(input.chunks(pixels))
+                    .zip(grad.chunks(pixels))
+                    .enumerate()
+                {
+                    let (mean, inverse_std) = (stats.mean[channel], stats.inverse_std[channel]);
+                    let (grad_sum, weighted_sum) = sums[channel];
+                    let grad_mean = (f64::from(grad_sum) / count) as f32;
+                    let weighted_mean = (f64::from(weighted_sum) / count) as f32;
+                    let scale = gamma[channel] * inverse_std;
+                    for ((out, &v), &g) in out.iter_mut().zip(input).zip(grad) {
+                        let normalised = (v - mean) * inverse_std;
+                        *out = scale * (g - grad_mean - normalised * weighted_mean);
+                    }
+                }
+            });
+    }
+    let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
+    let channels = vec![dims[1]];
+    (
+        tensor(input_grad, dims.to_vec()),
+        tensor(gamma_grad, channels.clone()),
+        tensor(beta_grad, channels),
+    )
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = (FlexTensor, FlexTensor, Arc<Statistics>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, gamma_node, beta_node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, gamma, stats) = ops.state;
+        let (input_grad, gamma_grad, beta_grad) = backward(&x, &gamma, &stats, &grad);
+        if let Some(node) = x_node {
+            grads.register::<Flex>(node.id, input_grad);
+        }
+        if let Some(node) = gamma_node {
+            grads.register::<Flex>(node.id, gamma_grad);
+        }
+        if let Some(node) = beta_node {
+            grads.register::<Flex>(node.id, beta_grad);
+        }
+    }
+}
+
+type AutodiffFloat<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
+
+/// (output, batch mean, batch variance); the statistics carry no gradient.
+pub fn forward_tracked<C: CheckpointStrategy>(
+    x: AutodiffFloat<C>,
+    gamma: AutodiffFloat<C>,
+    beta: AutodiffFloat<C>,
+    epsilon: f64,
+) -> (AutodiffFloat<C>, AutodiffFloat<C>, AutodiffFloat<C>) {
+    let (output, stats) = forward(x.primitive(), gamma.primitive(), beta.primitive(), epsilon);
+    let channels = vec![stats.mean.len()];
+    let mean = AutodiffFloat::<C>::new(tensor(stats.mean.clone(), channels.clone()));
+    let variance = AutodiffFloat::<C>::new(tensor(stats.variance.clone(), channels));
+    let output = match BatchNormBackward
+        .prepare::<C>([x.node(), gamma.node(), beta.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = (
+                x.primitive().clone(),
+                gamma.primitive().clone(),
+                Arc::new(stats),
+            );
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    (output, mean, variance)
+}
