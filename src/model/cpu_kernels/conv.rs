@@ -14,6 +14,8 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::gemm::{Matrix, multiply};
 use super::{contiguous_f32, dims4, tensor};
@@ -67,164 +69,233 @@ impl ConvShape {
         (COLUMNS_PER_TASK / self.pixels().max(1)).clamp(1, self.batch.max(1))
     }
 
-    fn tasks(&self) -> usize {
-        self.batch.div_ceil(self.images_per_task())
-    }
-
     /// The images of one task.
     fn task_images(&self, task: usize) -> std::ops::Range<usize> {
         let first = task * self.images_per_task();
         first..(first + self.images_per_task()).min(self.batch)
     }
 
-    /// For each row of the column matrix (input channel, kernel row, kernel column) and each
-    /// output row: the input row it reads (None: padding) and the output columns `lo..hi` that
-    /// read inside the image, at input column `output column + shift`.
-    fn walk(&self, mut visit: impl FnMut(usize, usize, Option<usize>, usize, usize, isize)) {
-        let pad = (self.kernel / 2) as isize;
-        let (height, width) = (self.height as isize, self.width as isize);
-        for channel in 0..self.channels_in {
-            for ky in 0..self.kernel {
-                for kx in 0..self.kernel {
-                    let row = (channel * self.kernel + ky) * self.kernel + kx;
-                    let shift = kx as isize - pad;
-                    let lo = (-shift).clamp(0, width) as usize;
-                    let hi = (width - shift).clamp(lo as isize, width) as usize;
-                    for out_y in 0..self.height {
-                        let in_y = out_y as isize + ky as isize - pad;
-                        let source = (0..height)
-                            .contains(&in_y)
-                            .then(|| channel * self.pixels() + in_y as usize * self.width);
-                        visit(row, out_y, source, lo, hi, shift);
-                    }
-                }
+    fn pad(&self) -> usize {
+        self.kernel / 2
+    }
+
+    /// Floats in one image zero-padded on every side.
+    fn padded_image(&self) -> usize {
+        let pad = 2 * self.pad();
+        self.channels_in * (self.height + pad) * (self.width + pad)
+    }
+}
+
+thread_local! {
+    /// Per-thread working memory, reused from call to call (its contents are stale: every user
+    /// overwrites or clears what it takes).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `work` on `len` floats of this thread's scratch memory (fresh memory if it is in use).
+fn with_scratch<R>(len: usize, work: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            work(&mut buffer[..len])
+        }
+        Err(_) => work(&mut vec![0.0; len]),
+    })
+}
+
+/// Copies images into `padded` (one after another), each channel framed by `pad` zeros.
+fn pad_images<'a>(images: impl Iterator<Item = &'a [f32]>, shape: &ConvShape, padded: &mut [f32]) {
+    let (pad, width) = (shape.pad(), shape.width);
+    let padded_width = width + 2 * pad;
+    let padded_plane = (shape.height + 2 * pad) * padded_width;
+    padded.fill(0.0);
+    for (image, target) in images.zip(padded.chunks_mut(shape.padded_image())) {
+        for (plane, target) in image
+            .chunks(shape.pixels().max(1))
+            .zip(target.chunks_mut(padded_plane))
+        {
+            for (row, source) in plane.chunks(width.max(1)).enumerate() {
+                target[(row + pad) * padded_width + pad..][..width].copy_from_slice(source);
             }
         }
     }
 }
 
-/// Where one image's block lies in a task's column matrix `[patch, images · pixels]`: the
-/// matrix's row length and the block's first column.
-#[derive(Clone, Copy)]
-struct Block {
-    row_length: usize,
-    first_column: usize,
-}
-
-/// Writes the image's block of the column matrix: row (channel, ky, kx), column (y, x) holds
-/// input (channel, y + ky − pad, x + kx − pad), zero outside the image.
-fn im2col(image: &[f32], shape: &ConvShape, columns: &mut [f32], block: Block) {
-    let width = shape.width;
-    shape.walk(|row, out_y, source, lo, hi, shift| {
-        let at = row * block.row_length + block.first_column + out_y * width;
-        let segment = &mut columns[at..][..width];
-        match source {
-            Some(start) if lo < hi => {
-                segment[..lo].fill(0.0);
-                segment[hi..].fill(0.0);
-                let from = (start as isize + lo as isize + shift) as usize;
-                segment[lo..hi].copy_from_slice(&image[from..from + (hi - lo)]);
-            }
-            _ => segment.fill(0.0),
-        }
-    });
-}
-
-/// Adds the image's block of a column matrix back onto the positions it was read from.
-fn col2im_add(columns: &[f32], shape: &ConvShape, image: &mut [f32], block: Block) {
-    let width = shape.width;
-    shape.walk(|row, out_y, source, lo, hi, shift| {
-        if let Some(start) = source
-            && lo < hi
-        {
-            let at = row * block.row_length + block.first_column + out_y * width;
-            let segment = &columns[at..][lo..hi];
-            let from = (start as isize + lo as isize + shift) as usize;
-            for (target, value) in image[from..from + (hi - lo)].iter_mut().zip(segment) {
-                *target += value;
-            }
-        }
-    });
-}
-
-fn forward_values(x: &[f32], weight: &[f32], bias: &[f32], shape: ConvShape) -> Vec<f32> {
-    let (pixels, patch, outputs) = (shape.pixels(), shape.patch(), shape.channels_out);
-    let mut output = vec![0.0f32; shape.batch * shape.image_out()];
-    output
-        .par_chunks_mut(shape.images_per_task() * shape.image_out())
-        .enumerate()
-        .for_each(|(task, output)| {
-            let images = shape.task_images(task);
-            let row_length = images.len() * pixels;
-            let mut columns = vec![0.0f32; patch * row_length];
-            for (local, image) in images.clone().enumerate() {
-                let block = Block {
-                    row_length,
-                    first_column: local * pixels,
-                };
-                let input = &x[image * shape.image_in()..][..shape.image_in()];
-                im2col(input, &shape, &mut columns, block);
-            }
-            let mut products = vec![0.0f32; outputs * row_length];
-            multiply(
-                &mut products,
-                Matrix::row_major(weight, outputs, patch),
-                Matrix::row_major(&columns, patch, row_length),
-                false,
-            );
-            // Row `channel` of the product holds that channel for every image side by side.
-            for (local, out) in output.chunks_mut(shape.image_out()).enumerate() {
-                for (channel, plane) in out.chunks_mut(pixels).enumerate() {
-                    let product = &products[channel * row_length + local * pixels..][..pixels];
-                    for (value, &sum) in plane.iter_mut().zip(product) {
-                        *value = sum + bias[channel];
-                    }
+/// For one image's block of a column matrix (`[patch, pixels]`, row = input channel, kernel
+/// row, kernel column; column = output y, x): where each value sits in the padded image. One
+/// lookup per value, with no arithmetic per row: for small images the bookkeeping per row of
+/// 4–8 values used to cost more than the copying.
+fn gather_table(shape: &ConvShape) -> Vec<usize> {
+    let (width, kernel) = (shape.width, shape.kernel);
+    let padded_width = width + 2 * shape.pad();
+    let padded_plane = (shape.height + 2 * shape.pad()) * padded_width;
+    let mut table = Vec::with_capacity(shape.patch() * shape.pixels());
+    for channel in 0..shape.channels_in {
+        for ky in 0..kernel {
+            for kx in 0..kernel {
+                for out_y in 0..shape.height {
+                    let start = channel * padded_plane + (out_y + ky) * padded_width + kx;
+                    table.extend(start..start + width);
                 }
             }
-        });
-    output
+        }
+    }
+    table
 }
 
-pub fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+/// The group's column matrix `[patch, images · pixels]`, row-major: row (channel, ky, kx),
+/// column (image, y, x) holds input (channel, y + ky − pad, x + kx − pad) of that image, zero
+/// outside it; read from the padded images.
+fn im2col(padded: &[f32], shape: &ConvShape, images: usize, table: &[usize]) -> Vec<f32> {
+    let pixels = shape.pixels();
+    let mut columns = vec![0.0f32; shape.patch() * images * pixels];
+    for (targets, table) in columns
+        .chunks_mut(images * pixels)
+        .zip(table.chunks(pixels))
+    {
+        for (image, target) in targets.chunks_mut(pixels).enumerate() {
+            let source = &padded[image * shape.padded_image()..][..shape.padded_image()];
+            for (value, &at) in target.iter_mut().zip(table) {
+                *value = source[at];
+            }
+        }
+    }
+    columns
+}
+
+/// Adds a column matrix's values back onto the padded positions they were read from.
+fn col2im_add(
+    columns: &[f32],
+    shape: &ConvShape,
+    images: usize,
+    table: &[usize],
+    padded: &mut [f32],
+) {
+    let pixels = shape.pixels();
+    for (values, table) in columns.chunks(images * pixels).zip(table.chunks(pixels)) {
+        for (image, values) in values.chunks(pixels).enumerate() {
+            let target = &mut padded[image * shape.padded_image()..][..shape.padded_image()];
+            for (&value, &at) in values.iter().zip(table) {
+                target[at] += value;
+            }
+        }
+    }
+}
+
+/// The inside of padded images (the frame dropped), into `images` laid out unpadded.
+fn unpad_images(padded: &[f32], shape: &ConvShape, images: &mut [f32]) {
+    let (pad, width) = (shape.pad(), shape.width);
+    let padded_width = width + 2 * pad;
+    let padded_plane = (shape.height + 2 * pad) * padded_width;
+    for (image, source) in images
+        .chunks_mut(shape.image_in().max(1))
+        .zip(padded.chunks(shape.padded_image()))
+    {
+        for (plane, source) in image
+            .chunks_mut(shape.pixels().max(1))
+            .zip(source.chunks(padded_plane))
+        {
+            for (row, target) in plane.chunks_mut(width.max(1)).enumerate() {
+                target.copy_from_slice(&source[(row + pad) * padded_width + pad..][..width]);
+            }
+        }
+    }
+}
+
+/// One task's column matrix, from its images of `x`.
+fn task_columns(x: &[f32], shape: &ConvShape, task: usize, table: &[usize]) -> Vec<f32> {
+    let images = shape.task_images(task);
+    let count = images.len();
+    let inputs = images.map(|image| &x[image * shape.image_in()..][..shape.image_in()]);
+    with_scratch(count * shape.padded_image(), |padded| {
+        pad_images(inputs, shape, padded);
+        im2col(padded, shape, count, table)
+    })
+}
+
+/// The output and each task's column matrix (which the backward reuses).
+fn forward_values(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    shape: ConvShape,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let (pixels, patch, outputs) = (shape.pixels(), shape.patch(), shape.channels_out);
+    let mut output = vec![0.0f32; shape.batch * shape.image_out()];
+    let table = gather_table(&shape);
+    let columns = output
+        .par_chunks_mut(shape.images_per_task() * shape.image_out())
+        .enumerate()
+        .map(|(task, output)| {
+            let columns = task_columns(x, &shape, task, &table);
+            let row_length = shape.task_images(task).len() * pixels;
+            with_scratch(outputs * row_length, |products| {
+                multiply(
+                    products,
+                    Matrix::row_major(weight, outputs, patch),
+                    Matrix::row_major(&columns, patch, row_length),
+                    false,
+                );
+                // Row `channel` of the product holds that channel for every image side by side.
+                for (local, out) in output.chunks_mut(shape.image_out()).enumerate() {
+                    for (channel, plane) in out.chunks_mut(pixels).enumerate() {
+                        let product = &products[channel * row_length + local * pixels..][..pixels];
+                        for (value, &sum) in plane.iter_mut().zip(product) {
+                            *value = sum + bias[channel];
+                        }
+                    }
+                }
+            });
+            columns
+        })
+        .collect();
+    (output, columns)
+}
+
+/// The output, and the column matrices of its tasks.
+fn forward_with_columns(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+) -> (FlexTensor, Vec<Vec<f32>>, ConvShape) {
     let shape = ConvShape::new(dims4(x), dims4(weight));
     let (x, weight, bias) = (
         contiguous_f32(x),
         contiguous_f32(weight),
         contiguous_f32(bias),
     );
-    let values = forward_values(&x, &weight, &bias, shape);
-    tensor(
-        values,
-        vec![shape.batch, shape.channels_out, shape.height, shape.width],
-    )
+    let (values, columns) = forward_values(&x, &weight, &bias, shape);
+    let dims = vec![shape.batch, shape.channels_out, shape.height, shape.width];
+    (tensor(values, dims), columns, shape)
+}
+
+pub fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+    forward_with_columns(x, weight, bias).0
 }
 
 /// One task's share of the backward: its images' part of the weight and bias gradients, and
 /// (when `input_grad` is given) their input gradients.
 fn backward_task(
     task: usize,
-    x: &[f32],
+    columns: &[f32],
     weight: &[f32],
     grad: &[f32],
     shape: &ConvShape,
+    table: &[usize],
     input_grad: Option<&mut [f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
     let (pixels, patch, outputs) = (shape.pixels(), shape.patch(), shape.channels_out);
     let images = shape.task_images(task);
-    let row_length = images.len() * pixels;
-    let block = |local: usize| Block {
-        row_length,
-        first_column: local * pixels,
-    };
-    let mut columns = vec![0.0f32; patch * row_length];
+    let count = images.len();
+    let row_length = count * pixels;
     // The output gradient as one matrix `[channels out, images · pixels]`, like the product.
-    let mut grads = vec![0.0f32; outputs * row_length];
-    for (local, image) in images.clone().enumerate() {
-        let input = &x[image * shape.image_in()..][..shape.image_in()];
-        im2col(input, shape, &mut columns, block(local));
-        let grad = &grad[image * shape.image_out()..][..shape.image_out()];
-        for (channel, plane) in grad.chunks(pixels).enumerate() {
-            grads[channel * row_length + local * pixels..][..pixels].copy_from_slice(plane);
+    let mut grads = Vec::with_capacity(outputs * row_length);
+    for channel in 0..outputs {
+        for image in images.clone() {
+            grads
+                .extend_from_slice(&grad[image * shape.image_out() + channel * pixels..][..pixels]);
         }
     }
     let grads_matrix = Matrix::row_major(&grads, outputs, row_length);
@@ -232,7 +303,7 @@ fn backward_task(
     multiply(
         &mut weight_grad,
         grads_matrix,
-        Matrix::row_major(&columns, patch, row_length).transposed(),
+        Matrix::row_major(columns, patch, row_length).transposed(),
         false,
     );
     let bias_grad = grads
@@ -240,43 +311,49 @@ fn backward_task(
         .map(|row| row.iter().sum::<f32>())
         .collect();
     if let Some(input_grad) = input_grad {
-        // The columns are no longer needed: their buffer takes the columns' gradient.
-        multiply(
-            &mut columns,
-            Matrix::row_major(weight, outputs, patch).transposed(),
-            grads_matrix,
-            false,
-        );
-        for (local, image_grad) in input_grad.chunks_mut(shape.image_in()).enumerate() {
-            col2im_add(&columns, shape, image_grad, block(local));
-        }
+        let padded_len = count * shape.padded_image();
+        with_scratch(patch * row_length + padded_len, |scratch| {
+            let (column_grad, padded) = scratch.split_at_mut(patch * row_length);
+            multiply(
+                column_grad,
+                Matrix::row_major(weight, outputs, patch).transposed(),
+                grads_matrix,
+                false,
+            );
+            padded.fill(0.0);
+            col2im_add(column_grad, shape, count, table, padded);
+            unpad_images(padded, shape, input_grad);
+        });
     }
     (weight_grad, bias_grad)
 }
 
 /// (input gradient when asked for, weight gradient, bias gradient).
 fn backward(
-    x: &FlexTensor,
+    columns: &[Vec<f32>],
     weight: &FlexTensor,
     grad: &FlexTensor,
     shape: ConvShape,
     want_input_grad: bool,
 ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
-    let (x, weight, grad) = (
-        contiguous_f32(x),
-        contiguous_f32(weight),
-        contiguous_f32(grad),
-    );
+    let (weight, grad) = (contiguous_f32(weight), contiguous_f32(grad));
     let mut input_grad = want_input_grad.then(|| vec![0.0f32; shape.batch * shape.image_in()]);
+    let table = gather_table(&shape);
     let parts: Vec<(Vec<f32>, Vec<f32>)> = match &mut input_grad {
         Some(input_grad) => input_grad
             .par_chunks_mut(shape.images_per_task() * shape.image_in())
+            .zip(columns.par_iter())
             .enumerate()
-            .map(|(task, chunk)| backward_task(task, &x, &weight, &grad, &shape, Some(chunk)))
+            .map(|(task, (chunk, columns))| {
+                backward_task(task, columns, &weight, &grad, &shape, &table, Some(chunk))
+            })
             .collect(),
-        None => (0..shape.tasks())
-            .into_par_iter()
-            .map(|task| backward_task(task, &x, &weight, &grad, &shape, None))
+        None => columns
+            .par_iter()
+            .enumerate()
+            .map(|(task, columns)| {
+                backward_task(task, columns, &weight, &grad, &shape, &table, None)
+            })
             .collect(),
     };
     // In task order, so the sums never depend on which thread finished first.
@@ -310,14 +387,16 @@ fn backward(
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
-    type State = (FlexTensor, FlexTensor, ConvShape);
+    /// The forward's column matrices (the input's neighbourhoods, needed for the weight's
+    /// gradient), the weight, and the shape.
+    type State = (Arc<Vec<Vec<f32>>>, FlexTensor, ConvShape);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [x_node, weight_node, bias_node] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, shape) = ops.state;
+        let (columns, weight, shape) = ops.state;
         let (input_grad, weight_grad, bias_grad) =
-            backward(&x, &weight, &grad, shape, x_node.is_some());
+            backward(&columns, &weight, &grad, shape, x_node.is_some());
         if let (Some(node), Some(input_grad)) = (x_node, input_grad) {
             grads.register::<Flex>(node.id, input_grad);
         }
@@ -337,15 +416,15 @@ pub fn forward_tracked<C: CheckpointStrategy>(
     weight: AutodiffFloat<C>,
     bias: AutodiffFloat<C>,
 ) -> AutodiffFloat<C> {
-    let output = forward(x.primitive(), weight.primitive(), bias.primitive());
+    let (output, columns, shape) =
+        forward_with_columns(x.primitive(), weight.primitive(), bias.primitive());
     match ConvBackward
         .prepare::<C>([x.node(), weight.node(), bias.node()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let shape = ConvShape::new(dims4(x.primitive()), dims4(weight.primitive()));
-            let state = (x.primitive().clone(), weight.primitive().clone(), shape);
+            let state = (Arc::new(columns), weight.primitive().clone(), shape);
             prep.finish(state, output)
         }
         OpsKind::UnTracked(prep) => prep.finish(output),

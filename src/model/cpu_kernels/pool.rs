@@ -47,16 +47,17 @@ pub fn forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
                         out.iter_mut().zip(won.iter_mut()).zip(top.zip(bottom))
                     {
                         // Row-major order; the first maximum wins ties, as burn's pool; a NaN
-                        // wins over numbers, so it propagates.
-                        let mut best = top[0];
-                        let mut at = 0;
-                        for (index, value) in [(1, top[1]), (2, bottom[0]), (3, bottom[1])] {
-                            if value > best || (value.is_nan() && !best.is_nan()) {
-                                best = value;
-                                at = index;
-                            }
-                        }
-                        *out = best;
+                        // anywhere makes the output NaN. Written without branches.
+                        let [a, b, c, d] = [top[0], top[1], bottom[0], bottom[1]];
+                        let (upper, upper_at) = if b > a { (b, 1) } else { (a, 0) };
+                        let (lower, lower_at) = if d > c { (d, 3) } else { (c, 2) };
+                        let (best, at) = if lower > upper {
+                            (lower, lower_at)
+                        } else {
+                            (upper, upper_at)
+                        };
+                        let any_nan = a.is_nan() | b.is_nan() | c.is_nan() | d.is_nan();
+                        *out = if any_nan { f32::NAN } else { best };
                         *won = at;
                     }
                 }
