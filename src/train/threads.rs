@@ -13,6 +13,7 @@
 /// Runs `work` on a fresh pool of one thread per core (rayon calls inside it use that pool);
 /// on the calling thread if no pool can be started.
 pub fn in_training_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    keep_freed_memory();
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     match rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -24,6 +25,24 @@ pub fn in_training_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
             log::warn!("training on the calling thread: no thread pool ({error})");
             work()
         }
+    }
+}
+
+/// Lets the allocator keep and reuse freed blocks up to 32 MB instead of returning each to the
+/// system: a training step frees and allocates the same activation-sized buffers every time,
+/// and each fresh one costs a page fault per 4 KB (measured: a tenth of a 32×32 RGB CNN's step).
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            const THRESHOLD_BYTES: libc::c_int = 32 << 20;
+            // SAFETY: mallopt only changes glibc's allocation thresholds; no memory is touched.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD_BYTES);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 8 * THRESHOLD_BYTES);
+            }
+        });
     }
 }
 

@@ -45,10 +45,23 @@ impl<'a> Matrix<'a> {
 
 /// `out = a × b` (or `out += a × b` when `accumulate`), `out` row-major `[a.rows, b.cols]`.
 pub fn multiply(out: &mut [f32], a: Matrix, b: Matrix, accumulate: bool) {
+    multiply_strided(out, b.cols, a, b, accumulate);
+}
+
+/// [`multiply`] into rows `out_row_stride` apart (`b.cols` of them used per row).
+pub fn multiply_strided(
+    out: &mut [f32],
+    out_row_stride: usize,
+    a: Matrix,
+    b: Matrix,
+    accumulate: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "matrix product: inner sizes differ");
+    let out_fits =
+        m == 0 || n == 0 || (out_row_stride >= n && (m - 1) * out_row_stride + n <= out.len());
     assert!(
-        out.len() >= m * n && a.fits() && b.fits(),
+        out_fits && a.fits() && b.fits(),
         "matrix product out of bounds"
     );
     if m == 0 || n == 0 {
@@ -56,12 +69,15 @@ pub fn multiply(out: &mut [f32], a: Matrix, b: Matrix, accumulate: bool) {
     }
     if k == 0 {
         if !accumulate {
-            out[..m * n].fill(0.0);
+            out.chunks_mut(out_row_stride)
+                .take(m)
+                .for_each(|row| row[..n].fill(0.0));
         }
         return;
     }
-    // SAFETY: the asserts above keep every element gemm reads (a, b) or writes (out: m×n,
-    // row-major) inside its slice; `out` is borrowed mutably, so nothing else aliases it.
+    // SAFETY: the asserts above keep every element gemm reads (a, b) or writes (out: m rows
+    // of n, `out_row_stride` apart, which never overlap as the stride is at least n) inside its
+    // slice; `out` is borrowed mutably, so nothing else aliases it.
     unsafe {
         gemm::gemm(
             m,
@@ -69,7 +85,7 @@ pub fn multiply(out: &mut [f32], a: Matrix, b: Matrix, accumulate: bool) {
             k,
             out.as_mut_ptr(),
             1,
-            n as isize,
+            out_row_stride as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -104,6 +120,20 @@ mod tests {
         let mut big = [0.0; 9];
         multiply(&mut big, view.transposed(), view, false);
         assert_eq!(big, [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
+    }
+
+    #[test]
+    fn rows_can_land_apart() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let identity = [1.0, 0.0, 0.0, 1.0];
+        let mut out = [9.0; 7];
+        // [[1, 2], [3, 4]] × I into rows 4 apart: the gaps keep their values.
+        let (a, identity) = (
+            Matrix::row_major(&a, 2, 2),
+            Matrix::row_major(&identity, 2, 2),
+        );
+        multiply_strided(&mut out, 4, a, identity, false);
+        assert_eq!(out, [1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0]);
     }
 
     #[test]

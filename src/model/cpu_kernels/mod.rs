@@ -246,7 +246,7 @@ mod tests {
     fn convolution_matches_burns_values_and_gradients() {
         let device = Device::flex().autodiff();
         // Batches off the task size, odd sides, 1×1 and 5×5 kernels, a kernel wider than the
-        // image, and a first layer (no input gradient).
+        // image, and first layers (no input gradient), on both ways of computing it.
         let cases = [
             ([9, 3, 5, 7], 8, 3, true),
             ([4, 16, 4, 4], 32, 3, true),
@@ -254,6 +254,11 @@ mod tests {
             ([3, 2, 6, 5], 4, 5, true),
             ([2, 3, 2, 2], 5, 5, true),
             ([6, 1, 8, 8], 16, 3, false),
+            // Many channels on larger images: the shifted products.
+            ([5, 8, 9, 11], 6, 3, true),
+            ([3, 12, 8, 8], 4, 5, true),
+            ([2, 8, 8, 10], 3, 1, true),
+            ([20, 8, 16, 16], 16, 3, false),
         ];
         for (dims, outputs, kernel, input_grad) in cases {
             let layer = conv([dims[1], outputs], kernel, &device);

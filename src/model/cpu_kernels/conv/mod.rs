@@ -1,11 +1,16 @@
-//! 2D convolution, stride 1, "same" zero padding (Kiln's conv blocks), as one matrix product per
-//! image over its k×k neighbourhoods (im2col), forward and backward.
+//! 2D convolution, stride 1, "same" zero padding (Kiln's conv blocks), as matrix products,
+//! forward and backward, two ways chosen by shape:
+//! - few input channels or small images: one product per group of images over their k×k
+//!   neighbourhoods laid out as a column matrix (im2col), kept from the forward for the
+//!   weight's gradient;
+//! - many channels on larger images: k² products over shifted views of the padded images
+//!   ([`shifted`]), no column matrix at all.
 //!
 //! Burn flex computes the backward through generic routes (a transposed convolution for the
-//! input's gradient, a convolution whose kernel is the whole image for the weight's); here both
-//! are matrix products on the neighbourhoods already laid out, which is what PyTorch's CPU
-//! convolution does too. The work is split over images, in fixed groups, so the weight gradient
-//! is summed in the same order whatever the thread count: a seed gives the same run.
+//! input's gradient, a convolution whose kernel is the whole image for the weight's). The work
+//! is split over images in fixed groups, and the groups' weight gradients added in group order,
+//! so the sums never depend on the thread count or on which thread finished first: a seed gives
+//! the same run.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -14,8 +19,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
+
+mod shifted;
 
 use super::gemm::{Matrix, multiply};
 use super::{contiguous_f32, dims4, tensor};
@@ -66,7 +74,12 @@ impl ConvShape {
     /// Images per parallel task: from the shape alone (never the thread count), so the order in
     /// which the weight gradient's per-task parts are added never changes.
     fn images_per_task(&self) -> usize {
-        (COLUMNS_PER_TASK / self.pixels().max(1)).clamp(1, self.batch.max(1))
+        let columns = if shifted::suits(self) {
+            shifted::COLUMNS_PER_TASK
+        } else {
+            COLUMNS_PER_TASK
+        };
+        (columns / self.pixels().max(1)).clamp(1, self.batch.max(1))
     }
 
     /// The images of one task.
@@ -123,6 +136,9 @@ fn pad_images<'a>(images: impl Iterator<Item = &'a [f32]>, shape: &ConvShape, pa
     }
 }
 
+/// Image width from which [`im2col`] copies whole rows rather than value by value.
+const WIDE_ROW: usize = 16;
+
 /// For one image's block of a column matrix (`[patch, pixels]`, row = input channel, kernel
 /// row, kernel column; column = output y, x): where each value sits in the padded image. One
 /// lookup per value, with no arithmetic per row: for small images the bookkeeping per row of
@@ -149,16 +165,19 @@ fn gather_table(shape: &ConvShape) -> Vec<usize> {
 /// column (image, y, x) holds input (channel, y + ky − pad, x + kx − pad) of that image, zero
 /// outside it; read from the padded images.
 fn im2col(padded: &[f32], shape: &ConvShape, images: usize, table: &[usize]) -> Vec<f32> {
-    let pixels = shape.pixels();
-    let mut columns = vec![0.0f32; shape.patch() * images * pixels];
-    for (targets, table) in columns
-        .chunks_mut(images * pixels)
-        .zip(table.chunks(pixels))
-    {
-        for (image, target) in targets.chunks_mut(pixels).enumerate() {
+    let (pixels, width) = (shape.pixels(), shape.width);
+    // Appended, never zeroed first: the matrix is tens of MB for 32×32 images.
+    let mut columns = Vec::with_capacity(shape.patch() * images * pixels);
+    for table in table.chunks(pixels.max(1)) {
+        for image in 0..images {
             let source = &padded[image * shape.padded_image()..][..shape.padded_image()];
-            for (value, &at) in target.iter_mut().zip(table) {
-                *value = source[at];
+            if width >= WIDE_ROW {
+                // Each output row reads one contiguous run of the padded row.
+                for row in table.chunks(width) {
+                    columns.extend_from_slice(&source[row[0]..][..width]);
+                }
+            } else {
+                columns.extend(table.iter().map(|&at| source[at]));
             }
         }
     }
@@ -254,25 +273,45 @@ fn forward_values(
     (output, columns)
 }
 
-/// The output, and the column matrices of its tasks.
-fn forward_with_columns(
+/// What the backward needs from the forward: the column matrices of the tasks (their
+/// neighbourhoods, already laid out) or, for the shifted products, the input itself.
+#[derive(Debug)]
+enum Saved {
+    Columns(Vec<Vec<f32>>),
+    Input(FlexTensor),
+}
+
+/// The output, and what its backward needs.
+fn forward_saving(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
-) -> (FlexTensor, Vec<Vec<f32>>, ConvShape) {
+) -> (FlexTensor, Saved, ConvShape) {
     let shape = ConvShape::new(dims4(x), dims4(weight));
-    let (x, weight, bias) = (
+    let (values, weight, bias) = (
         contiguous_f32(x),
         contiguous_f32(weight),
         contiguous_f32(bias),
     );
-    let (values, columns) = forward_values(&x, &weight, &bias, shape);
+    let (output, saved) = if shifted::suits(&shape) {
+        let mut output = vec![0.0f32; shape.batch * shape.image_out()];
+        output
+            .par_chunks_mut(shape.images_per_task() * shape.image_out())
+            .enumerate()
+            .for_each(|(task, output)| {
+                shifted::forward_task(&values, &weight, &bias, &shape, task, output);
+            });
+        (output, Saved::Input(x.clone()))
+    } else {
+        let (output, columns) = forward_values(&values, &weight, &bias, shape);
+        (output, Saved::Columns(columns))
+    };
     let dims = vec![shape.batch, shape.channels_out, shape.height, shape.width];
-    (tensor(values, dims), columns, shape)
+    (tensor(output, dims), saved, shape)
 }
 
 pub fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
-    forward_with_columns(x, weight, bias).0
+    forward_saving(x, weight, bias).0
 }
 
 /// One task's share of the backward: its images' part of the weight and bias gradients, and
@@ -330,30 +369,43 @@ fn backward_task(
 
 /// (input gradient when asked for, weight gradient, bias gradient).
 fn backward(
-    columns: &[Vec<f32>],
+    saved: &Saved,
     weight: &FlexTensor,
     grad: &FlexTensor,
     shape: ConvShape,
     want_input_grad: bool,
 ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
     let (weight, grad) = (contiguous_f32(weight), contiguous_f32(grad));
+    let input = match saved {
+        Saved::Input(x) => contiguous_f32(x),
+        Saved::Columns(_) => Cow::Borrowed(&[][..]),
+    };
+    let table = match saved {
+        Saved::Columns(_) => gather_table(&shape),
+        Saved::Input(_) => Vec::new(),
+    };
+    let task_part = |task: usize, input_grad: Option<&mut [f32]>| match saved {
+        Saved::Columns(columns) => backward_task(
+            task,
+            &columns[task],
+            &weight,
+            &grad,
+            &shape,
+            &table,
+            input_grad,
+        ),
+        Saved::Input(_) => shifted::backward_task(&input, &weight, &grad, &shape, task, input_grad),
+    };
     let mut input_grad = want_input_grad.then(|| vec![0.0f32; shape.batch * shape.image_in()]);
-    let table = gather_table(&shape);
     let parts: Vec<(Vec<f32>, Vec<f32>)> = match &mut input_grad {
         Some(input_grad) => input_grad
             .par_chunks_mut(shape.images_per_task() * shape.image_in())
-            .zip(columns.par_iter())
             .enumerate()
-            .map(|(task, (chunk, columns))| {
-                backward_task(task, columns, &weight, &grad, &shape, &table, Some(chunk))
-            })
+            .map(|(task, chunk)| task_part(task, Some(chunk)))
             .collect(),
-        None => columns
-            .par_iter()
-            .enumerate()
-            .map(|(task, columns)| {
-                backward_task(task, columns, &weight, &grad, &shape, &table, None)
-            })
+        None => (0..shape.batch.div_ceil(shape.images_per_task()))
+            .into_par_iter()
+            .map(|task| task_part(task, None))
             .collect(),
     };
     // In task order, so the sums never depend on which thread finished first.
@@ -389,14 +441,14 @@ struct ConvBackward;
 impl Backward<Flex, 3> for ConvBackward {
     /// The forward's column matrices (the input's neighbourhoods, needed for the weight's
     /// gradient), the weight, and the shape.
-    type State = (Arc<Vec<Vec<f32>>>, FlexTensor, ConvShape);
+    type State = (Arc<Saved>, FlexTensor, ConvShape);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [x_node, weight_node, bias_node] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (columns, weight, shape) = ops.state;
+        let (saved, weight, shape) = ops.state;
         let (input_grad, weight_grad, bias_grad) =
-            backward(&columns, &weight, &grad, shape, x_node.is_some());
+            backward(&saved, &weight, &grad, shape, x_node.is_some());
         if let (Some(node), Some(input_grad)) = (x_node, input_grad) {
             grads.register::<Flex>(node.id, input_grad);
         }
@@ -416,15 +468,15 @@ pub fn forward_tracked<C: CheckpointStrategy>(
     weight: AutodiffFloat<C>,
     bias: AutodiffFloat<C>,
 ) -> AutodiffFloat<C> {
-    let (output, columns, shape) =
-        forward_with_columns(x.primitive(), weight.primitive(), bias.primitive());
+    let (output, saved, shape) =
+        forward_saving(x.primitive(), weight.primitive(), bias.primitive());
     match ConvBackward
         .prepare::<C>([x.node(), weight.node(), bias.node()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let state = (Arc::new(columns), weight.primitive().clone(), shape);
+            let state = (Arc::new(saved), weight.primitive().clone(), shape);
             prep.finish(state, output)
         }
         OpsKind::UnTracked(prep) => prep.finish(output),
