@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{gelu, relu, tanh};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use super::config::{Activation, MlpConfig};
 
@@ -47,9 +47,7 @@ impl Mlp {
                     Activation::Tanh => tanh(x),
                 };
                 if training && self.dropout > 0.0 {
-                    let keep = 1.0 - self.dropout;
-                    let mask = x.random_like(Distribution::Bernoulli(keep));
-                    x = x * mask / keep;
+                    x = super::cpu_kernels::dropout(x, 1.0 - self.dropout);
                 }
             }
         }

@@ -8,11 +8,14 @@
 //! training are untouched; on the CPU the values agree with burn's to float rounding (tests).
 
 mod conv;
+mod dropout;
 mod gemm;
 mod norm;
 mod pool;
 
 use std::borrow::Cow;
+
+pub use dropout::dropout;
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
@@ -97,7 +100,11 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
 
 /// Whether a tensor is one these kernels serve: f32 on the CPU backend.
 fn served(x: &Tensor<4>) -> bool {
-    x.dtype() == DType::F32 && x.device().inner() == Device::flex()
+    served_device(&x.dtype(), &x.device())
+}
+
+fn served_device(dtype: &DType, device: &Device) -> bool {
+    *dtype == DType::F32 && device.clone().inner() == Device::flex()
 }
 
 /// Whether [`conv2d`] computes this convolution with Kiln's kernel: stride 1, no dilation or
