@@ -25,10 +25,12 @@ pub const EXPLANATION: &str = "Each op runs on random tensors of the shape it se
     Intermediate ops also compute their input's gradient (as in the network); the first conv does not. \
     The dense row is the head (flatten → 64 → ReLU → 10), the step row a whole training step of the model with Adam \
     (dropout on, as in training); \"% of a step\" is the op's forward + backward against that whole step (which also holds Adam's update and the reshapes between layers). \
-    The conv, batch-norm and max-pool rows come in pairs: burn flex's op, then Kiln's own CPU kernel that replaces it in training \
-    and CPU inference (`src/model/cpu_kernels/`: the convolution as one matrix product per image over its 3×3 neighbourhoods, \
-    forward and backward; the pool keeps each window's winner for its backward); the step row uses Kiln's kernels. \
-    Exports and the GPU keep burn's ops. \
+    The conv, batch-norm and max-pool rows come in pairs: burn flex's op, then Kiln's own CPU kernel that replaces it on the CPU \
+    (`src/model/cpu_kernels/`: the convolution as matrix products forward and backward — over a column matrix of the 3×3 neighbourhoods \
+    for few channels or small images, over shifted views of the padded images for many channels on larger ones; batch-norm as two passes \
+    each way; the pool keeps each window's winner for its backward). The step row is the network as Kiln trains it: Kiln's kernels, \
+    the ReLU after the pool (the same values on a quarter of the elements) and dropout masks from a fast seeded generator. \
+    Exports, batch-norm in inference and the GPU keep burn's ops. \
     PyTorch's times (when `KILN_TORCH_PYTHON` names a Python with torch) come from `benches/torch_cnn_ops.py`: the same ops, shapes and timing rule, \
     in a separate process run right after Kiln's for the same batch; \"Kiln / PyTorch time\" above 1 means Kiln is slower.";
 
