@@ -10,7 +10,7 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use kiln::data::ImageShape;
@@ -335,7 +335,7 @@ fn step_ms(setup: &Setup, batch: usize, repeats: usize, device: &Device) -> (f64
     let width = shape.channels * shape.height * shape.width;
     // In an Option so that Adam can take the model by value and hand it back.
     let mut model = Some(Cnn::new(&config, shape, CLASSES, device));
-    let mut optimizer = AdamConfig::new().init();
+    let mut optimizer = kiln::train::adam();
     let loss = CrossEntropyLossConfig::new().init(device);
     let inputs = random([batch, width], device);
     let labels: Vec<i64> = (0..batch).map(|i| (i % CLASSES) as i64).collect();

@@ -10,7 +10,7 @@ use kiln::train::{DeviceChoice, start};
 use super::{BATCH, Row, bare_burn_samples_per_sec, median, ratios, rounds_list, row};
 
 pub const EXPLANATION: &str = "Rounds alternate four processes: the bare burn loop (the same MLP, data on the device, \
-    sequential batches, loss read once an epoch, run on a thread pool like Kiln's training pool so that the difference is Kiln's own work), the same loop also predicting its held-out fifth once an epoch \
+    sequential batches, loss read once an epoch, run on a thread pool like Kiln's training pool and with Kiln's Adam, fused on the CPU, so that the difference is Kiln's own work), the same loop also predicting its held-out fifth once an epoch \
     (the model's inference copy, chunks of 4096 rows, outputs read back: what a hand-written loop that validates does), \
     Kiln's engine on a synthetic CSV (shuffled batches, events, the metrics log, validation and a checkpoint every epoch) \
     and PyTorch (`benches/torch_mlp.py`, same model, batch and optimiser, no validation), each the median of the epochs after the first. \

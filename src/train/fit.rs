@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -564,7 +564,7 @@ fn make_optimizer(config: &TrainConfig) -> ModuleOptimizer {
             let momentum = (momentum > 0.0).then(|| MomentumConfig::new().with_momentum(momentum));
             SgdConfig::new().with_momentum(momentum).init()
         }
-        OptimizerConfig::Adam => AdamConfig::new().init(),
+        OptimizerConfig::Adam => super::fused_adam::adam(),
         OptimizerConfig::AdamW { weight_decay } => AdamWConfig::new()
             .with_weight_decay(weight_decay as f32)
             .init(),

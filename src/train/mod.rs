@@ -9,6 +9,7 @@ pub mod doctor;
 mod engine;
 mod events;
 mod fit;
+mod fused_adam;
 mod tensors;
 mod threads;
 
@@ -27,4 +28,5 @@ pub use engine::{
 pub use events::{EpochMetrics, Outcome, TrainEvent};
 pub use fit::EpochJudge;
 pub use tensors::{DeviceData, Predictor, Score, argmax, score, softmax};
+pub use fused_adam::adam;
 pub use threads::in_training_pool;
