@@ -27,6 +27,6 @@ pub use engine::{
 };
 pub use events::{EpochMetrics, Outcome, TrainEvent};
 pub use fit::EpochJudge;
-pub use tensors::{DeviceData, Predictor, Score, argmax, score, softmax};
 pub use fused_adam::adam;
+pub use tensors::{DeviceData, Predictor, Score, argmax, score, softmax};
 pub use threads::in_training_pool;
