@@ -170,115 +170,43 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
             Some(&weight1),
         ),
     );
-    let norm1 = BatchNormConfig::new(c1).init(&device);
-    let first = [batch, c1, height, width];
-    push(
-        "batch-norm (training)",
-        format!("{c1}×{height}×{width}"),
-        profile(&device, first, true, repeats, |x| norm1.forward(x), None),
-    );
-    push(
-        KILN_NORM,
-        format!("{c1}×{height}×{width}"),
-        profile(
-            &device,
-            first,
-            true,
-            repeats,
-            |x| cpu_kernels::batch_norm(&norm1, x),
-            None,
-        ),
-    );
-    push(
-        "ReLU",
-        format!("{c1}×{height}×{width}"),
-        profile(&device, first, true, repeats, relu, None),
-    );
+    // After each conv: batch-norm (burn's, then Kiln's kernel), ReLU, max-pool (burn's, Kiln's).
     let pool = MaxPool2dConfig::new([2, 2]).init();
-    push(
-        "max-pool 2×2",
-        format!("{c1}×{height}×{width}"),
-        profile(&device, first, true, repeats, |x| pool.forward(x), None),
-    );
-    push(
-        KILN_POOL,
-        format!("{c1}×{height}×{width}"),
-        profile(
-            &device,
-            first,
-            true,
-            repeats,
-            cpu_kernels::max_pool_2x2,
-            None,
-        ),
-    );
+    let block_rest = |channels: usize, height: usize, width: usize| {
+        let norm = BatchNormConfig::new(channels).init(&device);
+        let shape = [batch, channels, height, width];
+        let time =
+            |op: &dyn Fn(Tensor<4>) -> Tensor<4>| profile(&device, shape, true, repeats, op, None);
+        [
+            ("batch-norm (training)", time(&|x| norm.forward(x))),
+            (KILN_NORM, time(&|x| cpu_kernels::batch_norm(&norm, x))),
+            ("ReLU", time(&relu)),
+            ("max-pool 2×2", time(&|x| pool.forward(x))),
+            (KILN_POOL, time(&cpu_kernels::max_pool_2x2)),
+        ]
+        .map(|(op, times)| (op, format!("{channels}×{height}×{width}"), times))
+    };
+    for (op, shape, times) in block_rest(c1, height, width) {
+        push(op, shape, times);
+    }
     let (h2, w2) = (height / 2, width / 2);
     let conv2 = conv(c1, c2);
+    let time_conv2 = |op: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        profile(&device, [batch, c1, h2, w2], true, repeats, op, None)
+    };
     push(
         "conv 3×3",
         format!("{c1}→{c2}, {h2}×{w2}"),
-        profile(
-            &device,
-            [batch, c1, h2, w2],
-            true,
-            repeats,
-            |x| conv2.forward(x),
-            None,
-        ),
+        time_conv2(&|x| conv2.forward(x)),
     );
     push(
         KILN_CONV,
         format!("{c1}→{c2}, {h2}×{w2}"),
-        profile(
-            &device,
-            [batch, c1, h2, w2],
-            true,
-            repeats,
-            |x| cpu_kernels::conv2d(&conv2, x),
-            None,
-        ),
+        time_conv2(&|x| cpu_kernels::conv2d(&conv2, x)),
     );
-    let norm2 = BatchNormConfig::new(c2).init(&device);
-    let second = [batch, c2, h2, w2];
-    push(
-        "batch-norm (training)",
-        format!("{c2}×{h2}×{w2}"),
-        profile(&device, second, true, repeats, |x| norm2.forward(x), None),
-    );
-    push(
-        KILN_NORM,
-        format!("{c2}×{h2}×{w2}"),
-        profile(
-            &device,
-            second,
-            true,
-            repeats,
-            |x| cpu_kernels::batch_norm(&norm2, x),
-            None,
-        ),
-    );
-    push(
-        "ReLU",
-        format!("{c2}×{h2}×{w2}"),
-        profile(&device, second, true, repeats, relu, None),
-    );
-    push(
-        "max-pool 2×2",
-        format!("{c2}×{h2}×{w2}"),
-        profile(&device, second, true, repeats, |x| pool.forward(x), None),
-    );
-    push(
-        KILN_POOL,
-        format!("{c2}×{h2}×{w2}"),
-        profile(
-            &device,
-            second,
-            true,
-            repeats,
-            cpu_kernels::max_pool_2x2,
-            None,
-        ),
-    );
+    for (op, shape, times) in block_rest(c2, h2, w2) {
+        push(op, shape, times);
+    }
     let flat = c2 * (height / 4) * (width / 4);
     let dense1 = LinearConfig::new(flat, 64).init(&device);
     let dense2 = LinearConfig::new(64, CLASSES).init(&device);
