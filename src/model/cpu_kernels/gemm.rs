@@ -45,21 +45,25 @@ impl<'a> Matrix<'a> {
 
 /// `out = a × b` (or `out += a × b` when `accumulate`), `out` row-major `[a.rows, b.cols]`.
 pub fn multiply(out: &mut [f32], a: Matrix, b: Matrix, accumulate: bool) {
-    multiply_strided(out, b.cols, a, b, accumulate);
+    let columns = b.cols;
+    multiply_into(out, (columns, 1), a, b, accumulate);
 }
 
-/// [`multiply`] into rows `out_row_stride` apart (`b.cols` of them used per row).
-pub fn multiply_strided(
+/// [`multiply`] into `out` laid out with `(row stride, column stride)`: rows apart (column
+/// stride 1, row stride at least the row's length) or columns apart (row stride 1, column
+/// stride at least the column's length), so that no two results share a place.
+pub fn multiply_into(
     out: &mut [f32],
-    out_row_stride: usize,
+    (row_stride, col_stride): (usize, usize),
     a: Matrix,
     b: Matrix,
     accumulate: bool,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "matrix product: inner sizes differ");
+    let apart = (col_stride == 1 && row_stride >= n) || (row_stride == 1 && col_stride >= m);
     let out_fits =
-        m == 0 || n == 0 || (out_row_stride >= n && (m - 1) * out_row_stride + n <= out.len());
+        m == 0 || n == 0 || (apart && (m - 1) * row_stride + (n - 1) * col_stride < out.len());
     assert!(
         out_fits && a.fits() && b.fits(),
         "matrix product out of bounds"
@@ -69,23 +73,25 @@ pub fn multiply_strided(
     }
     if k == 0 {
         if !accumulate {
-            out.chunks_mut(out_row_stride)
-                .take(m)
-                .for_each(|row| row[..n].fill(0.0));
+            for row in 0..m {
+                for column in 0..n {
+                    out[row * row_stride + column * col_stride] = 0.0;
+                }
+            }
         }
         return;
     }
-    // SAFETY: the asserts above keep every element gemm reads (a, b) or writes (out: m rows
-    // of n, `out_row_stride` apart, which never overlap as the stride is at least n) inside its
-    // slice; `out` is borrowed mutably, so nothing else aliases it.
+    // SAFETY: the asserts above keep every element gemm reads (a, b) or writes (out: m × n
+    // places at the given strides, pairwise distinct as the strides keep rows or columns
+    // apart) inside its slice; `out` is borrowed mutably, so nothing else aliases it.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             out.as_mut_ptr(),
-            1,
-            out_row_stride as isize,
+            col_stride as isize,
+            row_stride as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -123,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_can_land_apart() {
+    fn results_can_land_rows_or_columns_apart() {
         let a = [1.0, 2.0, 3.0, 4.0];
         let identity = [1.0, 0.0, 0.0, 1.0];
         let mut out = [9.0; 7];
@@ -132,8 +138,12 @@ mod tests {
             Matrix::row_major(&a, 2, 2),
             Matrix::row_major(&identity, 2, 2),
         );
-        multiply_strided(&mut out, 4, a, identity, false);
+        multiply_into(&mut out, (4, 1), a, identity, false);
         assert_eq!(out, [1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0]);
+        // Columns 4 apart: the result stored transposed.
+        let mut out = [9.0; 7];
+        multiply_into(&mut out, (1, 4), a, identity, false);
+        assert_eq!(out, [1.0, 3.0, 9.0, 9.0, 2.0, 4.0, 9.0]);
     }
 
     #[test]

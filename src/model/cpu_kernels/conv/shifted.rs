@@ -10,7 +10,7 @@
 use std::ops::Range;
 
 use super::{ConvShape, with_scratch};
-use crate::model::cpu_kernels::gemm::{Matrix, multiply, multiply_strided};
+use crate::model::cpu_kernels::gemm::{Matrix, multiply, multiply_into};
 
 /// Output pixels a task's products span at least: wider products than the column path's, as
 /// each of the k² products is short (as deep as the input channels).
@@ -200,12 +200,15 @@ pub fn backward_task(
         }
         if let Some(input_grad) = input_grad {
             padded_grad.fill(0.0);
+            // Computed transposed, `[columns, channels in]` (the long side as the product's
+            // rows suits the matrix kernels better than 32 rows of a few hundred) and stored
+            // column by column into the channel planes.
             for (ky, kx) in offsets(shape) {
-                multiply_strided(
+                multiply_into(
                     &mut padded_grad[grid.offset(ky, kx)..],
-                    grid.plane,
-                    weight_view(weight, shape, ky, kx).transposed(),
-                    grads_matrix,
+                    (1, grid.plane),
+                    grads_matrix.transposed(),
+                    weight_view(weight, shape, ky, kx),
                     true,
                 );
             }
