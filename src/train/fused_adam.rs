@@ -11,6 +11,8 @@ use burn::optim::{
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
+use crate::model::cpu_kernels::served_device;
+
 const BETA_1: f32 = 0.9;
 const BETA_2: f32 = 0.999;
 const EPSILON: f32 = 1e-5;
@@ -59,9 +61,8 @@ impl Optimizer for FusedAdam {
                 && state.momentum.moment_2.dtype() == DType::F32
                 && state.momentum.max_moment_2.is_none()
         });
-        let on_cpu = device.clone().inner() == Device::flex()
-            && tensor.dtype() == DType::F32
-            && grad.dtype() == DType::F32
+        let on_cpu = served_device(&tensor.dtype(), &device)
+            && served_device(&grad.dtype(), &device)
             && moments_f32;
         if !on_cpu {
             return self.fallback.step(lr, tensor, grad, state);

@@ -103,7 +103,9 @@ fn served(x: &Tensor<4>) -> bool {
     served_device(&x.dtype(), &x.device())
 }
 
-fn served_device(dtype: &DType, device: &Device) -> bool {
+/// Whether values of this dtype on this device are f32 on the CPU backend (where Kiln's own
+/// kernels, and its fused Adam, run).
+pub(crate) fn served_device(dtype: &DType, device: &Device) -> bool {
     *dtype == DType::F32 && device.clone().inner() == Device::flex()
 }
 

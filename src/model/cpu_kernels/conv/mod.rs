@@ -92,10 +92,19 @@ impl ConvShape {
         self.kernel / 2
     }
 
+    /// A row of an image zero-padded on every side.
+    fn padded_width(&self) -> usize {
+        self.width + 2 * self.pad()
+    }
+
+    /// Floats in one channel of an image zero-padded on every side.
+    fn padded_plane(&self) -> usize {
+        (self.height + 2 * self.pad()) * self.padded_width()
+    }
+
     /// Floats in one image zero-padded on every side.
     fn padded_image(&self) -> usize {
-        let pad = 2 * self.pad();
-        self.channels_in * (self.height + pad) * (self.width + pad)
+        self.channels_in * self.padded_plane()
     }
 }
 
@@ -121,8 +130,7 @@ fn with_scratch<R>(len: usize, work: impl FnOnce(&mut [f32]) -> R) -> R {
 /// Copies images into `padded` (one after another), each channel framed by `pad` zeros.
 fn pad_images<'a>(images: impl Iterator<Item = &'a [f32]>, shape: &ConvShape, padded: &mut [f32]) {
     let (pad, width) = (shape.pad(), shape.width);
-    let padded_width = width + 2 * pad;
-    let padded_plane = (shape.height + 2 * pad) * padded_width;
+    let (padded_width, padded_plane) = (shape.padded_width(), shape.padded_plane());
     padded.fill(0.0);
     for (image, target) in images.zip(padded.chunks_mut(shape.padded_image())) {
         for (plane, target) in image
@@ -145,8 +153,7 @@ const WIDE_ROW: usize = 16;
 /// 4–8 values used to cost more than the copying.
 fn gather_table(shape: &ConvShape) -> Vec<usize> {
     let (width, kernel) = (shape.width, shape.kernel);
-    let padded_width = width + 2 * shape.pad();
-    let padded_plane = (shape.height + 2 * shape.pad()) * padded_width;
+    let (padded_width, padded_plane) = (shape.padded_width(), shape.padded_plane());
     let mut table = Vec::with_capacity(shape.patch() * shape.pixels());
     for channel in 0..shape.channels_in {
         for ky in 0..kernel {
@@ -206,8 +213,7 @@ fn col2im_add(
 /// The inside of padded images (the frame dropped), into `images` laid out unpadded.
 fn unpad_images(padded: &[f32], shape: &ConvShape, images: &mut [f32]) {
     let (pad, width) = (shape.pad(), shape.width);
-    let padded_width = width + 2 * pad;
-    let padded_plane = (shape.height + 2 * pad) * padded_width;
+    let (padded_width, padded_plane) = (shape.padded_width(), shape.padded_plane());
     for (image, source) in images
         .chunks_mut(shape.image_in().max(1))
         .zip(padded.chunks(shape.padded_image()))

@@ -37,7 +37,7 @@ struct Grid {
 impl Grid {
     fn new(shape: &ConvShape, images: usize) -> Self {
         let pad = shape.pad();
-        let padded_width = shape.width + 2 * pad;
+        let padded_width = shape.padded_width();
         let image_rows = shape.height + 2 * pad;
         Self {
             pad,
