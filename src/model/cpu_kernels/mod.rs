@@ -62,12 +62,8 @@ impl CpuKernels for Flex {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (output, stats) = norm::forward(&x, &gamma, &beta, epsilon);
-        let channels = vec![stats.mean.len()];
-        (
-            output,
-            tensor(stats.mean, channels.clone()),
-            tensor(stats.variance, channels),
-        )
+        let (mean, variance) = stats.tensors();
+        (output, mean, variance)
     }
 
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -20,9 +20,22 @@ use super::{contiguous_f32, dims4, tensor};
 /// The batch's statistics, per channel.
 #[derive(Debug)]
 pub struct Statistics {
-    pub mean: Vec<f32>,
-    pub variance: Vec<f32>,
+    mean: Vec<f32>,
+    variance: Vec<f32>,
     inverse_std: Vec<f32>,
+    /// Values per channel (images × pixels), at least 1.
+    count: f64,
+}
+
+impl Statistics {
+    /// The mean and the variance as `[channels]` tensors.
+    pub fn tensors(&self) -> (FlexTensor, FlexTensor) {
+        let channels = vec![self.mean.len()];
+        (
+            tensor(self.mean.clone(), channels.clone()),
+            tensor(self.variance.clone(), channels),
+        )
+    }
 }
 
 /// One channel's plane of every image.
@@ -62,15 +75,17 @@ fn statistics(x: &[f32], dims: [usize; 4], epsilon: f64) -> Statistics {
         mean,
         variance,
         inverse_std,
+        count,
     }
 }
 
-/// `f(channel, input plane, output plane)` for every plane, in parallel over images.
-fn per_plane(
+/// `f(channel, input planes, output plane)` for every plane of `output`, in parallel over
+/// images; the inputs are laid out as the output.
+fn per_plane<const N: usize>(
     output: &mut [f32],
-    input: &[f32],
+    inputs: [&[f32]; N],
     dims: [usize; 4],
-    f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+    f: impl Fn(usize, [&[f32]; N], &mut [f32]) + Sync,
 ) {
     let pixels = dims[2] * dims[3];
     let image = dims[1] * pixels;
@@ -79,12 +94,11 @@ fn per_plane(
     }
     output
         .par_chunks_mut(image)
-        .zip(input.par_chunks(image))
-        .for_each(|(out, input)| {
-            for (channel, (out, input)) in
-                out.chunks_mut(pixels).zip(input.chunks(pixels)).enumerate()
-            {
-                f(channel, input, out);
+        .enumerate()
+        .for_each(|(index, out)| {
+            for (channel, out) in out.chunks_mut(pixels).enumerate() {
+                let at = index * image + channel * pixels;
+                f(channel, inputs.map(|input| &input[at..][..pixels]), out);
             }
         });
 }
@@ -104,7 +118,7 @@ pub fn forward(
     );
     let stats = statistics(&values, dims, epsilon);
     let mut output = vec![0.0f32; values.len()];
-    per_plane(&mut output, &values, dims, |channel, input, out| {
+    per_plane(&mut output, [&values], dims, |channel, [input], out| {
         let scale = gamma[channel] * stats.inverse_std[channel];
         let mean = stats.mean[channel];
         let shift = beta[channel];
@@ -128,7 +142,6 @@ fn backward(
         contiguous_f32(gamma),
         contiguous_f32(grad),
     );
-    let count = (dims[0] * dims[2] * dims[3]).max(1) as f64;
     // Per channel: Σ grad (beta's gradient) and Σ grad · x̂ (gamma's), x̂ the normalised input.
     let sums: Vec<(f32, f32)> = (0..dims[1])
         .into_par_iter()
@@ -145,33 +158,22 @@ fn backward(
         })
         .collect();
     let mut input_grad = vec![0.0f32; values.len()];
-    // In parallel over images: each reads its input and output gradient planes.
-    let pixels = dims[2] * dims[3];
-    let image = dims[1] * pixels;
-    if image > 0 {
-        input_grad
-            .par_chunks_mut(image)
-            .zip(values.par_chunks(image))
-            .zip(grad.par_chunks(image))
-            .for_each(|((out, input), grad)| {
-                for (channel, ((out, input), grad)) in out
-                    .chunks_mut(pixels)
-                    .zip(input.chunks(pixels))
-                    .zip(grad.chunks(pixels))
-                    .enumerate()
-                {
-                    let (mean, inverse_std) = (stats.mean[channel], stats.inverse_std[channel]);
-                    let (grad_sum, weighted_sum) = sums[channel];
-                    let grad_mean = (f64::from(grad_sum) / count) as f32;
-                    let weighted_mean = (f64::from(weighted_sum) / count) as f32;
-                    let scale = gamma[channel] * inverse_std;
-                    for ((out, &v), &g) in out.iter_mut().zip(input).zip(grad) {
-                        let normalised = (v - mean) * inverse_std;
-                        *out = scale * (g - grad_mean - normalised * weighted_mean);
-                    }
-                }
-            });
-    }
+    per_plane(
+        &mut input_grad,
+        [&values, &grad],
+        dims,
+        |channel, [input, grad], out| {
+            let (mean, inverse_std) = (stats.mean[channel], stats.inverse_std[channel]);
+            let (grad_sum, weighted_sum) = sums[channel];
+            let grad_mean = (f64::from(grad_sum) / stats.count) as f32;
+            let weighted_mean = (f64::from(weighted_sum) / stats.count) as f32;
+            let scale = gamma[channel] * inverse_std;
+            for ((out, &v), &g) in out.iter_mut().zip(input).zip(grad) {
+                let normalised = (v - mean) * inverse_std;
+                *out = scale * (g - grad_mean - normalised * weighted_mean);
+            }
+        },
+    );
     let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
     let channels = vec![dims[1]];
     (
@@ -214,9 +216,11 @@ pub fn forward_tracked<C: CheckpointStrategy>(
     epsilon: f64,
 ) -> (AutodiffFloat<C>, AutodiffFloat<C>, AutodiffFloat<C>) {
     let (output, stats) = forward(x.primitive(), gamma.primitive(), beta.primitive(), epsilon);
-    let channels = vec![stats.mean.len()];
-    let mean = AutodiffFloat::<C>::new(tensor(stats.mean.clone(), channels.clone()));
-    let variance = AutodiffFloat::<C>::new(tensor(stats.variance.clone(), channels));
+    let (mean, variance) = stats.tensors();
+    let (mean, variance) = (
+        AutodiffFloat::<C>::new(mean),
+        AutodiffFloat::<C>::new(variance),
+    );
     let output = match BatchNormBackward
         .prepare::<C>([x.node(), gamma.node(), beta.node()])
         .compute_bound()

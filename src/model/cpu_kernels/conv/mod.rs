@@ -240,13 +240,9 @@ fn task_columns(x: &[f32], shape: &ConvShape, task: usize, table: &[usize]) -> V
     })
 }
 
-/// The output and each task's column matrix (which the backward reuses).
-fn forward_values(
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    shape: ConvShape,
-) -> (Vec<f32>, Vec<Vec<f32>>) {
+/// The output, and each task's column matrix with the table that gathered them (which the
+/// backward reuses).
+fn forward_values(x: &[f32], weight: &[f32], bias: &[f32], shape: ConvShape) -> (Vec<f32>, Saved) {
     let (pixels, patch, outputs) = (shape.pixels(), shape.patch(), shape.channels_out);
     let mut output = vec![0.0f32; shape.batch * shape.image_out()];
     let table = gather_table(&shape);
@@ -276,15 +272,27 @@ fn forward_values(
             columns
         })
         .collect();
-    (output, columns)
+    (output, Saved::Columns { columns, table })
 }
 
 /// What the backward needs from the forward: the column matrices of the tasks (their
 /// neighbourhoods, already laid out) or, for the shifted products, the input itself.
 #[derive(Debug)]
 enum Saved {
-    Columns(Vec<Vec<f32>>),
+    Columns {
+        columns: Vec<Vec<f32>>,
+        table: Vec<usize>,
+    },
     Input(FlexTensor),
+}
+
+/// [`Saved`] as the backward's tasks read it.
+enum Source<'a> {
+    Columns {
+        columns: &'a [Vec<f32>],
+        table: &'a [usize],
+    },
+    Input(Cow<'a, [f32]>),
 }
 
 /// The output, and what its backward needs.
@@ -309,8 +317,7 @@ fn forward_saving(
             });
         (output, Saved::Input(x.clone()))
     } else {
-        let (output, columns) = forward_values(&values, &weight, &bias, shape);
-        (output, Saved::Columns(columns))
+        forward_values(&values, &weight, &bias, shape)
     };
     let dims = vec![shape.batch, shape.channels_out, shape.height, shape.width];
     (tensor(output, dims), saved, shape)
@@ -382,25 +389,24 @@ fn backward(
     want_input_grad: bool,
 ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
     let (weight, grad) = (contiguous_f32(weight), contiguous_f32(grad));
-    let input = match saved {
-        Saved::Input(x) => contiguous_f32(x),
-        Saved::Columns(_) => Cow::Borrowed(&[][..]),
+    // What the tasks read, the input's values taken once here rather than once per task.
+    let source = match saved {
+        Saved::Columns { columns, table } => Source::Columns { columns, table },
+        Saved::Input(x) => Source::Input(contiguous_f32(x)),
     };
-    let table = match saved {
-        Saved::Columns(_) => gather_table(&shape),
-        Saved::Input(_) => Vec::new(),
-    };
-    let task_part = |task: usize, input_grad: Option<&mut [f32]>| match saved {
-        Saved::Columns(columns) => backward_task(
+    let task_part = |task: usize, input_grad: Option<&mut [f32]>| match &source {
+        Source::Columns { columns, table } => backward_task(
             task,
             &columns[task],
             &weight,
             &grad,
             &shape,
-            &table,
+            table,
             input_grad,
         ),
-        Saved::Input(_) => shifted::backward_task(&input, &weight, &grad, &shape, task, input_grad),
+        Source::Input(input) => {
+            shifted::backward_task(input, &weight, &grad, &shape, task, input_grad)
+        }
     };
     let mut input_grad = want_input_grad.then(|| vec![0.0f32; shape.batch * shape.image_in()]);
     let parts: Vec<(Vec<f32>, Vec<f32>)> = match &mut input_grad {
