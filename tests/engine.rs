@@ -401,3 +401,43 @@ fn a_changed_dataset_refuses_to_resume() {
         "{error}"
     );
 }
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_fails_the_run_and_keeps_the_record_true() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let handle = start(request("iris.csv", store_dir.path(), 500), None).unwrap();
+    let mut run_id = None;
+    // After the first checkpoint, the checkpoints folder becomes a plain file: every later
+    // checkpoint fails to write (as on a full disk), even for root.
+    for event in handle.events().iter() {
+        match event {
+            TrainEvent::Started { run_id: id, .. } => run_id = Some(id),
+            TrainEvent::Checkpoint { .. } => break,
+            _ => {}
+        }
+    }
+    let run_id = run_id.expect("a Started event");
+    let dir = RunStore::open(store_dir.path())
+        .unwrap()
+        .find(&run_id)
+        .unwrap();
+    let checkpoints = dir.checkpoints_dir();
+    let moved = store_dir.path().join("moved-checkpoints");
+    std::fs::rename(&checkpoints, &moved).unwrap();
+    std::fs::write(&checkpoints, b"not a folder").unwrap();
+
+    let events = handle.wait();
+    let (outcome, message) = finished(&events);
+    assert_eq!(outcome, Outcome::Failed, "{message}");
+    assert!(message.contains("saving checkpoint"), "{message}");
+    // The record names only checkpoints that were written, and the index agrees with it.
+    std::fs::remove_file(&checkpoints).unwrap();
+    std::fs::rename(&moved, &checkpoints).unwrap();
+    let record = dir.read_record().unwrap();
+    assert_eq!(record.status, RunStatus::Failed);
+    let index = dir.read_index().unwrap();
+    let last = index.last().expect("the checkpoints written before");
+    assert_eq!(record.epochs_completed, last.epoch);
+    assert!(checkpoints.join(&last.model_file).is_file());
+    assert!(epochs(&events).len() < 500);
+}

@@ -113,10 +113,7 @@ impl Cnn {
             if training && self.dropout > 0.0 {
                 x = super::cpu_kernels::dropout(x, 1.0 - self.dropout);
             }
-            x = layer.forward(x);
-            if index < last {
-                x = relu(x);
-            }
+            x = super::cpu_kernels::dense(layer, x, index < last);
         }
         x
     }

@@ -2,10 +2,11 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{gelu, relu, tanh};
+use burn::tensor::activation::{gelu, tanh};
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Activation, MlpConfig};
+use super::cpu_kernels::dense;
 
 /// Dense layers only; activation and dropout are applied in `forward`, so the stored weights are
 /// exactly the linear layers (`layers.N.weight`, `layers.N.bias`) and nothing else.
@@ -39,16 +40,18 @@ impl Mlp {
         let last = self.layers.len().saturating_sub(1);
         let mut x = input;
         for (index, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
             if index < last {
+                // ReLU is part of the dense kernel on the CPU (no separate pass or mask tensor).
                 x = match self.activation {
-                    Activation::Relu => relu(x),
-                    Activation::Gelu => gelu(x),
-                    Activation::Tanh => tanh(x),
+                    Activation::Relu => dense(layer, x, true),
+                    Activation::Gelu => gelu(dense(layer, x, false)),
+                    Activation::Tanh => tanh(dense(layer, x, false)),
                 };
                 if training && self.dropout > 0.0 {
                     x = super::cpu_kernels::dropout(x, 1.0 - self.dropout);
                 }
+            } else {
+                x = dense(layer, x, false);
             }
         }
         x

@@ -555,17 +555,32 @@ impl RunDir {
         keep_last: usize,
         best_by: Option<&super::BestBy>,
     ) -> Result<CheckpointIndex, StoreError> {
+        let mut index = self.read_index()?;
+        index.best_by = best_by.cloned();
+        let dropped = index.insert(entry.clone(), keep_last);
+        self.write_checkpoint(&entry, model_bytes, optimizer_bytes, &index, &dropped)?;
+        Ok(index)
+    }
+
+    /// [`Self::save_checkpoint`] for a writer that keeps the index itself (the training loop,
+    /// the only writer of a training run's index): `index` already holds `entry`, and `dropped`
+    /// what its insertion let go.
+    pub fn write_checkpoint(
+        &self,
+        entry: &CheckpointEntry,
+        model_bytes: &[u8],
+        optimizer_bytes: &[u8],
+        index: &CheckpointIndex,
+        dropped: &[CheckpointEntry],
+    ) -> Result<(), StoreError> {
         let model_path = self.checkpoint_file_path(&entry.model_file)?;
         super::atomic::write_atomic(&model_path, model_bytes).map_err(io_error(&model_path))?;
         let optimizer_path = self.checkpoint_file_path(&entry.optimizer_file)?;
         super::atomic::write_atomic(&optimizer_path, optimizer_bytes)
             .map_err(io_error(&optimizer_path))?;
-        let mut index = self.read_index()?;
-        index.best_by = best_by.cloned();
-        let dropped = index.insert(entry, keep_last);
-        self.write_index(&index)?;
-        self.remove_checkpoint_files(&dropped);
-        Ok(index)
+        self.write_index(index)?;
+        self.remove_checkpoint_files(dropped);
+        Ok(())
     }
 
     /// Forgets checkpoints after `epoch`, e.g. when a run continues from an earlier one.

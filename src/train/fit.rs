@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
+use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
@@ -24,10 +24,13 @@ use super::doctor::ModelCost;
 use super::engine::Emitter;
 use super::events::{EpochMetrics, Outcome, TrainEvent};
 use super::tensors::{DeviceData, Predictor, score};
-use crate::data::PreparedData;
+use super::writer::{EpochWrite, StoreWriter};
+use crate::data::{PreparedData, Task};
 use crate::model::Network;
+use crate::model::cpu_kernels::cross_entropy;
 use crate::runs::{
-    BestSummary, CheckpointEntry, MetricPoint, RunDir, RunRecord, RunStatus, SplitName,
+    BestSummary, CheckpointEntry, CheckpointIndex, MetricPoint, RunDir, RunRecord, RunStatus,
+    SplitName,
 };
 
 /// Batch progress events (and UI repaints) are throttled to this interval.
@@ -97,10 +100,30 @@ fn fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
         (None, Some(weights)) => StartFrom::Weights(weights),
         (None, None) => StartFrom::Scratch,
     };
-    let ending = match Trainer::new(&dir, &mut record, &data, device, start_from, emitter, judge) {
-        Ok(mut trainer) => trainer.train(stop),
-        Err(message) => Some(Ending::Failed(message)),
-    };
+    let ending = std::thread::scope(|scope| {
+        let writer = StoreWriter::start(scope, &dir, emitter);
+        let parts = Parts {
+            dir: &dir,
+            data: &data,
+            emitter,
+            writer: &writer,
+        };
+        let ending = match Trainer::new(parts, &mut record, device, start_from, judge) {
+            Ok(mut trainer) => trainer.train(stop),
+            Err(message) => Some(Ending::Failed(message)),
+        };
+        // Every write of the run lands before its end is recorded; if one failed, the record
+        // goes back to the last one written (it names only checkpoints on disk).
+        match writer.finish() {
+            (Some(message), written) => {
+                if let Some(written) = written {
+                    record = written;
+                }
+                Some(Ending::Failed(message))
+            }
+            (None, _) => ending,
+        }
+    });
     let (status, outcome, message) = match ending {
         None => (
             RunStatus::Completed,
@@ -137,11 +160,24 @@ fn fit(plan: FitPlan, emitter: &Emitter, stop: &AtomicBool) {
     });
 }
 
-struct Trainer<'a> {
+/// What a trainer works with that outlives it: the run's folder and data, where events go, and
+/// the thread that writes the folder.
+struct Parts<'a, 'scope> {
+    dir: &'a RunDir,
+    data: &'a PreparedData,
+    emitter: &'a Emitter,
+    writer: &'a StoreWriter<'scope>,
+}
+
+struct Trainer<'a, 'scope> {
     dir: &'a RunDir,
     record: &'a mut RunRecord,
     data: &'a PreparedData,
     emitter: &'a Emitter,
+    writer: &'a StoreWriter<'scope>,
+    /// The run's checkpoint index: this loop is its only writer while it trains, so it is kept
+    /// here and written whole after each checkpoint's files.
+    index: CheckpointIndex,
     device: Device,
     train_device: Device,
     model: Network,
@@ -155,16 +191,20 @@ struct Trainer<'a> {
     judge: Option<EpochJudge>,
 }
 
-impl<'a> Trainer<'a> {
+impl<'a, 'scope> Trainer<'a, 'scope> {
     fn new(
-        dir: &'a RunDir,
+        parts: Parts<'a, 'scope>,
         record: &'a mut RunRecord,
-        data: &'a PreparedData,
         choice: DeviceChoice,
         start_from: StartFrom,
-        emitter: &'a Emitter,
         judge: Option<EpochJudge>,
     ) -> Result<Self, String> {
+        let Parts {
+            dir,
+            data,
+            emitter,
+            writer,
+        } = parts;
         let (input, outputs) = (data.preprocessor.input_shape(), data.output_width());
         // `auto` weighs the GPU against the CPU for this model when the doctor bench has a record.
         let cost = ModelCost::of(&record.model, &input, outputs, record.train.batch_size);
@@ -215,12 +255,13 @@ impl<'a> Trainer<'a> {
                 })?;
         }
         let best_by = record.train.best_by.clone().unwrap_or_default();
-        let best = dir.read_index().ok().and_then(|index| {
-            let best = index.best()?;
-            Some((best.epoch, *best.metrics.get(&best_by.metric)?))
-        });
+        let index = dir.read_index().map_err(|error| error.to_string())?;
+        let best = index
+            .best()
+            .and_then(|best| Some((best.epoch, *best.metrics.get(&best_by.metric)?)));
         dir.write_record(record)
             .map_err(|error| error.to_string())?;
+        writer.record_written(record);
         let train = DeviceData::upload(&data.train, data.schema.task(), &train_device);
         Ok(Self {
             dir,
@@ -229,6 +270,8 @@ impl<'a> Trainer<'a> {
             record,
             data,
             emitter,
+            writer,
+            index,
             device,
             train_device,
             model,
@@ -279,8 +322,8 @@ impl<'a> Trainer<'a> {
                 }
                 None => self.train.permuted(order),
             };
-            let mut loss_sum: Option<Tensor<1>> = None;
-            let mut correct_sum: Option<Tensor<1>> = None;
+            // [summed loss, correct predictions] over the epoch, on the device until its end.
+            let mut tally_sum: Option<Tensor<1>> = None;
             for batch in 0..batches {
                 if stop.load(Ordering::SeqCst) {
                     return Some(Ending::Stopped);
@@ -291,18 +334,12 @@ impl<'a> Trainer<'a> {
                 let lr = config
                     .schedule
                     .rate(config.learning_rate, progress, config.epochs);
-                let (loss, correct) = self.batch_step(epoch_data.rows(start, end), lr);
-                let weighted = loss.clone().inner().mul_scalar((end - start) as f32);
-                loss_sum = Some(match loss_sum.take() {
-                    Some(sum) => sum + weighted,
-                    None => weighted,
+                super::threads::keep_warm();
+                let (loss, tally) = self.batch_step(epoch_data.rows(start, end), lr);
+                tally_sum = Some(match tally_sum.take() {
+                    Some(sum) => sum + tally,
+                    None => tally,
                 });
-                if let Some(correct) = correct {
-                    correct_sum = Some(match correct_sum.take() {
-                        Some(sum) => sum + correct,
-                        None => correct,
-                    });
-                }
                 self.step += 1;
                 samples_done += end - start;
                 let elapsed = session_start.elapsed().as_secs_f64();
@@ -325,10 +362,13 @@ impl<'a> Trainer<'a> {
                     });
                 }
             }
-            let train_loss =
-                loss_sum.map_or(f64::NAN, |sum| sum.into_scalar::<f32>() as f64) / rows as f64;
-            let train_accuracy =
-                correct_sum.map(|sum| sum.into_scalar::<f32>() as f64 / rows as f64);
+            let tally = tally_sum
+                .and_then(|sum| sum.into_data().try_to_vec::<f32>().ok())
+                .unwrap_or_default();
+            let train_loss = tally.first().map_or(f64::NAN, |&sum| f64::from(sum)) / rows as f64;
+            let train_accuracy = (self.data.schema.task() == Task::Classification).then(|| {
+                tally.get(1).map_or(f64::NAN, |&correct| f64::from(correct)) / rows as f64
+            });
             let epoch_secs = epoch_start.elapsed().as_secs_f64();
             let lr = config
                 .schedule
@@ -360,27 +400,23 @@ impl<'a> Trainer<'a> {
         )
     }
 
-    /// One optimisation step; returns the batch loss and (classification) the count of correct
-    /// predictions, both still on the device.
-    fn batch_step(&mut self, batch: DeviceData, lr: f64) -> (Tensor<1>, Option<Tensor<1>>) {
+    /// One optimisation step; returns the batch loss and the batch's tally, both still on the
+    /// device: `[summed loss, correct predictions]` (regression: no predictions are counted).
+    fn batch_step(&mut self, batch: DeviceData, lr: f64) -> (Tensor<1>, Tensor<1>) {
+        let rows = batch.rows;
         let outputs = self.model.forward(batch.inputs, true);
-        let (loss, correct) = match (batch.labels, batch.values) {
-            (Some(targets), _) => {
-                let loss = CrossEntropyLossConfig::new()
-                    .init(&self.train_device)
-                    .forward(outputs.clone(), targets.clone());
-                let predicted = outputs.inner().argmax(1).flatten::<1>(0, 1);
-                let correct = predicted.equal(targets.inner()).float().sum();
-                (loss, Some(correct))
+        let (loss, tally) = match (batch.labels, batch.values) {
+            (Some(targets), _) => cross_entropy(outputs, targets),
+            (None, Some(targets)) => {
+                let loss = MseLoss::new().forward(outputs, targets, Reduction::Mean);
+                let summed = loss.clone().inner().mul_scalar(rows as f32);
+                let tally = Tensor::cat(vec![summed.clone(), summed.zeros_like()], 0);
+                (loss, tally)
             }
-            (None, Some(targets)) => (
-                MseLoss::new().forward(outputs, targets, Reduction::Mean),
-                None,
-            ),
             (None, None) => unreachable!("uploaded data always has labels or values"),
         };
         self.model.step(&mut self.optimizer, lr, loss.backward());
-        (loss, correct)
+        (loss, tally)
     }
 
     fn log(&self, epoch: usize, split: SplitName, metric: &str, value: f64, session_secs: f64) {
@@ -395,11 +431,8 @@ impl<'a> Trainer<'a> {
     }
 
     fn append_all(&self, points: &[MetricPoint]) {
-        if let Err(error) = self.dir.append_metrics(points) {
-            self.emitter.send(TrainEvent::Warning {
-                message: format!("could not log a metric: {error}"),
-            });
-        }
+        self.writer
+            .log(self.dir, self.emitter, points.to_vec(), None);
     }
 
     /// Validates, logs, checkpoints and applies the stopping rules at the end of an epoch.
@@ -412,6 +445,9 @@ impl<'a> Trainer<'a> {
         samples_per_sec: f64,
         session_start: Instant,
     ) -> Option<Ending> {
+        if let Some(message) = self.writer.failure() {
+            return Some(Ending::Failed(message));
+        }
         let task = self.data.schema.task();
         let valid_model = self.model.valid();
         let predictor = Predictor {
@@ -446,18 +482,12 @@ impl<'a> Trainer<'a> {
             confusion: valid_score.confusion.clone(),
         };
         let points = metrics.points();
-        self.append_all(&points);
-        if let Some(confusion) = &valid_score.confusion
-            && let Err(error) = self.dir.append_confusion(epoch, confusion)
-        {
-            self.emitter.send(TrainEvent::Warning {
-                message: format!("could not log the confusion matrix: {error}"),
-            });
-        }
         let metrics_for_judge = metrics.clone();
         self.emitter.send(TrainEvent::Epoch(metrics));
 
         if !train_loss.is_finite() || !valid_loss.is_finite() {
+            let confusion = valid_score.confusion.map(|confusion| (epoch, confusion));
+            self.writer.log(self.dir, self.emitter, points, confusion);
             self.record.train_secs = self.wall_offset_secs + session_secs;
             let value = if train_loss.is_nan() || valid_loss.is_nan() {
                 "NaN"
@@ -486,7 +516,7 @@ impl<'a> Trainer<'a> {
             model_file: format!("model-{epoch:04}.bpk"),
             optimizer_file: format!("optim-{epoch:04}.bpk"),
             metrics: checkpoint_metrics,
-            confusion: valid_score.confusion,
+            confusion: valid_score.confusion.clone(),
             best: false,
             wall_secs: self.wall_offset_secs + session_secs,
         };
@@ -500,22 +530,9 @@ impl<'a> Trainer<'a> {
         };
         let keep_last = self.record.train.keep_last_checkpoints;
         let best_by = self.record.train.best_by.clone().unwrap_or_default();
-        let index = match self.dir.save_checkpoint(
-            entry,
-            &model_bytes,
-            &optimizer_bytes,
-            keep_last,
-            self.record.train.best_by.as_ref(),
-        ) {
-            Ok(index) => index,
-            // A full disk or a vanished folder: stop cleanly with the earlier checkpoints intact.
-            Err(error) => {
-                return Some(Ending::Failed(format!(
-                    "saving checkpoint {epoch}: {error}"
-                )));
-            }
-        };
-        let best_entry = index.best();
+        self.index.best_by = self.record.train.best_by.clone();
+        let dropped = self.index.insert(entry.clone(), keep_last);
+        let best_entry = self.index.best();
         self.best = best_entry.and_then(|b| Some((b.epoch, *b.metrics.get(&best_by.metric)?)));
         self.record.epochs_completed = epoch;
         self.record.steps_completed = self.step;
@@ -528,13 +545,23 @@ impl<'a> Trainer<'a> {
             })
         });
         self.record.updated = chrono::Utc::now().to_rfc3339();
-        if let Err(error) = self.dir.write_record(self.record) {
-            return Some(Ending::Failed(format!("updating run.json: {error}")));
-        }
-        self.emitter.send(TrainEvent::Checkpoint {
-            epoch,
-            best_epoch: self.best.map(|(epoch, _)| epoch),
-        });
+        // The metrics, the checkpoint, the index and run.json, written in that order on the
+        // writer's thread while the next epoch trains; it announces the checkpoint once saved.
+        self.writer.epoch(
+            self.dir,
+            self.emitter,
+            EpochWrite {
+                points,
+                confusion: valid_score.confusion,
+                entry,
+                model_bytes,
+                optimizer_bytes,
+                index: self.index.clone(),
+                dropped,
+                record: self.record.clone(),
+                best_epoch: self.best.map(|(epoch, _)| epoch),
+            },
+        );
 
         if let (Some(patience), Some((best_epoch, best_value))) =
             (self.record.train.early_stopping_patience, self.best)

@@ -11,7 +11,7 @@ use burn::optim::{
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::model::cpu_kernels::served_device;
+use crate::model::cpu_kernels::{served_device, vectorized};
 
 const BETA_1: f32 = 0.9;
 const BETA_2: f32 = 0.999;
@@ -107,17 +107,19 @@ impl Optimizer for FusedAdam {
             .zip(moment_2.par_chunks_mut(CHUNK))
             .zip(grad.par_chunks(CHUNK))
             .for_each(|(((parameter, moment_1), moment_2), grad)| {
-                for (((p, m), v), &g) in parameter
-                    .iter_mut()
-                    .zip(moment_1.iter_mut())
-                    .zip(moment_2.iter_mut())
-                    .zip(grad)
-                {
-                    *m = *m * BETA_1 + g * (1.0 - BETA_1);
-                    *v = *v * BETA_2 + g * g * (1.0 - BETA_2);
-                    let step = *m * combined / (v.sqrt() + epsilon);
-                    *p -= step * rate;
-                }
+                vectorized(|| {
+                    for (((p, m), v), &g) in parameter
+                        .iter_mut()
+                        .zip(moment_1.iter_mut())
+                        .zip(moment_2.iter_mut())
+                        .zip(grad)
+                    {
+                        *m = *m * BETA_1 + g * (1.0 - BETA_1);
+                        *v = *v * BETA_2 + g * g * (1.0 - BETA_2);
+                        let step = *m * combined / (v.sqrt() + epsilon);
+                        *p -= step * rate;
+                    }
+                })
             });
         let momentum = AdaptiveMomentumState::new(time, rebuild(moment_1), rebuild(moment_2));
         (rebuild(parameter), Some(AdamState::new(momentum)))

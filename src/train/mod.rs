@@ -12,6 +12,7 @@ mod fit;
 mod fused_adam;
 mod tensors;
 mod threads;
+mod writer;
 
 pub use config::{
     LrSchedule, OptimizerConfig, TrainConfig, TrainConfigError, USUAL_MAX_LEARNING_RATE,
@@ -29,4 +30,4 @@ pub use events::{EpochMetrics, Outcome, TrainEvent};
 pub use fit::EpochJudge;
 pub use fused_adam::adam;
 pub use tensors::{DeviceData, Predictor, Score, argmax, score, softmax};
-pub use threads::in_training_pool;
+pub use threads::{in_training_pool, keep_warm};

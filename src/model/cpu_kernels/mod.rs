@@ -1,6 +1,7 @@
-//! Kiln's own CPU kernels for the CNN layers where burn flex's generic ones cost the most in
+//! Kiln's own CPU kernels for the layers where burn flex's generic ones cost the most in
 //! training (BENCHMARKS.md, cnn-ops): the convolution as matrix products forward and backward,
-//! and a 2×2 max-pool that remembers which of the four won.
+//! a 2×2 max-pool that remembers which of the four won, batch-norm, the dense layer with its
+//! ReLU, and the cross-entropy loss with the batch's tally.
 //!
 //! They are a burn backend extension implemented for flex and for autodiff over flex, with
 //! hand-written backward passes. Every wrapper here checks the tensor's device first and keeps
@@ -8,8 +9,10 @@
 //! training are untouched; on the CPU the values agree with burn's to float rounding (tests).
 
 mod conv;
+mod dense;
 mod dropout;
 mod gemm;
+mod loss;
 mod norm;
 mod pool;
 
@@ -19,12 +22,13 @@ pub use dropout::dropout;
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::conv::Conv2d;
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::{BatchNorm, PaddingConfig2d};
-use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::tensor::{DType, Device, Int, Shape, Tensor, TensorData};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuKernels: Backend {
@@ -44,6 +48,19 @@ pub trait CpuKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// Max over each 2×2 window, stride 2 (odd trailing rows/columns dropped, as burn's pool).
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x·W + b`, then ReLU when `relu`: x `[rows, inputs]`, W `[inputs, outputs]`, b `[outputs]`.
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+    /// Cross-entropy of logits `[rows, classes]` against class indices: (mean loss `[1]`, and
+    /// without gradient `[2]`: the summed loss and the count of correct arg-max predictions).
+    fn cross_entropy_tally(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
 impl CpuKernels for Flex {
@@ -69,6 +86,22 @@ impl CpuKernels for Flex {
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         pool::forward(&x).0
     }
+
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        dense::forward(&x, &weight, &bias, relu)
+    }
+
+    fn cross_entropy_tally(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        loss::forward(&logits, &targets)
+    }
 }
 
 impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
@@ -92,10 +125,33 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         pool::forward_tracked::<C>(x)
     }
+
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        dense::forward_tracked::<C>(x, weight, bias, relu)
+    }
+
+    fn cross_entropy_tally(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        loss::forward_tracked::<C>(logits, targets)
+    }
+}
+
+/// Runs `op` compiled for the widest vector instructions the processor has (AVX-512, AVX2),
+/// picked at run time: the build targets baseline x86-64, whose element-wise loops use 4 lanes.
+/// `op`'s loops must be inlined into it (closures and iterator adaptors are) to benefit.
+pub(crate) fn vectorized<R>(op: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(op)
 }
 
 /// Whether a tensor is one these kernels serve: f32 on the CPU backend.
-fn served(x: &Tensor<4>) -> bool {
+fn served<const D: usize>(x: &Tensor<D>) -> bool {
     served_device(&x.dtype(), &x.device())
 }
 
@@ -176,6 +232,57 @@ pub fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
     } else {
         MaxPool2dConfig::new([2, 2]).init().forward(x)
     }
+}
+
+/// `relu?(layer.forward(x))`: one kernel on the CPU, burn's layer (and ReLU) elsewhere.
+pub fn dense(layer: &Linear, x: Tensor<2>, relu: bool) -> Tensor<2> {
+    let weight = layer.weight.val();
+    match &layer.bias {
+        Some(bias) if served(&x) && served(&weight) => {
+            Tensor::from_dispatch(<Dispatch as CpuKernels>::dense(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.val().into_dispatch(),
+                relu,
+            ))
+        }
+        _ => {
+            let output = layer.forward(x);
+            if relu {
+                burn::tensor::activation::relu(output)
+            } else {
+                output
+            }
+        }
+    }
+}
+
+/// Cross-entropy of `logits` `[rows, classes]` against class indices (burn's
+/// `CrossEntropyLoss` with its defaults), and the batch's tally without gradient: `[2]`, the
+/// summed loss and the count of correct arg-max predictions. One pass on the CPU.
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> (Tensor<1>, Tensor<1>) {
+    let integer_targets = matches!(
+        targets.dtype(),
+        DType::I64 | DType::I32 | DType::U32 | DType::U8
+    );
+    if served(&logits) && integer_targets {
+        let (loss, tally) = <Dispatch as CpuKernels>::cross_entropy_tally(
+            logits.into_dispatch(),
+            targets.into_dispatch(),
+        );
+        return (
+            Tensor::from_dispatch(loss),
+            Tensor::<1>::from_dispatch(tally).inner(),
+        );
+    }
+    let rows = logits.dims()[0];
+    let loss = CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits.clone(), targets.clone());
+    let predicted = logits.inner().argmax(1).flatten::<1>(0, 1);
+    let correct = predicted.equal(targets.inner()).float().sum();
+    let summed = loss.clone().inner().mul_scalar(rows as f32);
+    (loss, Tensor::cat(vec![summed, correct], 0))
 }
 
 /// A tensor's values in row-major order, borrowed when already laid out that way.

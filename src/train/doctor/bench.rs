@@ -9,8 +9,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::AdamConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -18,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::workloads::{ModelFamily, Workload};
 use crate::model::Network;
+use crate::model::cpu_kernels::cross_entropy;
 
 /// Distinct batches cycled through, so a step never reuses the previous step's input.
 const BATCHES_IN_POOL: usize = 4;
@@ -184,7 +183,6 @@ struct Trainer {
     inputs: Tensor<2>,
     labels: Tensor<1, Int>,
     batch: usize,
-    loss: burn::nn::loss::CrossEntropyLoss,
 }
 
 impl Trainer {
@@ -198,11 +196,10 @@ impl Trainer {
             .collect();
         Ok(Self {
             model: Network::new(&workload.model, &workload.input, workload.classes, device)?,
-            optimizer: AdamConfig::new().init(),
+            optimizer: crate::train::adam(),
             inputs: Tensor::from_data(TensorData::new(inputs, [rows, width]), device),
             labels: Tensor::from_data(TensorData::new(labels, [rows]), device),
             batch: workload.batch,
-            loss: CrossEntropyLossConfig::new().init(device),
         })
     }
 
@@ -213,9 +210,7 @@ impl Trainer {
         let output = self
             .model
             .forward(self.inputs.clone().slice(start..end), true);
-        let loss = self
-            .loss
-            .forward(output, self.labels.clone().slice(start..end));
+        let (loss, _) = cross_entropy(output, self.labels.clone().slice(start..end));
         let value = loss.clone().inner();
         self.model.step(&mut self.optimizer, 1e-3, loss.backward());
         value
