@@ -27,7 +27,7 @@ use super::tensors::{DeviceData, Predictor, score};
 use super::writer::{EpochWrite, StoreWriter};
 use crate::data::{PreparedData, Task};
 use crate::model::Network;
-use crate::model::cpu_kernels::cross_entropy;
+use crate::model::cpu_kernels::{cross_entropy, served_device};
 use crate::runs::{
     BestSummary, CheckpointEntry, CheckpointIndex, MetricPoint, RunDir, RunRecord, RunStatus,
     SplitName,
@@ -182,7 +182,9 @@ struct Trainer<'a, 'scope> {
     train_device: Device,
     model: Network,
     optimizer: ModuleOptimizer,
-    train: DeviceData,
+    /// The training split on the device, uploaded once and permuted there each epoch; `None`
+    /// on the CPU, where each epoch's rows are gathered straight from the host matrix.
+    train: Option<DeviceData>,
     step: u64,
     /// Wall seconds of earlier sessions of this run, so curves continue on resume.
     wall_offset_secs: f64,
@@ -262,7 +264,9 @@ impl<'a, 'scope> Trainer<'a, 'scope> {
         dir.write_record(record)
             .map_err(|error| error.to_string())?;
         writer.record_written(record);
-        let train = DeviceData::upload(&data.train, data.schema.task(), &train_device);
+        let on_cpu = served_device(&burn::tensor::DType::F32, &train_device);
+        let train =
+            (!on_cpu).then(|| DeviceData::upload(&data.train, data.schema.task(), &train_device));
         Ok(Self {
             dir,
             step: record.steps_completed,
@@ -284,7 +288,7 @@ impl<'a, 'scope> Trainer<'a, 'scope> {
 
     fn train(&mut self, stop: &AtomicBool) -> Option<Ending> {
         let config = self.record.train.clone();
-        let rows = self.train.rows;
+        let rows = self.data.train.rows;
         let batch_size = config.batch_size.min(rows).max(1);
         let batches = rows.div_ceil(batch_size);
         let start_epoch = self.record.epochs_completed;
@@ -315,12 +319,16 @@ impl<'a, 'scope> Trainer<'a, 'scope> {
             // Augmented images are drawn afresh each epoch from the seed and the epoch number,
             // so a resumed run sees what it would have seen without the interruption.
             let augment_seed = config.seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-            let epoch_data = match self.data.augmented_train(augment_seed) {
-                Some(matrix) => {
-                    DeviceData::upload(&matrix, self.data.schema.task(), &self.train_device)
-                        .permuted(order)
+            let task = self.data.schema.task();
+            let augmented = self.data.augmented_train(augment_seed);
+            let epoch_data = match (&self.train, augmented) {
+                (Some(train), None) => train.permuted(self.order_tensor(order)),
+                (None, None) => {
+                    DeviceData::upload_in_order(&self.data.train, &order, task, &self.train_device)
                 }
-                None => self.train.permuted(order),
+                (_, Some(matrix)) => {
+                    DeviceData::upload_in_order(&matrix, &order, task, &self.train_device)
+                }
             };
             // [summed loss, correct predictions] over the epoch, on the device until its end.
             let mut tally_sum: Option<Tensor<1>> = None;
@@ -389,15 +397,18 @@ impl<'a, 'scope> Trainer<'a, 'scope> {
 
     /// A shuffled row order for the epoch, derived from the seed and the epoch number alone so a
     /// resumed run sees the same order it would have seen without the interruption.
-    fn epoch_order(&self, epoch: usize, config: &TrainConfig) -> Tensor<1, Int> {
-        let mut order: Vec<i64> = (0..self.train.rows as i64).collect();
+    fn epoch_order(&self, epoch: usize, config: &TrainConfig) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.data.train.rows).collect();
         let mut rng =
             StdRng::seed_from_u64(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         order.shuffle(&mut rng);
-        Tensor::from_data(
-            TensorData::new(order, [self.train.rows]),
-            &self.train_device,
-        )
+        order
+    }
+
+    fn order_tensor(&self, order: Vec<usize>) -> Tensor<1, Int> {
+        let rows = order.len();
+        let order: Vec<i64> = order.into_iter().map(|row| row as i64).collect();
+        Tensor::from_data(TensorData::new(order, [rows]), &self.train_device)
     }
 
     /// One optimisation step; returns the batch loss and the batch's tally, both still on the
