@@ -19,7 +19,7 @@ use burn::backend::{Autodiff, Flex};
 use rayon::prelude::*;
 
 use super::gemm::{Matrix, multiply};
-use super::{contiguous_f32, tensor, vectorized};
+use super::{contiguous_f32, register_gradients, tensor, vectorized};
 
 /// At least this many rows (of the output, of the input gradient) or weight rows/columns per
 /// parallel task, and at least [`TASK_WORK`] multiply-adds: waking the other thread for less
@@ -290,18 +290,14 @@ impl Backward<Flex, 3> for DenseBackward {
     type State = DenseSaved;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x_node, weight_node, bias_node] = ops.parents;
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
         let grad = grads.consume::<Flex>(&ops.node);
-        let (input_grad, weight_grad, bias_grad) = backward(&ops.state, grad, x_node.is_some());
-        if let (Some(node), Some(input_grad)) = (x_node, input_grad) {
-            grads.register::<Flex>(node.id, input_grad);
-        }
-        if let Some(node) = weight_node {
-            grads.register::<Flex>(node.id, weight_grad);
-        }
-        if let Some(node) = bias_node {
-            grads.register::<Flex>(node.id, bias_grad);
-        }
+        let (input_grad, weight_grad, bias_grad) = backward(&ops.state, grad, parents[0].is_some());
+        register_gradients(
+            grads,
+            parents,
+            [input_grad, Some(weight_grad), Some(bias_grad)],
+        );
     }
 }
 

@@ -285,6 +285,21 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> (Tensor<1>, 
     (loss, Tensor::cat(vec![summed, correct], 0))
 }
 
+/// Hands each parent that tracks gradients its gradient, the three-parent ops' (conv,
+/// batch-norm, dense) common end of the backward pass: `parents` are the op's parent ids, and a
+/// gradient left `None` was not computed (an input that needs none).
+fn register_gradients(
+    grads: &mut burn::backend::autodiff::grads::Gradients,
+    parents: [Option<burn::backend::autodiff::NodeId>; 3],
+    gradients: [Option<FlexTensor>; 3],
+) {
+    for (parent, gradient) in parents.into_iter().zip(gradients) {
+        if let (Some(parent), Some(gradient)) = (parent, gradient) {
+            grads.register::<Flex>(parent, gradient);
+        }
+    }
+}
+
 /// A tensor's values in row-major order, borrowed when already laid out that way.
 fn contiguous_f32(x: &FlexTensor) -> Cow<'_, [f32]> {
     match x.as_slice::<f32>() {

@@ -15,7 +15,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4, tensor};
+use super::{contiguous_f32, dims4, register_gradients, tensor};
 
 /// The batch's statistics, per channel.
 #[derive(Debug)]
@@ -190,19 +190,15 @@ impl Backward<Flex, 3> for BatchNormBackward {
     type State = (FlexTensor, FlexTensor, Arc<Statistics>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x_node, gamma_node, beta_node] = ops.parents;
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, gamma, stats) = ops.state;
         let (input_grad, gamma_grad, beta_grad) = backward(&x, &gamma, &stats, &grad);
-        if let Some(node) = x_node {
-            grads.register::<Flex>(node.id, input_grad);
-        }
-        if let Some(node) = gamma_node {
-            grads.register::<Flex>(node.id, gamma_grad);
-        }
-        if let Some(node) = beta_node {
-            grads.register::<Flex>(node.id, beta_grad);
-        }
+        register_gradients(
+            grads,
+            parents,
+            [Some(input_grad), Some(gamma_grad), Some(beta_grad)],
+        );
     }
 }
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 mod shifted;
 
 use super::gemm::{Matrix, multiply};
-use super::{contiguous_f32, dims4, tensor};
+use super::{contiguous_f32, dims4, register_gradients, tensor};
 
 /// Output pixels a task's matrix products should span at least: small images are grouped side
 /// by side into one product (one call of a few dozen columns costs as much as one of hundreds).
@@ -456,20 +456,16 @@ impl Backward<Flex, 3> for ConvBackward {
     type State = (Arc<Saved>, FlexTensor, ConvShape);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x_node, weight_node, bias_node] = ops.parents;
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
         let grad = grads.consume::<Flex>(&ops.node);
         let (saved, weight, shape) = ops.state;
         let (input_grad, weight_grad, bias_grad) =
-            backward(&saved, &weight, &grad, shape, x_node.is_some());
-        if let (Some(node), Some(input_grad)) = (x_node, input_grad) {
-            grads.register::<Flex>(node.id, input_grad);
-        }
-        if let Some(node) = weight_node {
-            grads.register::<Flex>(node.id, weight_grad);
-        }
-        if let Some(node) = bias_node {
-            grads.register::<Flex>(node.id, bias_grad);
-        }
+            backward(&saved, &weight, &grad, shape, parents[0].is_some());
+        register_gradients(
+            grads,
+            parents,
+            [input_grad, Some(weight_grad), Some(bias_grad)],
+        );
     }
 }
 
