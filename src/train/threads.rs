@@ -93,6 +93,12 @@ impl Keepers {
     }
 
     fn keep(&self) {
+        // The loop's own thread can pick a keeper up while it waits inside an operation; it
+        // must go back to the loop at once, not spin in its place.
+        if KEEPERS.with_borrow(Option::is_some) {
+            self.alive.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         let mut last_work = Instant::now();
         let mut ran_any = false;
         let mut idle_rounds = 0u32;
