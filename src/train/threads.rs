@@ -92,11 +92,11 @@ impl Keepers {
         }
     }
 
-    fn keep(&self) {
+    fn keep(self: Arc<Self>) {
         // The loop's own thread can pick a keeper up while it waits inside an operation; it
-        // must go back to the loop at once, not spin in its place.
+        // hands it back to the pool (another thread takes it) and returns to the loop at once.
         if KEEPERS.with_borrow(Option::is_some) {
-            self.alive.fetch_sub(1, Ordering::Relaxed);
+            rayon::spawn(move || self.keep());
             return;
         }
         let mut last_work = Instant::now();
