@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Runs `work` on a fresh pool of one thread per core (rayon calls inside it use that pool);
@@ -29,7 +29,7 @@ pub fn in_training_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
             let keepers = Arc::new(Keepers {
                 wanted: threads - 1,
                 alive: AtomicUsize::new(0),
-                useful: AtomicBool::new(true),
+                idle_in_a_row: AtomicUsize::new(0),
             });
             let previous = KEEPERS.replace(Some(keepers));
             let result = work();
@@ -53,13 +53,18 @@ pub fn in_training_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 /// operations, spins, yielding its core now and then to any thread that is ready. It ends after
 /// [`KEEPER_IDLE`] without work, so a pause (validation, a checkpoint, a model too small to
 /// split) gives the thread back to rayon's sleep; the loop calls [`keep_warm`] every step to
-/// start keepers again, and does not once a keeper found nothing to do in its whole life.
+/// start keepers again, and stops once several keepers in a row found nothing to do.
 struct Keepers {
     wanted: usize,
     alive: AtomicUsize,
-    /// Whether the last keeper to end ran any work; no point keeping threads awake otherwise.
-    useful: AtomicBool,
+    /// Keepers in a row that ended without running any work. A keeper can start just before a
+    /// pause (the epoch's end) and find nothing; several in a row mean a model too small to
+    /// split, and then no more are started.
+    idle_in_a_row: AtomicUsize,
 }
+
+/// Keepers in a row that found no work, after which the pool's threads are left to sleep.
+const IDLE_KEEPERS_BEFORE_GIVING_UP: usize = 8;
 
 /// How long a keeper spins without work before it ends.
 const KEEPER_IDLE: Duration = Duration::from_micros(500);
@@ -82,7 +87,7 @@ pub fn keep_warm() {
 
 impl Keepers {
     fn start_missing(self: &Arc<Self>) {
-        if !self.useful.load(Ordering::Relaxed) {
+        if self.idle_in_a_row.load(Ordering::Relaxed) >= IDLE_KEEPERS_BEFORE_GIVING_UP {
             return;
         }
         while self.alive.load(Ordering::Relaxed) < self.wanted {
@@ -122,7 +127,11 @@ impl Keepers {
                 }
             }
         }
-        self.useful.store(ran_any, Ordering::Relaxed);
+        if ran_any {
+            self.idle_in_a_row.store(0, Ordering::Relaxed);
+        } else {
+            self.idle_in_a_row.fetch_add(1, Ordering::Relaxed);
+        }
         self.alive.fetch_sub(1, Ordering::Relaxed);
     }
 }
