@@ -135,10 +135,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     use super::*;
-
-    fn max_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        (a - b).abs().max().into_scalar::<f32>()
-    }
+    use crate::model::cpu_kernels::max_difference;
 
     #[test]
     fn it_follows_burns_adam_step_by_step() {

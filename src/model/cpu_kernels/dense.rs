@@ -10,16 +10,16 @@
 
 use std::borrow::Cow;
 
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use rayon::prelude::*;
 
 use super::gemm::{Matrix, multiply};
-use super::{contiguous_f32, register_gradients, tensor, vectorized};
+use super::{AutodiffFloat, contiguous_f32, register_gradients, tensor, vectorized};
 
 /// At least this many rows (of the output, of the input gradient) or weight rows/columns per
 /// parallel task, and at least [`TASK_WORK`] multiply-adds: waking the other thread for less
@@ -301,8 +301,6 @@ impl Backward<Flex, 3> for DenseBackward {
     }
 }
 
-type AutodiffFloat<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
-
 pub fn forward_tracked<C: CheckpointStrategy>(
     x: AutodiffFloat<C>,
     weight: AutodiffFloat<C>,
@@ -333,9 +331,7 @@ mod tests {
     use burn::tensor::activation::relu;
     use burn::tensor::{Device, Distribution, Tensor};
 
-    fn max_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
-        (a - b).abs().max().into_scalar::<f32>()
-    }
+    use super::super::max_difference;
 
     #[test]
     fn dense_matches_burns_layer_values_and_gradients() {

@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use burn::tensor::DType;
 
-use super::{contiguous_f32, tensor};
+use super::{AutodiffFloat, contiguous_f32, tensor};
 
 /// Per row: the softmax (kept for the backward), the loss and whether the arg-max is the target.
 struct Rows {
@@ -148,8 +148,6 @@ impl Backward<Flex, 1> for CrossEntropyBackward {
         }
     }
 }
-
-type AutodiffFloat<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
 
 pub fn forward_tracked<C: CheckpointStrategy>(
     logits: AutodiffFloat<C>,

@@ -322,6 +322,15 @@ fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, Shape::from(dims)))
 }
 
+/// A float tensor of autodiff over flex: what the kernels' tracked forwards take and return.
+type AutodiffFloat<C> = FloatTensor<Autodiff<Flex, C>>;
+
+/// The largest absolute difference between two tensors (the kernels' tests against burn's ops).
+#[cfg(test)]
+pub(crate) fn max_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
 #[cfg(test)]
 mod tests {
     use burn::nn::BatchNormConfig;
@@ -329,10 +338,6 @@ mod tests {
     use burn::tensor::Distribution;
 
     use super::*;
-
-    fn max_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        (a - b).abs().max().into_scalar::<f32>()
-    }
 
     #[test]
     fn max_pool_matches_burns_values_and_gradient() {

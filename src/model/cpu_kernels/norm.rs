@@ -7,15 +7,15 @@
 
 use std::sync::Arc;
 
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4, register_gradients, tensor};
+use super::{AutodiffFloat, contiguous_f32, dims4, register_gradients, tensor};
 
 /// The batch's statistics, per channel.
 #[derive(Debug)]
@@ -201,8 +201,6 @@ impl Backward<Flex, 3> for BatchNormBackward {
         );
     }
 }
-
-type AutodiffFloat<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
 
 /// (output, batch mean, batch variance); the statistics carry no gradient.
 pub fn forward_tracked<C: CheckpointStrategy>(

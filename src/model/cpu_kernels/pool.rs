@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4, tensor};
+use super::{AutodiffFloat, contiguous_f32, dims4, tensor};
 
 /// Planes (one channel of one image) per parallel task: small maps are not worth a split each.
 const PLANES_PER_TASK: usize = 16;
@@ -112,8 +112,6 @@ impl Backward<Flex, 1> for MaxPool2x2Backward {
         }
     }
 }
-
-type AutodiffFloat<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
 
 pub fn forward_tracked<C: CheckpointStrategy>(x: AutodiffFloat<C>) -> AutodiffFloat<C> {
     match MaxPool2x2Backward

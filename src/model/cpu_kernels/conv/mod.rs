@@ -12,12 +12,12 @@
 //! so the sums never depend on the thread count or on which thread finished first: a seed gives
 //! the same run.
 
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 mod shifted;
 
 use super::gemm::{Matrix, multiply};
-use super::{contiguous_f32, dims4, register_gradients, tensor};
+use super::{AutodiffFloat, contiguous_f32, dims4, register_gradients, tensor};
 
 /// Output pixels a task's matrix products should span at least: small images are grouped side
 /// by side into one product (one call of a few dozen columns costs as much as one of hundreds).
@@ -468,8 +468,6 @@ impl Backward<Flex, 3> for ConvBackward {
         );
     }
 }
-
-type AutodiffFloat<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
 
 pub fn forward_tracked<C: CheckpointStrategy>(
     x: AutodiffFloat<C>,
