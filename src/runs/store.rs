@@ -546,25 +546,9 @@ impl RunDir {
     }
 
     /// Writes a checkpoint's files, then the index that names them, then removes the files of
-    /// checkpoints the keep policy dropped. A crash at any point leaves a consistent run.
-    pub fn save_checkpoint(
-        &self,
-        entry: CheckpointEntry,
-        model_bytes: &[u8],
-        optimizer_bytes: &[u8],
-        keep_last: usize,
-        best_by: Option<&super::BestBy>,
-    ) -> Result<CheckpointIndex, StoreError> {
-        let mut index = self.read_index()?;
-        index.best_by = best_by.cloned();
-        let dropped = index.insert(entry.clone(), keep_last);
-        self.write_checkpoint(&entry, model_bytes, optimizer_bytes, &index, &dropped)?;
-        Ok(index)
-    }
-
-    /// [`Self::save_checkpoint`] for a writer that keeps the index itself (the training loop,
-    /// the only writer of a training run's index): `index` already holds `entry`, and `dropped`
-    /// what its insertion let go.
+    /// checkpoints the keep policy dropped. A crash at any point leaves a consistent run. The
+    /// caller keeps the index (the training loop is its only writer while a run trains): `index`
+    /// already holds `entry`, and `dropped` is what its insertion let go.
     pub fn write_checkpoint(
         &self,
         entry: &CheckpointEntry,

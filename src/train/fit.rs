@@ -527,7 +527,7 @@ impl<'a, 'scope> Trainer<'a, 'scope> {
             model_file: format!("model-{epoch:04}.bpk"),
             optimizer_file: format!("optim-{epoch:04}.bpk"),
             metrics: checkpoint_metrics,
-            confusion: valid_score.confusion.clone(),
+            confusion: valid_score.confusion,
             best: false,
             wall_secs: self.wall_offset_secs + session_secs,
         };
@@ -563,7 +563,6 @@ impl<'a, 'scope> Trainer<'a, 'scope> {
             self.emitter,
             EpochWrite {
                 points,
-                confusion: valid_score.confusion,
                 entry,
                 model_bytes,
                 optimizer_bytes,

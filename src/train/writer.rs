@@ -19,7 +19,7 @@ use crate::runs::{CheckpointEntry, CheckpointIndex, MetricPoint, RunDir, RunReco
 /// What an epoch's end writes, in this order.
 pub(crate) struct EpochWrite {
     pub points: Vec<MetricPoint>,
-    pub confusion: Option<Vec<Vec<u64>>>,
+    /// The checkpoint; its confusion matrix is also appended to the epoch log.
     pub entry: CheckpointEntry,
     pub model_bytes: Vec<u8>,
     pub optimizer_bytes: Vec<u8>,
@@ -187,7 +187,7 @@ fn append_confusion(dir: &RunDir, emitter: &Emitter, epoch: usize, confusion: &[
 fn write_epoch(dir: &RunDir, emitter: &Emitter, write: &EpochWrite) -> Result<(), String> {
     let epoch = write.entry.epoch;
     append_metrics(dir, emitter, &write.points);
-    if let Some(confusion) = &write.confusion {
+    if let Some(confusion) = &write.entry.confusion {
         append_confusion(dir, emitter, epoch, confusion);
     }
     // A full disk or a vanished folder: stop with the earlier checkpoints intact.
