@@ -403,17 +403,17 @@ mod tests {
 
     #[test]
     fn gradients_do_not_depend_on_the_thread_count() {
+        // The layer and the input are drawn once: the device's generator is shared with the
+        // tests running beside this one, so reseeding it would not give the same values twice.
+        let device = Device::flex().autodiff();
+        let layer = LinearConfig::new(96, 200).init(&device);
+        let x: Tensor<2> = Tensor::random([257, 96], Distribution::Default, &device).require_grad();
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .expect("a thread pool");
             pool.install(|| {
-                let device = Device::flex().autodiff();
-                device.seed(3);
-                let layer = LinearConfig::new(96, 200).init(&device);
-                let x: Tensor<2> =
-                    Tensor::random([257, 96], Distribution::Default, &device).require_grad();
                 let grads = super::super::dense(&layer, x.clone(), true)
                     .powi_scalar(2)
                     .sum()
