@@ -344,6 +344,14 @@ fn same_seed_gives_the_same_run() {
     let losses =
         |m: &[kiln::train::EpochMetrics]| m.iter().map(|m| m.valid_loss).collect::<Vec<_>>();
     assert_eq!(losses(&a), losses(&b));
+    // Runs side by side in one process (a sweep's trials) share the device's generator: each
+    // run's initial weights are still drawn from its own seed alone.
+    let side_by_side: Vec<_> = (0..6)
+        .map(|_| start(request("iris.csv", store_dir.path(), 3), None).unwrap())
+        .collect();
+    for handle in side_by_side {
+        assert_eq!(losses(&epochs(&handle.wait())), losses(&a));
+    }
 }
 
 #[test]

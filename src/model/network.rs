@@ -3,7 +3,7 @@
 //! Not a derived burn module on purpose: a derived enum puts the variant name into every tensor
 //! path, which would rename the MLP's stored weights (`layers.0.weight`) that exports rely on.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Gradients;
@@ -21,8 +21,39 @@ pub enum Network {
 }
 
 impl Network {
+    /// Draws every parameter's initial values (burn's parameters are initialised lazily).
+    fn initialize_now(&self) {
+        struct Draw;
+        impl ModuleVisitor for Draw {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        match self {
+            Network::Mlp(mlp) => mlp.visit(&mut Draw),
+            Network::Cnn(cnn) => cnn.visit(&mut Draw),
+        }
+    }
+
     /// Builds a fresh (randomly initialised) model; the config must suit the input shape.
     pub fn new(
+        config: &ModelConfig,
+        input: &InputShape,
+        outputs: usize,
+        device: &Device,
+    ) -> Result<Self, String> {
+        let network = Self::build(config, input, outputs, device)?;
+        // burn draws a parameter's initial values at its first use; drawing them all here keeps
+        // them a function of the generator's state now (the caller seeds it under a lock: the
+        // device's generator is shared by every run in the process, so a first forward pass
+        // running beside another run's initialisation drew from the other run's sequence).
+        network.initialize_now();
+        Ok(network)
+    }
+
+    /// The model with its parameters not yet drawn (burn draws them at their first use): for
+    /// loading weights into, which then never draws.
+    fn build(
         config: &ModelConfig,
         input: &InputShape,
         outputs: usize,
@@ -31,7 +62,7 @@ impl Network {
         config
             .validate_for(input)
             .map_err(|error| error.to_string())?;
-        Ok(match (config, input) {
+        let network = match (config, input) {
             (ModelConfig::Mlp(mlp), _) => {
                 Network::Mlp(Mlp::new(mlp, input.width(), outputs, device))
             }
@@ -41,7 +72,8 @@ impl Network {
             (ModelConfig::Cnn(_), InputShape::Flat(_)) => {
                 return Err("a CNN needs image data".to_string());
             }
-        })
+        };
+        Ok(network)
     }
 
     /// Builds the model described by `config` and loads burnpack `bytes` into it; every tensor
@@ -69,7 +101,7 @@ impl Network {
         device: &Device,
     ) -> Result<Self, String> {
         check_loadable(config, input, outputs, weight_bytes)?;
-        let mut model = Self::new(config, input, outputs, device)?;
+        let mut model = Self::build(config, input, outputs, device)?;
         let result = match &mut model {
             Network::Mlp(mlp) => mlp.load_from(store),
             Network::Cnn(cnn) => cnn.load_from(store),
