@@ -449,3 +449,83 @@ fn a_checkpoint_that_cannot_be_written_fails_the_run_and_keeps_the_record_true()
     assert!(checkpoints.join(&last.model_file).is_file());
     assert!(epochs(&events).len() < 500);
 }
+
+#[test]
+fn short_epochs_are_written_in_groups_and_each_checkpoint_is_announced_once_on_disk() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let mut train = request("iris.csv", store_dir.path(), 300);
+    train.train.keep_last_checkpoints = 2;
+    let handle = start(train, None).unwrap();
+    let mut run_dir = None;
+    let mut events = Vec::new();
+    let mut announced = Vec::new();
+    for event in handle.events().iter() {
+        match &event {
+            TrainEvent::Started { run_id, .. } => {
+                run_dir = Some(
+                    RunStore::open(store_dir.path())
+                        .unwrap()
+                        .find(run_id)
+                        .unwrap(),
+                );
+            }
+            // Announced only once the index on disk names it (or a later checkpoint).
+            TrainEvent::Checkpoint { epoch, .. } => {
+                let dir = run_dir.as_ref().expect("Started comes first");
+                let on_disk = dir
+                    .read_index()
+                    .unwrap()
+                    .last()
+                    .map_or(0, |last| last.epoch);
+                assert!(
+                    on_disk >= *epoch,
+                    "epoch {epoch} announced, index at {on_disk}"
+                );
+                announced.push(*epoch);
+            }
+            _ => {}
+        }
+        let finished = matches!(event, TrainEvent::Finished { .. });
+        events.push(event);
+        if finished {
+            break;
+        }
+    }
+    let (outcome, message) = finished(&events);
+    assert_eq!(outcome, Outcome::Completed, "{message}");
+    assert_eq!(announced, (1..=300).collect::<Vec<_>>());
+    // Grouped: writing each epoch as it ends keeps the writer within two epochs of the loop
+    // (its queue holds one), so some checkpoint announced after three more epochs ended shows
+    // epochs waiting to be written together.
+    let position = |wanted: &dyn Fn(&TrainEvent) -> bool| events.iter().position(wanted);
+    let grouped = (1..=297).any(|epoch| {
+        let announced =
+            position(&|e| matches!(e, TrainEvent::Checkpoint { epoch: at, .. } if *at == epoch));
+        let later_epoch = position(&|e| matches!(e, TrainEvent::Epoch(m) if m.epoch == epoch + 3));
+        announced > later_epoch
+    });
+    assert!(grouped, "every checkpoint was written within three epochs");
+    // The folder is what writing every epoch would have left: the last two and the best, their
+    // files and nothing else, and every epoch's metrics.
+    let dir = run_dir.unwrap();
+    let index = dir.read_index().unwrap();
+    let last: Vec<usize> = index.checkpoints.iter().map(|entry| entry.epoch).collect();
+    assert!(last.ends_with(&[299, 300]), "{last:?}");
+    assert!(index.best().is_some());
+    let mut expected: Vec<String> = index
+        .checkpoints
+        .iter()
+        .flat_map(|entry| [entry.model_file.clone(), entry.optimizer_file.clone()])
+        .chain(["index.json".to_string()])
+        .collect();
+    expected.sort();
+    let mut files: Vec<String> = std::fs::read_dir(dir.checkpoints_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, expected);
+    let logged = dir.read_metrics().unwrap();
+    assert_eq!(logged.series(SplitName::Valid, "loss").count(), 300);
+    assert_eq!(dir.read_record().unwrap().epochs_completed, 300);
+}

@@ -59,12 +59,26 @@ pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
 /// Appends lines (each given a trailing newline) in one write, flushed to disk once: an
 /// epoch's metrics cost one flush, not one each (half a millisecond apiece here).
 pub fn append_lines(path: &Path, lines: &[&str]) -> std::io::Result<()> {
+    append_lines_unsynced(path, lines)?;
+    sync_data(path)
+}
+
+/// Appends lines in one write, left for [`sync_data`] (or the system) to flush to disk.
+pub fn append_lines_unsynced(path: &Path, lines: &[&str]) -> std::io::Result<()> {
     let mut file = OpenOptions::new().create(true).append(true).open(path)?;
     let mut buffer = Vec::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
     for line in lines {
         buffer.extend_from_slice(line.as_bytes());
         buffer.push(b'\n');
     }
-    file.write_all(&buffer)?;
-    file.sync_data()
+    file.write_all(&buffer)
+}
+
+/// Flushes what was written to a file to disk; a file that does not exist has nothing to flush.
+pub fn sync_data(path: &Path) -> std::io::Result<()> {
+    match File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
 }

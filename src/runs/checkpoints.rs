@@ -86,6 +86,14 @@ pub fn macro_precision_recall(confusion: &[Vec<u64>]) -> (f64, f64) {
     (precision, recall)
 }
 
+/// A checkpoint to write: its entry and its two files' bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointFiles<'a> {
+    pub entry: &'a CheckpointEntry,
+    pub model_bytes: &'a [u8],
+    pub optimizer_bytes: &'a [u8],
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointIndex {
     pub checkpoints: Vec<CheckpointEntry>,

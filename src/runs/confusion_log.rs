@@ -49,11 +49,13 @@ impl ConfusionLog {
     }
 }
 
+/// Appends an epoch's matrix, left for [`super::atomic::sync_data`] to flush to disk (as the
+/// metrics log).
 pub fn append_confusion(path: &Path, epoch: usize, confusion: &[Vec<u64>]) -> std::io::Result<()> {
     let line = serde_json::to_string(&ConfusionLine {
         epoch,
         confusion: confusion.to_vec(),
     })
     .map_err(std::io::Error::other)?;
-    super::atomic::append_line(path, &line)
+    super::atomic::append_lines_unsynced(path, &[&line])
 }

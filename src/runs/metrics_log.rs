@@ -94,7 +94,8 @@ impl MetricsLog {
     }
 }
 
-/// Appends points in one write and one flush to disk.
+/// Appends points in one write, left for [`super::atomic::sync_data`] to flush to disk: the
+/// training loop's writer flushes the log with the checkpoint that follows.
 pub fn append_points(path: &Path, points: &[MetricPoint]) -> std::io::Result<()> {
     let lines = points
         .iter()
@@ -102,7 +103,7 @@ pub fn append_points(path: &Path, points: &[MetricPoint]) -> std::io::Result<()>
         .collect::<Result<Vec<String>, _>>()
         .map_err(std::io::Error::other)?;
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    super::atomic::append_lines(path, &lines)
+    super::atomic::append_lines_unsynced(path, &lines)
 }
 
 pub fn append_resume_marker(path: &Path, epoch: usize) -> std::io::Result<()> {

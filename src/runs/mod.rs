@@ -15,7 +15,7 @@ mod user_fields;
 mod watch;
 
 pub use checkpoints::{
-    BestBy, CheckpointEntry, CheckpointIndex, ClassMetrics, Goal, class_report,
+    BestBy, CheckpointEntry, CheckpointFiles, CheckpointIndex, ClassMetrics, Goal, class_report,
     macro_precision_recall,
 };
 pub use confusion_log::{ConfusionLog, append_confusion};

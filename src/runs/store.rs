@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use rand::RngExt;
 
 use super::atomic::write_json_atomic;
-use super::checkpoints::{CheckpointEntry, CheckpointIndex};
+use super::checkpoints::{CheckpointEntry, CheckpointFiles, CheckpointIndex};
 use super::confusion_log::{ConfusionLog, append_confusion};
 use super::lock::{LockHolder, live_holder, process_alive, read_holder};
 use super::metrics_log::{MetricPoint, MetricsLog, append_points};
@@ -505,7 +505,7 @@ impl RunDir {
         MetricsLog::read(&path).map_err(io_error(&path))
     }
 
-    /// Appends points with one flush to disk (an epoch's metrics: one write, not one each).
+    /// Appends points in one write; they are on disk once [`Self::sync_logs`] returns.
     pub fn append_metrics(&self, points: &[MetricPoint]) -> Result<(), StoreError> {
         let path = self.metrics_path();
         append_points(&path, points).map_err(io_error(&path))
@@ -521,9 +521,18 @@ impl RunDir {
         ConfusionLog::read(&path, last_epoch).map_err(io_error(&path))
     }
 
+    /// Appends an epoch's confusion matrix; on disk once [`Self::sync_logs`] returns.
     pub fn append_confusion(&self, epoch: usize, confusion: &[Vec<u64>]) -> Result<(), StoreError> {
         let path = self.confusion_path();
         append_confusion(&path, epoch, confusion).map_err(io_error(&path))
+    }
+
+    /// Flushes the metrics and confusion logs to disk.
+    pub fn sync_logs(&self) -> Result<(), StoreError> {
+        for path in [self.metrics_path(), self.confusion_path()] {
+            super::atomic::sync_data(&path).map_err(io_error(&path))?;
+        }
+        Ok(())
     }
 
     pub fn read_index(&self) -> Result<CheckpointIndex, StoreError> {
@@ -545,23 +554,33 @@ impl RunDir {
         write_json_atomic(&path, index).map_err(io_error(&path))
     }
 
-    /// Writes a checkpoint's files, then the index that names them, then removes the files of
+    /// Writes checkpoints' files, then the index that names them, then removes the files of
     /// checkpoints the keep policy dropped. A crash at any point leaves a consistent run. The
     /// caller keeps the index (the training loop is its only writer while a run trains): `index`
-    /// already holds `entry`, and `dropped` is what its insertion let go.
-    pub fn write_checkpoint(
+    /// already holds the new entries, and `dropped` is what their insertion let go. A new
+    /// checkpoint that `index` no longer holds (dropped before it was written) is skipped.
+    pub fn write_checkpoints(
         &self,
-        entry: &CheckpointEntry,
-        model_bytes: &[u8],
-        optimizer_bytes: &[u8],
+        checkpoints: &[CheckpointFiles<'_>],
         index: &CheckpointIndex,
         dropped: &[CheckpointEntry],
     ) -> Result<(), StoreError> {
-        let model_path = self.checkpoint_file_path(&entry.model_file)?;
-        super::atomic::write_atomic(&model_path, model_bytes).map_err(io_error(&model_path))?;
-        let optimizer_path = self.checkpoint_file_path(&entry.optimizer_file)?;
-        super::atomic::write_atomic(&optimizer_path, optimizer_bytes)
-            .map_err(io_error(&optimizer_path))?;
+        for checkpoint in checkpoints {
+            let entry = checkpoint.entry;
+            if !index
+                .checkpoints
+                .iter()
+                .any(|kept| kept.epoch == entry.epoch)
+            {
+                continue;
+            }
+            let model_path = self.checkpoint_file_path(&entry.model_file)?;
+            super::atomic::write_atomic(&model_path, checkpoint.model_bytes)
+                .map_err(io_error(&model_path))?;
+            let optimizer_path = self.checkpoint_file_path(&entry.optimizer_file)?;
+            super::atomic::write_atomic(&optimizer_path, checkpoint.optimizer_bytes)
+                .map_err(io_error(&optimizer_path))?;
+        }
         self.write_index(index)?;
         self.remove_checkpoint_files(dropped);
         Ok(())
