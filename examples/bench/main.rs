@@ -33,6 +33,7 @@ use kiln::model::{MlpConfig, ModelConfig};
 use kiln::runs::{CheckpointEntry, CheckpointIndex, MetricPoint, MetricsLog, RunStore, SplitName};
 use kiln::train::{DeviceChoice, TrainConfig, TrainEvent, TrainRequest, start};
 use kiln::ui::{PlotRun, PlotSettings, RunCurves, curves_ui};
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 const FEATURES: usize = 64;
@@ -205,7 +206,7 @@ fn main() -> anyhow::Result<()> {
         match kiln::train::resolve(DeviceChoice::Wgpu) {
             Ok(resolved) => {
                 let wgpu_rows = 4096;
-                let bare = bare_burn_samples_per_sec(&resolved.device, wgpu_rows, 2, 0);
+                let bare = bare_burn_samples_per_sec(&resolved.device, wgpu_rows, 2, 0, false);
                 let small = write_dataset(work.path(), wgpu_rows)?;
                 let kiln = kiln_samples_per_sec(work.path(), &small, DeviceChoice::Wgpu, 2)?;
                 rows.push(row(
@@ -597,14 +598,23 @@ pub(crate) fn bare_burn_samples_per_sec(
     rows: usize,
     epochs: usize,
     valid_rows: usize,
+    shuffled: bool,
 ) -> f64 {
     // On the threads Kiln trains on, so that the difference is Kiln's own work: the same loop
     // issued from a plain thread shares the cores with rayon's global pool (the threads
     // module says why that is slower on few cores).
-    kiln::train::in_training_pool(|| bare_loop(device, rows, epochs, valid_rows))
+    kiln::train::in_training_pool(|| bare_loop(device, rows, epochs, valid_rows, shuffled))
 }
 
-fn bare_loop(device: &Device, rows: usize, epochs: usize, valid_rows: usize) -> f64 {
+/// `shuffled`: each epoch reads its batches in a fresh random order (each batch's rows picked
+/// by index, as a hand-written loop that shuffles does); otherwise in order.
+fn bare_loop(
+    device: &Device,
+    rows: usize,
+    epochs: usize,
+    valid_rows: usize,
+    shuffled: bool,
+) -> f64 {
     let train_device = device.clone().autodiff();
     let mut rng = StdRng::seed_from_u64(1);
     let inputs: Vec<f32> = (0..rows * FEATURES).map(|_| rng.random::<f32>()).collect();
@@ -628,13 +638,22 @@ fn bare_loop(device: &Device, rows: usize, epochs: usize, valid_rows: usize) -> 
     // Kiln's Adam (fused on the CPU), as Kiln's engine uses: the difference stays Kiln's own work.
     let mut optimizer = kiln::train::adam();
     let mut rates = Vec::new();
+    let mut order: Vec<i64> = (0..rows as i64).collect();
     for epoch in 0..epochs {
         let started = Instant::now();
+        if shuffled {
+            order.shuffle(&mut rng);
+        }
         let mut sum: Option<Tensor<1>> = None;
         for start in (0..rows).step_by(BATCH) {
             let end = (start + BATCH).min(rows);
             kiln::train::keep_warm();
-            let idx = Tensor::<1, Int>::arange(start as i64..end as i64, &train_device);
+            let idx = if shuffled {
+                let picked = TensorData::new(order[start..end].to_vec(), [end - start]);
+                Tensor::<1, Int>::from_data(picked, &train_device)
+            } else {
+                Tensor::<1, Int>::arange(start as i64..end as i64, &train_device)
+            };
             let output = model.forward(x.clone().select(0, idx.clone()), true);
             // Kiln's loss kernel, as its engine uses (the tally it also returns is left unused).
             let (loss, _) =

@@ -25,10 +25,11 @@ pub const EXPLANATION: &str = "Each op runs on random tensors of the shape it se
     Intermediate ops also compute their input's gradient (as in the network); the first conv does not. \
     The dense row is the head (flatten → 64 → ReLU → 10), the step row a whole training step of the model with Adam \
     (dropout on, as in training); \"% of a step\" is the op's forward + backward against that whole step (which also holds Adam's update and the reshapes between layers). \
-    The conv, batch-norm and max-pool rows come in pairs: burn flex's op, then Kiln's own CPU kernel that replaces it on the CPU \
+    The conv, batch-norm, max-pool, dense and cross-entropy rows come in pairs: burn flex's op, then Kiln's own CPU kernel that replaces it on the CPU \
     (`src/model/cpu_kernels/`: the convolution as matrix products forward and backward — over a column matrix of the 3×3 neighbourhoods \
     for few channels or small images, over shifted views of the padded images for many channels on larger ones; batch-norm as two passes \
-    each way; the pool keeps each window's winner for its backward). The step row is the network as Kiln trains it: Kiln's kernels, \
+    each way; the pool keeps each window's winner for its backward; the dense layer adds its bias and applies its ReLU in the product's pass; \
+    the loss computes its value, its gradient and the batch's tally in one pass per row). The step row is the network as Kiln trains it: Kiln's kernels, \
     the ReLU after the pool (the same values on a quarter of the elements) and dropout masks from a fast seeded generator. \
     Exports, batch-norm in inference and the GPU keep burn's ops. \
     PyTorch's times (when `KILN_TORCH_PYTHON` names a Python with torch) come from `benches/torch_cnn_ops.py`: the same ops, shapes and timing rule, \
@@ -224,6 +225,18 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
             None,
         ),
     );
+    push(
+        KILN_DENSE,
+        format!("{flat}→64→{CLASSES}"),
+        profile(
+            &device,
+            [batch, flat],
+            true,
+            repeats,
+            |x| cpu_kernels::dense(&dense2, cpu_kernels::dense(&dense1, x, true), false),
+            None,
+        ),
+    );
     let loss = CrossEntropyLossConfig::new().init(&device);
     let labels: Vec<i64> = (0..batch).map(|i| (i % CLASSES) as i64).collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
@@ -236,6 +249,18 @@ fn profile_setup(setup: &Setup, batch: usize, repeats: usize) -> Vec<OpTimes> {
             true,
             repeats,
             |x| loss.forward(x, targets.clone()).reshape([1]),
+            None,
+        ),
+    );
+    push(
+        KILN_LOSS,
+        format!("{batch}×{CLASSES}"),
+        profile(
+            &device,
+            [batch, CLASSES],
+            true,
+            repeats,
+            |x| cpu_kernels::cross_entropy(x, targets.clone()).0,
             None,
         ),
     );
@@ -364,7 +389,9 @@ fn torch_ops(setup: &Setup, batch: usize, repeats: usize) -> Option<Vec<(f64, f6
 
 /// Where the rows only Kiln times sit among [`profile_setup`]'s rows, in increasing order: its
 /// own kernels, each right after burn's op it replaces.
-const KILN_ONLY_ROWS: [usize; 6] = [1, 3, 6, 8, 10, 13];
+const KILN_ONLY_ROWS: [usize; 8] = [1, 3, 6, 8, 10, 13, 15, 17];
 const KILN_NORM: &str = "batch-norm (training), Kiln's CPU kernel (as trained)";
 const KILN_CONV: &str = "conv 3×3, Kiln's CPU kernel (as trained)";
 const KILN_POOL: &str = "max-pool 2×2, Kiln's CPU kernel (as trained)";
+const KILN_DENSE: &str = "dense head, Kiln's CPU kernel (as trained)";
+const KILN_LOSS: &str = "cross-entropy, Kiln's CPU kernel (as trained)";

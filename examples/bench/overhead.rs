@@ -9,10 +9,12 @@ use kiln::train::{DeviceChoice, start};
 
 use super::{BATCH, Row, bare_burn_samples_per_sec, median, ratios, rounds_list, row};
 
-pub const EXPLANATION: &str = "Rounds alternate four processes: the bare burn loop (the same MLP, data on the device, \
+pub const EXPLANATION: &str = "Rounds alternate six processes: the bare burn loop (the same MLP, data on the device, \
     sequential batches, loss read once an epoch, run on a thread pool like Kiln's training pool and with Kiln's Adam, fused on the CPU, so that the difference is Kiln's own work), the same loop also predicting its held-out fifth once an epoch \
-    (the model's inference copy, chunks of 4096 rows, outputs read back: what a hand-written loop that validates does), \
-    Kiln's engine on a synthetic CSV (shuffled batches, events, the metrics log, validation and a checkpoint every epoch) \
+    (the model's inference copy, chunks of 4096 rows, outputs read back: what a hand-written loop that validates does), that loop again with its batches shuffled each epoch (which Kiln does and the goal's loop does not), \
+    Kiln's engine on a synthetic CSV (shuffled batches, events, the metrics log, validation and a checkpoint every epoch; \
+    run once with its run folder on disk and once on a tmpfs, `/dev/shm`, where syncs return at once, to split off the disk's part: \
+    about ten syncs an epoch, each file synced before the name that points at it) \
     and PyTorch (`benches/torch_mlp.py`, same model, batch and optimiser, no validation), each the median of the epochs after the first. \
     Kiln's training rate counts an epoch's steps alone (the engine's own samples/s), set against the loops without validation; \
     its full rate the time between two epoch ends, set against the loop that validates. The epoch-end share is the part of an \
@@ -37,17 +39,18 @@ fn kiln_rates(dir: &Path, data: &Path, epochs: usize) -> anyhow::Result<(f64, f6
     Ok((median(training), median(full), median(shares)))
 }
 
-/// The child side of a round (`bench --overhead-once bare ROWS EPOCHS VALID_ROWS` or
+/// The child side of a round (`bench --overhead-once bare ROWS EPOCHS VALID_ROWS [shuffled]` or
 /// `bench --overhead-once kiln DATA EPOCHS RUNS_DIR`): prints its rates, so that each run has a
 /// process to itself (runs after another in one process measured up to 40 % slower here).
 pub fn once(args: &[String]) -> anyhow::Result<()> {
     match args {
-        [kind, rows, epochs, valid_rows] if kind == "bare" => {
+        [kind, rows, epochs, valid_rows, order @ ..] if kind == "bare" => {
             let rate = bare_burn_samples_per_sec(
                 &burn::tensor::Device::flex(),
                 rows.parse()?,
                 epochs.parse()?,
                 valid_rows.parse()?,
+                order.iter().any(|word| word == "shuffled"),
             );
             println!("{rate}");
         }
@@ -57,7 +60,7 @@ pub fn once(args: &[String]) -> anyhow::Result<()> {
             println!("{training} {full} {share}");
         }
         _ => anyhow::bail!(
-            "usage: --overhead-once bare ROWS EPOCHS VALID_ROWS | kiln DATA EPOCHS RUNS_DIR"
+            "usage: --overhead-once bare ROWS EPOCHS VALID_ROWS [shuffled] | kiln DATA EPOCHS RUNS_DIR"
         ),
     }
     Ok(())
@@ -88,17 +91,21 @@ pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
     let train_rows = rows_in_data - valid_rows;
     let mut rates = Rates::default();
     for round in 0..rounds {
-        let bare = |valid: usize| -> anyhow::Result<f64> {
+        let bare = |valid: usize, order: &str| -> anyhow::Result<f64> {
             let rate = child(&[
                 "bare".into(),
                 train_rows.to_string(),
                 epochs.to_string(),
                 valid.to_string(),
+                order.into(),
             ])?;
             Ok(rate.first().copied().unwrap_or(f64::NAN))
         };
-        rates.bare.push(bare(0)?);
-        rates.bare_validating.push(bare(valid_rows)?);
+        rates.bare.push(bare(0, "in-order")?);
+        rates.bare_validating.push(bare(valid_rows, "in-order")?);
+        rates
+            .bare_validating_shuffled
+            .push(bare(valid_rows, "shuffled")?);
         let runs = work.join(format!("runs-{round}"));
         let kiln = child(&[
             "kiln".into(),
@@ -112,6 +119,9 @@ pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
         rates.training.push(train_rate);
         rates.full.push(full_rate);
         rates.shares.push(share);
+        if let Some(rate) = in_memory_full_rate(&data, epochs, round)? {
+            rates.full_in_memory.push(rate);
+        }
         if let Some((rate, version)) =
             super::torch_rate("benches/torch_mlp.py", train_rows, epochs, BATCH, &[])
         {
@@ -124,12 +134,40 @@ pub fn rows(work: &Path, quick: bool) -> anyhow::Result<Vec<Row>> {
     )))
 }
 
+/// Where a run folder can live in memory: a tmpfs, whose syncs return at once and whose files
+/// never reach a disk.
+const MEMORY_FOLDER: &str = "/dev/shm";
+
+/// Kiln's full-path rate with its run folder on a tmpfs: the same run without the disk's part
+/// (the run folder's syncs and writes), so the two full-path rows split the overhead. `None`
+/// where the machine has no `/dev/shm`.
+fn in_memory_full_rate(data: &Path, epochs: usize, round: usize) -> anyhow::Result<Option<f64>> {
+    let memory = Path::new(MEMORY_FOLDER);
+    if !memory.is_dir() {
+        return Ok(None);
+    }
+    let runs = memory.join(format!("kiln-bench-{}-{round}", std::process::id()));
+    let rates = child(&[
+        "kiln".into(),
+        data.display().to_string(),
+        epochs.to_string(),
+        runs.display().to_string(),
+    ]);
+    let _ = std::fs::remove_dir_all(&runs);
+    match rates?[..] {
+        [_, full_rate, _] => Ok(Some(full_rate)),
+        ref other => anyhow::bail!("a Kiln round printed {other:?}"),
+    }
+}
+
 #[derive(Default)]
 struct Rates {
     bare: Vec<f64>,
     bare_validating: Vec<f64>,
+    bare_validating_shuffled: Vec<f64>,
     training: Vec<f64>,
     full: Vec<f64>,
+    full_in_memory: Vec<f64>,
     shares: Vec<f64>,
     torch: Vec<f64>,
     torch_version: String,
@@ -171,6 +209,19 @@ impl Rates {
             ),
             row(
                 "overhead",
+                "bare burn loop validating and shuffling once an epoch, CPU",
+                rate(&self.bare_validating_shuffled),
+                format!(
+                    "as the row above, each epoch's batches in a fresh random order (rows picked by index, as Kiln's batches are); rounds {}; Kiln's full path against it: {}",
+                    rounds_list(&self.bare_validating_shuffled, 1.0, 0),
+                    ratio_note(
+                        "shuffling bare loop",
+                        &ratios(&self.full, &self.bare_validating_shuffled)
+                    )
+                ),
+            ),
+            row(
+                "overhead",
                 "Kiln, training steps only",
                 rate(&self.training),
                 ratio_note("bare", &ratios(&self.training, &self.bare)),
@@ -186,6 +237,26 @@ impl Rates {
                         &ratios(&self.full, &self.bare_validating)
                     )
                 ),
+            ),
+            row(
+                "overhead",
+                "Kiln, full path, run folder in memory (/dev/shm)",
+                if self.full_in_memory.is_empty() {
+                    "not measured".into()
+                } else {
+                    rate(&self.full_in_memory)
+                },
+                if self.full_in_memory.is_empty() {
+                    format!("no {MEMORY_FOLDER} on this machine")
+                } else {
+                    format!(
+                        "{}; the same run with nothing reaching a disk: the gap to the row above is the run folder's durable writes",
+                        ratio_note(
+                            "validating bare loop",
+                            &ratios(&self.full_in_memory, &self.bare_validating)
+                        )
+                    )
+                },
             ),
             row(
                 "overhead",
