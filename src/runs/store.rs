@@ -567,11 +567,7 @@ impl RunDir {
     ) -> Result<(), StoreError> {
         for checkpoint in checkpoints {
             let entry = checkpoint.entry;
-            if !index
-                .checkpoints
-                .iter()
-                .any(|kept| kept.epoch == entry.epoch)
-            {
+            if index.at_epoch(entry.epoch).is_none() {
                 continue;
             }
             let model_path = self.checkpoint_file_path(&entry.model_file)?;

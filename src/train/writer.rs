@@ -204,12 +204,7 @@ impl Group {
                 }
                 // A held checkpoint the keep policy has let go is never written: its bytes go.
                 for held in &mut self.epochs {
-                    let kept = write
-                        .index
-                        .checkpoints
-                        .iter()
-                        .any(|entry| entry.epoch == held.entry.epoch);
-                    if !kept {
+                    if write.index.at_epoch(held.entry.epoch).is_none() {
                         self.bytes -= held.model_bytes.len() + held.optimizer_bytes.len();
                         held.model_bytes = Vec::new();
                         held.optimizer_bytes = Vec::new();
