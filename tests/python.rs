@@ -17,6 +17,12 @@ fn python() -> PathBuf {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-pyenv");
     let python = venv.join("bin/python");
     let ready = venv.join(".ready");
+    // The tests run side by side: one makes the environment while the others wait (two
+    // `python3 -m venv` on one folder fail with "File exists").
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !ready.exists() {
         let status = Command::new("python3")
             .args(["-m", "venv"])
