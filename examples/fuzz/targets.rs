@@ -103,6 +103,7 @@ fn csv() -> Target {
                 exclude: vec!["id".to_string()],
                 categorical: vec!["c".to_string()],
                 as_missing: vec!["b".to_string()],
+                keep: Vec::new(),
             };
         }
         if let Ok(prepared) = prepare_bytes(&spec, input)

@@ -31,11 +31,21 @@ pub struct ColumnChoices {
     /// are filled with the training mean.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub as_missing: Vec<String>,
+    /// Used as features although Kiln would leave them out on its own (row names, row numbers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
 }
 
 impl ColumnChoices {
     pub fn is_empty(&self) -> bool {
-        self.exclude.is_empty() && self.categorical.is_empty() && self.as_missing.is_empty()
+        self.exclude.is_empty()
+            && self.categorical.is_empty()
+            && self.as_missing.is_empty()
+            && self.keep.is_empty()
+    }
+
+    pub fn keeps(&self, column: &str) -> bool {
+        self.keep.iter().any(|name| name == column)
     }
 
     pub fn excludes(&self, column: &str) -> bool {
@@ -64,6 +74,7 @@ impl ColumnChoices {
             (&self.exclude, "excluded"),
             (&self.categorical, "categorical"),
             (&self.as_missing, "treated as missing"),
+            (&self.keep, "kept"),
         ];
         for (list, what) in lists {
             for name in list {
@@ -83,6 +94,12 @@ impl ColumnChoices {
                     });
                 }
             }
+        }
+        if let Some(both) = self.keep.iter().find(|name| self.excludes(name)) {
+            return Err(DataError::Invalid {
+                path: table.path.clone(),
+                message: format!("column '{both}' cannot be both kept and excluded; pick one"),
+            });
         }
         if let Some(both) = self
             .categorical

@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::DataError;
 use super::columns::reads_as_numbers;
+pub use super::dialect::{CsvFormat, Delimiter};
+use super::dialect::{NamedColumns, name_columns};
 use super::lines::{LineIndex, count_line_breaks, skip_line_breaks};
 use super::table::{Column, NumberColumn, TextColumn};
 
@@ -22,7 +24,7 @@ const PARALLEL_PARSE_MIN_BYTES: usize = 1 << 20;
 /// How much of a file is read at a time when it streams.
 const BLOCK_BYTES: usize = 8 << 20;
 
-/// Reads and parses a CSV file.
+/// Reads and parses a CSV file, its delimiter detected.
 pub fn load_csv(path: &Path) -> Result<RawTable, DataError> {
     load_csv_keeping_text(path, &[])
 }
@@ -30,6 +32,15 @@ pub fn load_csv(path: &Path) -> Result<RawTable, DataError> {
 /// Reads and parses a CSV file, keeping the text of the named columns (categories) as written.
 pub fn load_csv_keeping_text(path: &Path, text_columns: &[&str]) -> Result<RawTable, DataError> {
     load_csv_hashed(path, text_columns).map(|(table, _)| table)
+}
+
+/// As [`load_csv_keeping_text`], with the delimiter given (`None`: detected).
+pub fn load_csv_with(
+    path: &Path,
+    text_columns: &[&str],
+    delimiter: Option<Delimiter>,
+) -> Result<RawTable, DataError> {
+    load_csv_hashed_with(path, text_columns, delimiter).map(|(table, _)| table)
 }
 
 /// Reads and parses a CSV file block by block, hashing it as it goes: the whole file is never
@@ -40,13 +51,22 @@ pub fn load_csv_hashed(
     path: &Path,
     text_columns: &[&str],
 ) -> Result<(RawTable, [u8; 32]), DataError> {
+    load_csv_hashed_with(path, text_columns, None)
+}
+
+/// As [`load_csv_hashed`], with the delimiter given (`None`: detected from the file's start).
+pub fn load_csv_hashed_with(
+    path: &Path,
+    text_columns: &[&str],
+    delimiter: Option<Delimiter>,
+) -> Result<(RawTable, [u8; 32]), DataError> {
     let io_error = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut file = std::fs::File::open(path).map_err(io_error)?;
     let size = file.metadata().map_err(io_error)?.len();
-    let mut parser = Parser::new(path, text_columns, size);
+    let mut parser = Parser::new(path, text_columns, delimiter, size);
     let mut hasher = Sha256::new();
     let quoted = parse_blocks(
         &mut parser,
@@ -56,14 +76,14 @@ pub fn load_csv_hashed(
     )?;
     if quoted {
         let bytes = std::fs::read(path).map_err(io_error)?;
-        let table = parse_csv_keeping_text(path, &bytes, text_columns)?;
+        let table = parse_csv_with(path, &bytes, text_columns, delimiter)?;
         return Ok((table, Sha256::digest(&bytes).into()));
     }
     let hash = hasher.finalize().into();
-    let table = parser.finish(|columns| {
+    let table = parser.finish(|columns, format| {
         // Mixed columns are rare: read the file again, whole, for their text.
         let bytes = std::fs::read(path).map_err(io_error)?;
-        text_of_columns(path, &bytes, columns)
+        text_of_columns(path, &bytes, columns, format)
     })?;
     Ok((table, hash))
 }
@@ -169,9 +189,19 @@ pub fn parse_csv_keeping_text(
     bytes: &[u8],
     text_columns: &[&str],
 ) -> Result<RawTable, DataError> {
-    let mut parser = Parser::new(path, text_columns, bytes.len() as u64);
+    parse_csv_with(path, bytes, text_columns, None)
+}
+
+/// As [`parse_csv_keeping_text`], with the delimiter given (`None`: detected).
+pub fn parse_csv_with(
+    path: &Path,
+    bytes: &[u8],
+    text_columns: &[&str],
+    delimiter: Option<Delimiter>,
+) -> Result<RawTable, DataError> {
+    let mut parser = Parser::new(path, text_columns, delimiter, bytes.len() as u64);
     parser.feed(bytes)?;
-    parser.finish(|columns| text_of_columns(path, bytes, columns))
+    parser.finish(|columns, format| text_of_columns(path, bytes, columns, format))
 }
 
 /// The text of the given columns of a whole file, every data row, as written.
@@ -179,6 +209,7 @@ fn text_of_columns(
     path: &Path,
     bytes: &[u8],
     columns: &[usize],
+    format: CsvFormat,
 ) -> Result<Vec<TextColumn>, DataError> {
     let text = utf8(path, bytes, 0, 0)?;
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
@@ -189,13 +220,15 @@ fn text_of_columns(
         lines: &lines,
         line_base: 0,
         byte_base: 0,
+        format,
     };
     let (_, body_start) = source.header()?;
     let mut texts = vec![TextColumn::default(); columns.len()];
     source.for_each_record(body_start..text.len(), |record, _| {
         for (text, &column) in texts.iter_mut().zip(columns) {
             let cell = record.get(column).unwrap_or_default();
-            text.push(trim(std::str::from_utf8(cell).unwrap_or_default()));
+            let cell = trim(std::str::from_utf8(cell).unwrap_or_default());
+            text.push(&source.format.number_text(cell));
         }
         Ok(())
     })?;
@@ -206,12 +239,17 @@ fn text_of_columns(
 struct Header {
     names: Vec<String>,
     as_text: Vec<bool>,
+    notes: Vec<String>,
+    row_names: Option<usize>,
+    format: CsvFormat,
 }
 
 /// Parses a file fed to it in blocks that each end at a line end.
 struct Parser<'p> {
     path: &'p Path,
     text_columns: &'p [&'p str],
+    /// The delimiter the user chose; `None`: detected from the first block.
+    delimiter: Option<Delimiter>,
     /// The file's size, to reserve the columns once instead of growing them.
     file_bytes: u64,
     header: Option<Header>,
@@ -222,10 +260,16 @@ struct Parser<'p> {
 }
 
 impl<'p> Parser<'p> {
-    fn new(path: &'p Path, text_columns: &'p [&'p str], file_bytes: u64) -> Self {
+    fn new(
+        path: &'p Path,
+        text_columns: &'p [&'p str],
+        delimiter: Option<Delimiter>,
+        file_bytes: u64,
+    ) -> Self {
         Self {
             path,
             text_columns,
+            delimiter,
             file_bytes,
             header: None,
             rows: None,
@@ -243,27 +287,43 @@ impl<'p> Parser<'p> {
             _ => (block, 0),
         };
         let lines = LineIndex::new(block.as_bytes());
+        if self.header.is_none() && block.bytes().all(|b| b.is_ascii_whitespace()) {
+            self.advance(&lines, bom + block.len());
+            return Ok(());
+        }
+        let format = match (&self.header, self.delimiter) {
+            (Some(header), _) => header.format,
+            (None, Some(delimiter)) => CsvFormat::with(delimiter),
+            (None, None) => CsvFormat::detect(block.as_bytes()),
+        };
         let source = Source {
             path,
             text: block,
             lines: &lines,
             line_base: self.lines_before,
             byte_base: self.bytes_before + bom,
+            format,
         };
         let mut body_start = 0;
         if self.header.is_none() {
-            if block.bytes().all(|b| b.is_ascii_whitespace()) {
-                self.advance(&lines, bom + block.len());
-                return Ok(());
-            }
-            let (names, header_end) = source.header()?;
-            check_header(path, &names)?;
+            let (written, header_end) = source.header()?;
             body_start = header_end;
+            let NamedColumns {
+                names,
+                notes,
+                row_names,
+            } = name_columns(written);
             let as_text = names
                 .iter()
                 .map(|name| self.text_columns.contains(&name.as_str()))
                 .collect();
-            self.header = Some(Header { names, as_text });
+            self.header = Some(Header {
+                names,
+                as_text,
+                notes,
+                row_names,
+                format,
+            });
         }
         let Some(header) = &self.header else {
             return Ok(());
@@ -304,7 +364,7 @@ impl<'p> Parser<'p> {
     /// that turned out mostly non-numbers after starting as numbers.
     fn finish(
         self,
-        reread: impl FnOnce(&[usize]) -> Result<Vec<TextColumn>, DataError>,
+        reread: impl FnOnce(&[usize], CsvFormat) -> Result<Vec<TextColumn>, DataError>,
     ) -> Result<RawTable, DataError> {
         let path = self.path.to_path_buf();
         let Some(header) = self.header else {
@@ -333,36 +393,16 @@ impl<'p> Parser<'p> {
             })
             .collect();
         if !mixed.is_empty() {
-            for (index, text) in mixed.iter().zip(reread(&mixed)?) {
+            for (index, text) in mixed.iter().zip(reread(&mixed, header.format)?) {
                 columns[*index] = Column::Text(text);
             }
         }
-        Ok(RawTable::from_columns(
-            path,
-            header.names,
-            columns,
-            lines,
-            spanning,
-        ))
+        let mut table = RawTable::from_columns(path, header.names, columns, lines, spanning);
+        table.format = header.format;
+        table.header_notes = header.notes;
+        table.row_names = header.row_names;
+        Ok(table)
     }
-}
-
-fn check_header(path: &Path, header: &[String]) -> Result<(), DataError> {
-    for (index, name) in header.iter().enumerate() {
-        if name.is_empty() {
-            return Err(DataError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("the header's column {} has no name", index + 1),
-            });
-        }
-        if header[..index].contains(name) {
-            return Err(DataError::DuplicateColumn {
-                path: path.to_path_buf(),
-                column: name.clone(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// A column being filled: numbers until its cells say otherwise.
@@ -512,6 +552,7 @@ struct Source<'a> {
     /// Line breaks and bytes in the file before this block.
     line_base: u64,
     byte_base: usize,
+    format: CsvFormat,
 }
 
 impl<'a> Source<'a> {
@@ -540,6 +581,7 @@ impl<'a> Source<'a> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
+            .delimiter(self.format.delimiter.byte())
             .from_reader(self.bytes());
         let names = reader
             .headers()
@@ -586,6 +628,7 @@ impl<'a> Source<'a> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
+            .delimiter(self.format.delimiter.byte())
             .from_reader(&self.bytes()[range]);
         let mut record = csv::ByteRecord::new();
         loop {
@@ -635,7 +678,7 @@ impl<'a> Source<'a> {
                     byte: self.byte_base + start + error.valid_up_to(),
                 })?;
                 spans |= cell.contains(['\n', '\r']);
-                column.push(trim(cell));
+                column.push(&self.format.number_text(trim(cell)));
             }
             if spans {
                 // Line breaks inside quoted cells move the lines of the cells after them.
@@ -672,14 +715,26 @@ impl Source<'_> {
             if row.contains('\r') {
                 return Ok(None);
             }
-            if row.bytes().all(|b| b == b',' || b.is_ascii_whitespace()) {
+            let delimiter = self.format.delimiter.byte();
+            if row
+                .bytes()
+                .all(|b| b == delimiter || b.is_ascii_whitespace())
+            {
                 continue; // blank lines (often a trailing one) carry no data
             }
-            let mut fields = Fields { rest: Some(row) };
+            let mut fields = Fields {
+                rest: Some(row),
+                delimiter,
+            };
             let mut found = 0;
+            let decimal_comma = self.format.decimal_comma;
             for (column, cell) in part.columns.iter_mut().zip(fields.by_ref()) {
                 found += 1;
-                column.push(trim(cell));
+                if decimal_comma {
+                    column.push(&self.format.number_text(trim(cell)));
+                } else {
+                    column.push(trim(cell));
+                }
             }
             let line = self.line_of(line_start);
             if found != width || fields.next().is_some() {
@@ -687,7 +742,7 @@ impl Source<'_> {
                     path: self.path.to_path_buf(),
                     line,
                     expected: width,
-                    found: row.split(',').count(),
+                    found: row.split(char::from(delimiter)).count(),
                 });
             }
             part.lines.push(line);
@@ -696,11 +751,13 @@ impl Source<'_> {
     }
 }
 
-/// The cells of a line without quotes: what lies between its commas. `str::split(',')` does
+/// The cells of a line without quotes: what lies between its delimiters. `str::split` does
 /// the same, but searching each cell of a few bytes as a general pattern costs more than the
 /// number in it takes to parse.
 struct Fields<'a> {
     rest: Option<&'a str>,
+    /// An ASCII byte, so the cuts fall between characters.
+    delimiter: u8,
 }
 
 impl<'a> Iterator for Fields<'a> {
@@ -708,7 +765,8 @@ impl<'a> Iterator for Fields<'a> {
 
     fn next(&mut self) -> Option<&'a str> {
         let rest = self.rest?;
-        match rest.bytes().position(|byte| byte == b',') {
+        let delimiter = self.delimiter;
+        match rest.bytes().position(|byte| byte == delimiter) {
             Some(comma) => {
                 self.rest = Some(&rest[comma + 1..]);
                 Some(&rest[..comma])
@@ -765,11 +823,23 @@ fn csv_error(path: &Path, line: u64, base: usize, error: csv::Error) -> DataErro
     }
 }
 
-/// Cells that mean "no value".
+/// Cells that mean "no value": empty, and the markers pandas, R, NumPy, SQL exports and
+/// spreadsheets write for one.
 pub(crate) fn is_missing(cell: &str) -> bool {
     matches!(
         cell,
-        "" | "NA" | "N/A" | "na" | "n/a" | "?" | "null" | "NULL"
+        "" | "NA"
+            | "N/A"
+            | "na"
+            | "n/a"
+            | "?"
+            | "null"
+            | "NULL"
+            | "Null"
+            | "nan"
+            | "NaN"
+            | "NAN"
+            | "#N/A"
     )
 }
 

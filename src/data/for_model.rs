@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::csv::{is_missing, parse_csv_keeping_text};
+use super::csv::{is_missing, parse_csv_with};
 use super::fingerprint::{fingerprint, image_fingerprint};
 use super::image_transform::ImageTransform;
 use super::images::load_image_folder;
@@ -66,7 +66,7 @@ fn prepare_table_for(
     model_preprocessor: &Preprocessor,
     refit_stats: bool,
 ) -> Result<PreparedData, DataError> {
-    let table = parse_csv_keeping_text(&spec.path, bytes, &schema.text_columns())?;
+    let table = parse_csv_with(&spec.path, bytes, &schema.text_columns(), spec.delimiter)?;
     let target = &schema.target.name;
     if table.column_index(target).is_none() {
         return Err(DataError::SchemaMismatch(format!(
@@ -121,6 +121,7 @@ fn prepare_table_for(
             )));
         }
     }
+    let table_notes = table.header_notes.clone();
     let test_file = super::read_test_file(spec, schema)?;
     let fingerprint = fingerprint(
         bytes,
@@ -158,7 +159,8 @@ fn prepare_table_for(
         loaded: LoadedData::Table(table),
         split,
         augmentation: None,
-        warnings: Vec::new(),
+        warnings: table_notes,
+        row_ids: Vec::new(),
     })
 }
 
@@ -291,5 +293,6 @@ fn prepare_images_for(
         split,
         augmentation: Some(options.augment),
         warnings: Vec::new(),
+        row_ids: Vec::new(),
     })
 }

@@ -7,6 +7,7 @@
 mod clean_encode;
 mod columns;
 mod csv;
+mod dialect;
 mod fingerprint;
 mod for_model;
 mod idx;
@@ -15,13 +16,15 @@ mod images;
 mod lines;
 mod parallel;
 mod preprocess;
+mod row_ids;
 mod schema;
 mod split;
 mod table;
 
 pub use self::csv::{
-    CellValue, RawTable, RowRef, load_csv, load_csv_hashed, load_csv_keeping_text, parse_csv_bytes,
-    parse_csv_keeping_text,
+    CellValue, CsvFormat, Delimiter, RawTable, RowRef, load_csv, load_csv_hashed,
+    load_csv_hashed_with, load_csv_keeping_text, load_csv_with, parse_csv_bytes,
+    parse_csv_keeping_text, parse_csv_with,
 };
 pub use columns::{BadCell, ColumnChoices};
 pub use fingerprint::{DatasetFingerprint, fingerprint, fingerprint_hashed, image_fingerprint};
@@ -33,9 +36,10 @@ pub use images::{
     MAX_IMAGE_EDGE_PX, decode as decode_image, image_files_in, is_image_file, load_image_folder,
 };
 pub use preprocess::{ColumnTransform, EncodedMatrix, InputShape, Preprocessor};
+pub use row_ids::{RowIdColumn, RowIdKind};
 pub use schema::{
-    ColumnKind, ColumnSchema, DataSource, DataSpec, Schema, TargetSchema, Task, TaskOverride,
-    TestSplit, infer_schema,
+    ColumnKind, ColumnSchema, DataSource, DataSpec, Schema, TableInference, TargetSchema, Task,
+    TaskOverride, TestSplit, infer_schema, infer_table,
 };
 pub use split::{Split, split_indices, stratified_split};
 
@@ -69,8 +73,6 @@ pub enum DataError {
         expected: usize,
         found: usize,
     },
-    #[error("{path}: the header names column '{column}' twice")]
-    DuplicateColumn { path: PathBuf, column: String },
     #[error(
         "{path}: line {line}, column '{column}': '{value}' is not a number, but the column is numeric"
     )]
@@ -184,8 +186,11 @@ pub struct PreparedData {
     pub split: Split,
     /// Training-time changes to image data (flips, shifts), if any.
     pub augmentation: Option<Augmentation>,
-    /// What the user should know that did not stop loading (skipped files).
+    /// What the user should know that did not stop loading (skipped files, renamed header
+    /// cells, row numbers left out).
     pub warnings: Vec<String>,
+    /// Columns that name or number the rows (tables only), kept or left out.
+    pub row_ids: Vec<RowIdColumn>,
 }
 
 impl PreparedData {
@@ -309,7 +314,8 @@ pub fn prepare(spec: &DataSpec) -> Result<PreparedData, DataError> {
     match spec.source() {
         DataSource::Csv(path) => {
             // Read in blocks, hashed as they pass: the file's bytes are never all in memory.
-            let (table, content_sha256) = load_csv_hashed(&path, &spec.text_columns())?;
+            let (table, content_sha256) =
+                load_csv_hashed_with(&path, &spec.text_columns(), spec.delimiter)?;
             let parsed = infer_and_fingerprint(spec, table, &content_sha256)?;
             encode_parsed(spec, parsed)
         }
@@ -385,6 +391,7 @@ pub fn prepare_images(spec: &DataSpec, set: ImageSet) -> Result<PreparedData, Da
         split,
         augmentation: spec.images.as_ref().map(|options| options.augment),
         warnings,
+        row_ids: Vec::new(),
     })
 }
 
@@ -399,6 +406,9 @@ struct ParsedTable {
     table: RawTable,
     schema: Schema,
     warnings: Vec<String>,
+    row_ids: Vec<RowIdColumn>,
+    /// The spec's column choices with the row ids it does not keep left out.
+    choices: ColumnChoices,
     test_table: Option<RawTable>,
     fingerprint: DatasetFingerprint,
 }
@@ -464,12 +474,12 @@ pub(crate) fn read_test_file(
         path: path.clone(),
         source,
     })?;
-    let table = parse_csv_keeping_text(path, &bytes, &schema.text_columns())?;
+    let table = parse_csv_with(path, &bytes, &schema.text_columns(), spec.delimiter)?;
     Ok(Some((table, bytes)))
 }
 
 fn parse_and_fingerprint(spec: &DataSpec, bytes: &[u8]) -> Result<ParsedTable, DataError> {
-    let table = parse_csv_keeping_text(&spec.path, bytes, &spec.text_columns())?;
+    let table = parse_csv_with(&spec.path, bytes, &spec.text_columns(), spec.delimiter)?;
     infer_and_fingerprint(spec, table, &Sha256::digest(bytes).into())
 }
 
@@ -479,11 +489,22 @@ fn infer_and_fingerprint(
     table: RawTable,
     content_sha256: &[u8; 32],
 ) -> Result<ParsedTable, DataError> {
-    let (schema, warnings) = infer_schema(&table, spec)?;
+    let TableInference {
+        schema,
+        warnings,
+        row_ids,
+        choices,
+    } = infer_table(&table, spec)?;
     let test_file = read_test_file(spec, &schema)?;
+    // The choices in force, so that the run's recorded spec (which lists the row ids left
+    // out) prepares to the same fingerprint.
+    let effective = DataSpec {
+        columns: choices.clone(),
+        ..spec.clone()
+    };
     let fingerprint = fingerprint_hashed(
         content_sha256,
-        spec,
+        &effective,
         &table,
         &schema,
         test_file.as_ref().map(|(_, bytes)| bytes.as_slice()),
@@ -492,6 +513,8 @@ fn infer_and_fingerprint(
         table,
         schema,
         warnings,
+        row_ids,
+        choices,
         test_table: test_file.map(|(table, _)| table),
         fingerprint,
     })
@@ -503,12 +526,14 @@ fn encode_parsed(spec: &DataSpec, parsed: ParsedTable) -> Result<PreparedData, D
         table,
         schema,
         warnings,
+        row_ids,
+        choices,
         test_table,
         fingerprint,
     } = parsed;
     let split = split_table(spec, &table, &schema)?;
     let mut preprocessor = Preprocessor::fit(&table, &schema, &split.train);
-    preprocessor.choices = spec.columns.clone();
+    preprocessor.choices = choices;
     let train = preprocessor.encode_rows(&table, &schema, &split.train, spec.impute_missing)?;
     let valid = preprocessor.encode_rows(&table, &schema, &split.valid, spec.impute_missing)?;
     let test = match (&spec.test, test_table) {
@@ -540,5 +565,6 @@ fn encode_parsed(spec: &DataSpec, parsed: ParsedTable) -> Result<PreparedData, D
         split,
         augmentation: None,
         warnings,
+        row_ids,
     })
 }

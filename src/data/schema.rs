@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::DataError;
 use super::columns::{BadCells, ColumnChoices, Inferred, infer_feature};
 use super::csv::{CellKind, CellValue, RawTable, cell_kind, parse_number};
+use super::dialect::Delimiter;
 use super::images::ImageOptions;
+use super::row_ids::RowIdColumn;
 
 /// Categorical feature columns with more distinct values than this are rejected, not one-hot encoded.
 pub const MAX_ONE_HOT_CATEGORIES: usize = 32;
@@ -42,6 +44,9 @@ pub struct DataSpec {
     /// Columns left out, read as categories, or with non-numbers as missing (CSV only).
     #[serde(default, skip_serializing_if = "ColumnChoices::is_empty")]
     pub columns: ColumnChoices,
+    /// The CSV file's delimiter as chosen; `None`: detected (comma, semicolon, tab or pipe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<Delimiter>,
 }
 
 /// Where the test rows come from.
@@ -92,6 +97,7 @@ impl DataSpec {
             images: None,
             test: None,
             columns: ColumnChoices::default(),
+            delimiter: None,
         }
     }
 
@@ -259,6 +265,24 @@ fn integer_label(value: f64) -> Option<String> {
 /// Infers the feature columns' types, the target and the task; also returns what the user should
 /// know that does not stop loading (id-like columns, mixed columns read as categories).
 pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<(Schema, Vec<String>), DataError> {
+    infer_table(table, spec).map(|inferred| (inferred.schema, inferred.warnings))
+}
+
+/// A table's schema, what the user should know about it, and the columns that number or name
+/// its rows.
+#[derive(Debug, Clone)]
+pub struct TableInference {
+    pub schema: Schema,
+    pub warnings: Vec<String>,
+    /// Row names and row numbers found, kept (`--keep`) or left out.
+    pub row_ids: Vec<RowIdColumn>,
+    /// The spec's column choices with the row ids it does not keep added to `exclude`: what
+    /// the run records and `predict` applies.
+    pub choices: ColumnChoices,
+}
+
+/// As [`infer_schema`], with the row ids found and the column choices in force.
+pub fn infer_table(table: &RawTable, spec: &DataSpec) -> Result<TableInference, DataError> {
     let target_index = match &spec.target {
         Some(name) => table
             .column_index(name)
@@ -280,9 +304,15 @@ pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<(Schema, Vec<St
     let target = infer_target(table, target_index, spec.task)?;
 
     let mut features = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = table.header_notes.clone();
+    let row_ids = super::row_ids::find_row_ids(table, target_index, &spec.columns);
+    let mut choices = spec.columns.clone();
+    for id in row_ids.iter().filter(|id| !spec.columns.keeps(&id.name)) {
+        warnings.push(id.note());
+        ColumnChoices::set(&mut choices.exclude, &id.name, true);
+    }
     let feature_columns: Vec<usize> = (0..table.header.len())
-        .filter(|&index| index != target_index && !spec.columns.excludes(&table.header[index]))
+        .filter(|&index| index != target_index && !choices.excludes(&table.header[index]))
         .collect();
     // Each column is read on its own; the first column in the file with a problem is reported.
     let inferred = super::parallel::map_in_parallel(&feature_columns, |&index| {
@@ -318,7 +348,12 @@ pub fn infer_schema(table: &RawTable, spec: &DataSpec) -> Result<(Schema, Vec<St
             column: target_name,
         });
     }
-    Ok((Schema { features, target }, warnings))
+    Ok(TableInference {
+        schema: Schema { features, target },
+        warnings,
+        row_ids,
+        choices,
+    })
 }
 
 fn infer_target(

@@ -21,6 +21,12 @@ pub struct RawTable {
     pub lines: Vec<u64>,
     /// For rows whose quoted cells span lines: each cell's line offset from the row's start.
     pub spanning: BTreeMap<usize, Vec<u32>>,
+    /// The delimiter and decimal mark the file was read with.
+    pub format: super::dialect::CsvFormat,
+    /// Header names Kiln gave (empty or repeated in the file), worded for the user.
+    pub header_notes: Vec<String>,
+    /// The column whose header was empty in the first place: the rows' names or numbers.
+    pub row_names: Option<usize>,
 }
 
 /// One cell as stored: a number read from a numeric column, or the cell's trimmed text.
@@ -266,6 +272,9 @@ impl RawTable {
             row_count: rows.len(),
             lines,
             spanning: BTreeMap::new(),
+            format: Default::default(),
+            header_notes: Vec::new(),
+            row_names: None,
         }
     }
 
@@ -283,6 +292,9 @@ impl RawTable {
             row_count: lines.len(),
             lines,
             spanning,
+            format: Default::default(),
+            header_notes: Vec::new(),
+            row_names: None,
         }
     }
 

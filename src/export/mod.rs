@@ -26,7 +26,7 @@ pub use lineage::{
 pub use onnx::onnx_support;
 pub use predict::{
     DriftWarning, LoadedModel, Prediction, PredictionReport, TargetScore, predict_csv,
-    predictions_to_csv,
+    predict_csv_with, predictions_to_csv,
 };
 pub use predict_images::{
     ImagePrediction, ImagePredictionReport, image_predictions_to_csv, predict_images,

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 
 use super::ExportError;
 use super::card::ModelCard;
-use crate::data::{ColumnTransform, Preprocessor, Schema, Task, load_csv_keeping_text};
+use crate::data::{ColumnTransform, Delimiter, Preprocessor, Schema, Task, load_csv_with};
 use crate::model::Network;
 use crate::runs::untrusted::{MAX_WEIGHTS_BYTES, file_inside, read_bounded};
 use crate::train::{Predictor, argmax, softmax};
@@ -200,8 +200,17 @@ pub(crate) fn outputs_to_card_values(
 
 /// Checks a CSV against the model's input schema, predicts every row, and measures drift.
 pub fn predict_csv(model: &LoadedModel, data: &Path) -> Result<PredictionReport, ExportError> {
+    predict_csv_with(model, data, None)
+}
+
+/// As [`predict_csv`], with the CSV's delimiter given (`None`: detected).
+pub fn predict_csv_with(
+    model: &LoadedModel,
+    data: &Path,
+    delimiter: Option<Delimiter>,
+) -> Result<PredictionReport, ExportError> {
     model.refuse_images()?;
-    let table = load_csv_keeping_text(data, &model.card.schema.text_columns())?;
+    let table = load_csv_with(data, &model.card.schema.text_columns(), delimiter)?;
     let preprocessor = &model.card.preprocessor;
     preprocessor.check_columns(&table, &[model.card.schema.target.name.as_str()])?;
     let rows: Vec<usize> = (0..table.row_count()).collect();

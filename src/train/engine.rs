@@ -328,7 +328,11 @@ fn new_record(
         updated: now,
         status: RunStatus::Running,
         status_message: None,
-        data: request.data.clone(),
+        // With the column choices in force: row numbers Kiln left out are listed as excluded.
+        data: crate::data::DataSpec {
+            columns: prepared.preprocessor.choices.clone(),
+            ..request.data.clone()
+        },
         fingerprint: prepared.fingerprint.clone(),
         schema: prepared.schema.clone(),
         preprocessor: prepared.preprocessor.clone(),
