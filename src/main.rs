@@ -1,7 +1,10 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    quiet_device_probing();
+    // Only Kiln's own warnings by default: the graphics and compute libraries' logs are for
+    // RUST_LOG (e.g. RUST_LOG=wgpu_hal=warn), not for every command.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("kiln=warn")).init();
     let cli = kiln::cli::Cli::parse();
     #[cfg(feature = "gui")]
     if cli.command.is_none() {
@@ -33,6 +36,24 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's Vulkan device-selection layer asks a Wayland compositor which GPU is the default;
+/// without a session (no XDG_RUNTIME_DIR: ssh, cron, Slurm jobs, CI) libwayland prints
+/// "error: XDG_RUNTIME_DIR is invalid or not set in the environment." for every Vulkan instance,
+/// which reads like a failure. Kiln lists the adapters and picks one itself, so the layer's
+/// ordering adds nothing there: it is switched off through its own documented variable, unless
+/// the user set that.
+fn quiet_device_probing() {
+    let session =
+        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|dir| std::path::Path::new(&dir).is_dir());
+    if session || std::env::var_os("NODEVICE_SELECT").is_some() {
+        return;
+    }
+    // SAFETY: called first thing in `main`, before any other thread exists.
+    unsafe {
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }
 

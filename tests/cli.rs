@@ -432,3 +432,219 @@ fn kiln_stop_sends_sigterm_and_the_trainer_saves_and_exits_resumable() {
         text(&out.stderr)
     );
 }
+
+/// A real R export (MASS's Pima, `write.csv` with row names) trains without editing, the row
+/// names left out with a note; the model predicts R's test file, and the same rows written
+/// the European way (semicolons, decimal commas).
+#[test]
+fn an_r_export_with_row_names_trains_and_predicts_without_editing() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let fixture = |file: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/pima")
+            .join(file)
+    };
+    let train = fixture("Pima.tr.csv");
+    let out = kiln(
+        &runs,
+        &[
+            "train",
+            "--data",
+            train.to_str().unwrap(),
+            "--epochs",
+            "5",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no name in the header") && stderr.contains("--keep column_1"),
+        "{stderr}"
+    );
+    let run = text(&out.stdout).trim().to_string();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs.join(&run).join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["data"]["columns"]["exclude"][0], "column_1");
+    assert_eq!(record["schema"]["features"][0]["name"], "npreg");
+
+    let bundle = dir.path().join("bundle");
+    let out = kiln(
+        &runs,
+        &[
+            "export",
+            &run,
+            "--out",
+            bundle.to_str().unwrap(),
+            "--no-onnx",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let predict = |data: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "predict",
+            "--model",
+            bundle.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        kiln(&runs, &args)
+    };
+    let out = predict(&fixture("Pima.te.csv"), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let comma_rows = text(&out.stdout);
+    assert_eq!(comma_rows.lines().count(), 333, "{comma_rows}");
+
+    // The same test rows from a spreadsheet set to German: `;` between cells, `,` in decimals.
+    let european: String = std::fs::read_to_string(fixture("Pima.te.csv"))
+        .unwrap()
+        .lines()
+        .map(|line| line.replace(',', ";").replace('.', ",") + "\n")
+        .collect();
+    let semicolons = dir.path().join("pima-de.csv");
+    std::fs::write(&semicolons, european).unwrap();
+    let out = predict(&semicolons, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), comma_rows);
+    let out = predict(&semicolons, &["--delimiter", "tab"]);
+    assert!(!out.status.success(), "a wrong delimiter is refused");
+    let out = predict(&semicolons, &["--delimiter", "x"]);
+    assert!(text(&out.stderr).contains("cannot separate cells"));
+}
+
+// --- Docs that quote commands (issue 33): every `kiln …` line of a ```sh block in the README,
+// ARCHITECTURE.md and docs/ parses with the real command line; ```sh tested blocks run. ---
+
+/// The documentation files whose command blocks are checked.
+fn documentation() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md"), root.join("ARCHITECTURE.md")];
+    let mut pages: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/ exists")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
+    pages.sort();
+    files.extend(pages);
+    files
+}
+
+/// The lines of each fenced block opened by "```sh" (or "```sh tested": `true`).
+fn shell_blocks(text: &str) -> Vec<(bool, Vec<String>)> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(bool, Vec<String>)> = None;
+    for line in text.lines() {
+        let fence = line.trim_start();
+        match &mut open {
+            Some(_) if fence.starts_with("```") => blocks.extend(open.take()),
+            Some((_, lines)) => lines.push(line.to_string()),
+            None if fence == "```sh" => open = Some((false, Vec::new())),
+            None if fence == "```sh tested" => open = Some((true, Vec::new())),
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// A command line split as a POSIX shell splits words: quotes group, backslashes escape.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => word.get_or_insert_with(String::new).push(c),
+            (_, '\\') => word.get_or_insert_with(String::new).extend(chars.next()),
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+#[test]
+fn every_kiln_command_in_the_docs_parses() {
+    use clap::Parser;
+    let mut checked = 0;
+    for file in documentation() {
+        let content = std::fs::read_to_string(&file).unwrap();
+        for (_, lines) in shell_blocks(&content) {
+            for line in lines.iter().filter(|line| line.starts_with("kiln")) {
+                let words = shell_words(line);
+                if words[0] != "kiln" {
+                    continue;
+                }
+                if let Err(error) = kiln::cli::Cli::try_parse_from(&words) {
+                    panic!("{}: `{line}` does not parse:\n{error}", file.display());
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} commands found in the docs");
+}
+
+#[test]
+fn the_tested_command_blocks_in_the_docs_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = tempfile::tempdir().unwrap();
+    let runs = scratch.path().join("runs");
+    // The blocks write under /tmp/kiln-tour; here, under a private folder instead.
+    let private = scratch.path().join("kiln-tour");
+    let mut ran = 0;
+    for file in documentation() {
+        let content = std::fs::read_to_string(&file).unwrap();
+        for (_, lines) in shell_blocks(&content)
+            .into_iter()
+            .filter(|(tested, _)| *tested)
+        {
+            for line in &lines {
+                let line = line.replace("/tmp/kiln-tour", private.to_str().unwrap());
+                let words = shell_words(&line);
+                assert_eq!(words[0], "kiln", "{}: `{line}`", file.display());
+                let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+                    .args(&words[1..])
+                    .arg("--runs-dir")
+                    .arg(&runs)
+                    .current_dir(root)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}: `{line}` failed:\n{}",
+                    file.display(),
+                    text(&out.stderr)
+                );
+                ran += 1;
+            }
+        }
+    }
+    assert!(ran >= 3, "only {ran} tested commands");
+    assert!(private.join("predictions.csv").is_file());
+}
+
+#[test]
+fn shell_words_split_as_a_shell_does() {
+    assert_eq!(
+        shell_words(r#"kiln runs --filter 'lr < 0.01 && tag = "a b"' x\ y"#),
+        [
+            "kiln",
+            "runs",
+            "--filter",
+            r#"lr < 0.01 && tag = "a b""#,
+            "x y"
+        ]
+    );
+    assert_eq!(shell_words(r#"a "" b"#), ["a", "", "b"]);
+}

@@ -118,6 +118,29 @@ fn doctor_on_this_machine_reports_its_adapters_and_the_verdict_as_its_exit_code(
     );
 }
 
+/// Without a desktop session, Mesa's device-selection layer made libwayland print an error for
+/// every Vulkan instance; the report alone is what a user sees now.
+#[test]
+fn doctor_without_a_desktop_session_prints_no_library_noise() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    command
+        .args(["devices"])
+        .env("KILN_CACHE_DIR", cache.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("RUST_LOG")
+        .env_remove("VK_ICD_FILENAMES")
+        .env_remove("VK_DRIVER_FILES");
+    let output = command.output().expect("kiln devices runs");
+    let stderr = text(&output.stderr);
+    assert!(
+        !stderr.contains("XDG_RUNTIME_DIR") && !stderr.contains("WARN"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn doctor_without_any_vulkan_driver_names_the_fix_and_exits_3() {
     let cache = tempfile::tempdir().unwrap();

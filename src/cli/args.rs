@@ -15,73 +15,78 @@ pub struct TrainArgs {
     /// A CSV file, a folder with one sub-folder of images per class, or an IDX images file.
     #[arg(long)]
     pub data: PathBuf,
-    /// mlp or cnn (default: cnn for images, mlp for tables).
+    /// mlp or cnn [default: cnn for images, mlp for tables]
     #[arg(long, value_enum)]
     pub model: Option<ModelArg>,
-    /// Column to predict (default: the last one).
+    /// Column to predict [default: the last one]
     #[arg(long)]
     pub target: Option<String>,
-    /// Classification or regression (default: detected from the target column).
+    /// Classification or regression [default: detected from the target column]
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
-    /// JSON file with "model" and/or "train" sections (see README); flags override it.
+    /// JSON file with "model" and/or "train" sections (see README); its values replace the
+    /// defaults shown here, and flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Passes over the training data, at least 1 (default 50).
+    /// Passes over the training data, at least 1 [default: 50]
     #[arg(long)]
     pub epochs: Option<usize>,
     /// auto (a hardware GPU through wgpu if there is one, else the CPU), wgpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// The run's name (default: the dataset's file name); a name in use gets -2, -3, …
+    /// The run's name; a name in use gets -2, -3, … [default: the dataset's file name]
     #[arg(long)]
     pub name: Option<String>,
-    /// MLP hidden layer widths, each 1 to 16384 (default 64,64).
+    /// MLP hidden layer widths, each 1 to 16384 [default: 64,64]
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
-    /// MLP activation: relu, gelu or tanh (default relu; gelu models export without ONNX).
+    /// MLP activation: relu, gelu or tanh (gelu models export without ONNX) [default: relu]
     #[arg(long)]
     pub activation: Option<String>,
-    /// Share of units dropped during training, 0 to below 1 (default 0).
+    /// Share of units dropped during training, 0 to below 1 [default: 0 for an MLP, 0.25 for
+    /// a CNN]
     #[arg(long)]
     pub dropout: Option<f64>,
-    /// sgd (momentum 0.9), adam or adamw (weight decay 0.01); default adam.
+    /// sgd (momentum 0.9), adam or adamw (weight decay 0.01) [default: adam]
     #[arg(long)]
     pub optimizer: Option<String>,
-    /// Base learning rate, above 0 (default 0.01); above 1 most models diverge.
+    /// Base learning rate, above 0; above 1 most models diverge [default: 0.01]
     #[arg(long)]
     pub lr: Option<f64>,
     /// Learning-rate schedule: constant, cosine (to 0 over the run) or step (×0.5 every 10
-    /// epochs); default constant.
+    /// epochs) [default: constant]
     #[arg(long)]
     pub schedule: Option<String>,
-    /// Rows per optimisation step, at least 1 (default 32).
+    /// Rows per optimisation step, at least 1 [default: 32]
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Seed for the weights, the shuffling and augmentation (default 42); the same seed on the
-    /// same data gives the same run.
+    /// Seed for the weights, the shuffling and augmentation; the same seed on the same data
+    /// gives the same run [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Stop after this many epochs without a better validation loss (default: train every epoch).
+    /// Stop after this many epochs without a better validation loss, at least 1 [default: off,
+    /// train every epoch]
     #[arg(long)]
     pub patience: Option<usize>,
-    /// Share of rows held out for validation, above 0 and below 1 (default 0.2); stratified by
-    /// class and seeded.
+    /// Share of rows held out for validation, above 0 and below 1; stratified by class and
+    /// seeded [default: 0.2]
     #[arg(long)]
     pub valid_fraction: Option<f64>,
     /// Fill missing cells instead of failing.
     #[arg(long)]
     pub impute: bool,
-    /// Hold out this share of the rows as a test split (seeded, stratified, before the
-    /// validation split): never trained on or used to select; `kiln export --test` scores it.
+    /// Hold out this share of the rows as a test split, at least 0 and below 1 minus
+    /// --valid-fraction (seeded, stratified, before the validation split): never trained on or
+    /// used to select; `kiln export --test` scores it [default: no test split]
     #[arg(long, conflicts_with = "test_file")]
     pub test_fraction: Option<f64>,
     /// A CSV file with the same columns to serve as the test split instead.
     #[arg(long)]
     pub test_file: Option<PathBuf>,
     /// Start from an earlier model instead of random weights: RUN[@best|@last|@EPOCH] in the
-    /// store, or an exported bundle. The architecture is the source's (model flags are an
-    /// error); the new data must fit its inputs; the run records it as its parent.
+    /// store (RUN: an id, id prefix or name; @best when left out), or an exported bundle. The
+    /// architecture is the source's (model flags are an error); the new data must fit its
+    /// inputs; the run records it as its parent.
     #[arg(long)]
     pub from: Option<String>,
     /// With --from RUN: continue with the checkpoint's optimizer state too (default: fresh).
@@ -97,10 +102,19 @@ pub struct TrainArgs {
     /// Read these columns as categories (one-hot) even where most cells are numbers.
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     pub categorical: Vec<String>,
-    /// In these numeric columns, treat cells that are not numbers (typos, NaN, inf) and blanks
-    /// as missing: they are filled with the training mean, here and in `predict`.
+    /// In these numeric columns, treat cells that are not numbers (typos, inf) and blanks as
+    /// missing: they are filled with the training mean, here and in `predict`.
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     pub as_missing: Vec<String>,
+    /// Use these columns as features although Kiln leaves them out on its own: row names (an
+    /// empty first header, as pandas and R write them) and row numbers (integers that grow on
+    /// every row, or 1…n in some order).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub keep: Vec<String>,
+    /// The CSV's delimiter: , ; | or tab [default: detected from the file's first lines]. With
+    /// ; a decimal comma (3,14) reads as a number.
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<crate::data::Delimiter>,
     /// Train on this compute target (a name from the targets file, see `kiln targets list`)
     /// instead of this machine; the run is mirrored into the local store as it trains.
     #[arg(long, value_name = "TARGET")]
@@ -108,11 +122,12 @@ pub struct TrainArgs {
     /// With --on: return once the job is submitted instead of following it.
     #[arg(long, requires = "on")]
     pub detach: bool,
-    /// With --on: N runs of these settings with seeds SEED, SEED+1, …, submitted as one Slurm
-    /// job array (N jobs on an ssh target).
+    /// With --on: N runs (1 to 1000) of these settings with seeds SEED, SEED+1, …, submitted as
+    /// one Slurm job array (N jobs on an ssh target) [default: 1]
     #[arg(long, requires = "on", value_name = "N")]
     pub repeat: Option<usize>,
-    /// With --repeat: at most K of the runs train at once (the array's `%K`; default all).
+    /// With --repeat: at most K (at least 1) of the runs train at once (the array's `%K`)
+    /// [default: all of them]
     #[arg(long, requires = "repeat", value_name = "K")]
     pub concurrency: Option<usize>,
     #[command(flatten)]
@@ -162,10 +177,11 @@ impl TrainArgs {
 /// Image datasets and the CNN.
 #[derive(Debug, Default, Args)]
 pub struct ImageArgs {
-    /// Resize every image to WIDTHxHEIGHT, e.g. 28x28 (default: the images' own size).
+    /// Resize every image to WIDTHxHEIGHT, e.g. 28x28, each side 1 to 1024 [default: the
+    /// images' own size, which must be the same for all]
     #[arg(long, value_parser = parse_size)]
     pub size: Option<[u32; 2]>,
-    /// auto, gray or rgb.
+    /// auto (gray when every image is gray, else rgb), gray or rgb [default: auto]
     #[arg(long, value_enum)]
     pub channels: Option<ChannelsArg>,
     /// Randomly flip training images left-right.
@@ -174,16 +190,16 @@ pub struct ImageArgs {
     /// Randomly flip training images upside down.
     #[arg(long)]
     pub vflip: bool,
-    /// Randomly shift training images by up to this many pixels.
+    /// Randomly shift training images by up to this many pixels [default: 0]
     #[arg(long)]
     pub shift: Option<u32>,
     /// Leave out unreadable images (and say how many) instead of stopping.
     #[arg(long)]
     pub skip_bad_images: bool,
-    /// CNN: output channels of each conv block, e.g. 16,32.
+    /// CNN: output channels of each conv block, each 1 to 1024 [default: 16,32]
     #[arg(long, value_delimiter = ',')]
     pub conv: Option<Vec<usize>>,
-    /// CNN: kernel size of every conv block (odd).
+    /// CNN: kernel size of every conv block, odd, 1 to 11 [default: 3]
     #[arg(long)]
     pub kernel: Option<usize>,
     /// CNN: no 2×2 max-pool after the conv blocks.
@@ -192,7 +208,7 @@ pub struct ImageArgs {
     /// CNN: no batch-norm in the conv blocks.
     #[arg(long)]
     pub no_batch_norm: bool,
-    /// CNN: hidden widths of the dense head, e.g. 64.
+    /// CNN: hidden widths of the dense head, each 1 to 16384 [default: 64]
     #[arg(long, value_delimiter = ',')]
     pub dense: Option<Vec<usize>>,
 }
@@ -327,9 +343,13 @@ pub fn train_request(args: &TrainArgs, runs_dir: &Path) -> Result<TrainRequest> 
         exclude: args.exclude.clone(),
         categorical: args.categorical.clone(),
         as_missing: args.as_missing.clone(),
+        keep: args.keep.clone(),
     };
-    if images && !data.columns.is_empty() {
-        bail!("--exclude, --categorical and --as-missing are for CSV columns, not image data");
+    data.delimiter = args.delimiter;
+    if images && (!data.columns.is_empty() || data.delimiter.is_some()) {
+        bail!(
+            "--exclude, --categorical, --as-missing, --keep and --delimiter are for CSV files, not image data"
+        );
     }
     if images {
         data.images = Some(image_options(&args.images));

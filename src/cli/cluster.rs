@@ -21,11 +21,15 @@ use crate::runs::{MetricPoint, RunStatus, RunStore, SplitName};
 pub enum TargetsCommand {
     /// The targets in the targets file (and where that file is).
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Connect to a target and show its kiln version, devices and (Slurm) partitions.
-    Test { name: String },
+    Test {
+        /// The target's name in the targets file.
+        name: String,
+    },
 }
 
 /// The targets file: `--targets`, `$KILN_TARGETS`, or the config folder's `targets.toml`.

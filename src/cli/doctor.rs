@@ -23,14 +23,14 @@ pub struct DoctorArgs {
     /// CPU and the wgpu adapters), and keep the record `auto` compares devices with.
     #[arg(long)]
     pub bench: bool,
-    /// Steady-state steps per model and device.
+    /// Steady-state steps per model and device, at least 1.
     #[arg(long, default_value_t = BenchLimits::default().steps)]
     pub steps: usize,
-    /// Seconds at most for the steady-state steps of one model on one device.
+    /// Seconds at most for the steady-state steps of one model on one device, above 0.
     #[arg(long, default_value_t = BenchLimits::default().budget.as_secs_f64())]
     pub budget: f64,
     /// Bench models, comma-separated: launch (the per-step overhead), mlp, cnn, cnn-b32,
-    /// mlp-wide, cnn-rgb32 (default: launch,mlp,cnn).
+    /// mlp-wide, cnn-rgb32 [default: launch,mlp,cnn]
     #[arg(long, value_delimiter = ',')]
     pub workloads: Option<Vec<String>>,
     /// Which devices to bench: all (the CPU and every usable wgpu adapter), cpu or wgpu.
@@ -294,7 +294,7 @@ pub struct StepCheckArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The models to compare, comma-separated (bench model names; default mlp,cnn).
+    /// The models to compare, comma-separated: launch, mlp, cnn, cnn-b32, mlp-wide, cnn-rgb32.
     #[arg(long, value_delimiter = ',', default_value = "mlp,cnn")]
     pub workloads: Vec<String>,
 }

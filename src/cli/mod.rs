@@ -23,7 +23,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::export::{
-    ExportOptions, LoadedModel, export_checkpoint, predict_csv, predictions_to_csv, verify_bundle,
+    ExportOptions, LoadedModel, export_checkpoint, predict_csv_with, predictions_to_csv,
+    verify_bundle,
 };
 use crate::runs::{RunStore, default_runs_dir};
 use crate::train::{DeviceChoice, ResumeRequest, resume};
@@ -35,11 +36,11 @@ use crate::train::{DeviceChoice, ResumeRequest, resume};
     about = "Train, compare and export small deep-learning models (run without a command to open the app)"
 )]
 pub struct Cli {
-    /// The run store (default: the platform data folder, e.g. ~/.local/share/kiln/runs).
+    /// The run store [default: the platform data folder, e.g. ~/.local/share/kiln/runs]
     #[arg(long, global = true, env = "KILN_RUNS_DIR")]
     pub runs_dir: Option<PathBuf>,
-    /// The compute targets file (default: $XDG_CONFIG_HOME/kiln/targets.toml, e.g.
-    /// ~/.config/kiln/targets.toml).
+    /// The compute targets file [default: $XDG_CONFIG_HOME/kiln/targets.toml, e.g.
+    /// ~/.config/kiln/targets.toml]
     #[arg(long, global = true, env = "KILN_TARGETS")]
     pub targets: Option<PathBuf>,
     /// The app only: a dataset (CSV, image folder or IDX file) to load when the window opens.
@@ -55,6 +56,7 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// List the runs in the store.
     Runs {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
         /// Only runs matching this expression, e.g. 'valid_accuracy >= 0.9 && lr < 0.001 &&
@@ -66,21 +68,27 @@ pub enum Command {
     /// Show one run: config, dataset fingerprint, checkpoints, and per-class validation metrics
     /// of the best checkpoint (RUN@last, or RUN@EPOCH for any epoch).
     Show {
+        /// RUN[@best|@last|@EPOCH]: the run (its id, an id prefix or its name) and the epoch
+        /// whose per-class metrics to show [default: @best]
         run: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Continue a stopped or interrupted run, or extend a finished one with --epochs.
     Resume {
+        /// The run: its id, an id prefix or its name.
         run: String,
-        /// Train this many more epochs (extends a finished run).
+        /// Train this many more epochs, at least 1 (extends a finished run) [default: finish the
+        /// run's planned epochs]
         #[arg(long)]
         epochs: Option<usize>,
-        /// The device to continue on (auto, wgpu or cpu); defaults to the run's own.
+        /// The device to continue on: auto, wgpu or cpu [default: the run's own]
         #[arg(long)]
         device: Option<DeviceChoice>,
-        /// Continue with this base learning rate from the resumed epoch on (e.g. lower, after
-        /// the run diverged); the change is recorded in the run.
+        /// Continue with this base learning rate, above 0, from the resumed epoch on (e.g.
+        /// lower, after the run diverged); the change is recorded in the run [default: the
+        /// run's own]
         #[arg(long)]
         lr: Option<f64>,
         /// A run on a compute target: return once the new job is submitted.
@@ -89,6 +97,8 @@ pub enum Command {
     },
     /// Export a checkpoint (RUN, RUN@best, RUN@last or RUN@EPOCH) as a model bundle.
     Export {
+        /// RUN[@best|@last|@EPOCH]: the run (its id, an id prefix or its name) and its
+        /// checkpoint [default: @best]
         run: String,
         /// A folder for the bundle, or a path ending in .bpk.
         #[arg(long)]
@@ -116,19 +126,33 @@ pub enum Command {
         /// A CSV file, or for image models an image or a folder of images.
         #[arg(long)]
         data: PathBuf,
-        /// Write the predictions here instead of standard output.
+        /// Write the predictions here [default: standard output]
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The CSV's delimiter: , ; | or tab [default: detected from the file's first lines].
+        #[arg(long, value_name = "CHAR")]
+        delimiter: Option<crate::data::Delimiter>,
     },
     /// Check an exported bundle: file hashes and golden outputs.
-    Verify { bundle: PathBuf },
+    Verify {
+        /// The bundle folder, its card, or its .bpk file.
+        bundle: PathBuf,
+    },
     /// Rename a run.
-    Rename { run: String, name: String },
+    Rename {
+        /// The run: its id, an id prefix or its name.
+        run: String,
+        /// The new name (not empty, and not one another run has).
+        name: String,
+    },
     /// Train a new version of an exported model on new data; write it only if it beats the
     /// current one on the new data (champion/challenger).
     Update(Box<update::UpdateArgs>),
     /// Train a new run with exactly a run's settings, seed and data (refused if the data changed).
-    Rerun { run: String },
+    Rerun {
+        /// The run: its id, an id prefix or its name.
+        run: String,
+    },
     /// Search hyperparameters: run, follow, resume, stop and promote sweeps.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
@@ -136,14 +160,21 @@ pub enum Command {
     #[command(subcommand)]
     Targets(cluster::TargetsCommand),
     /// Stream a run that trains on a compute target (its curves and status) until it ends.
-    Follow { run: String },
+    Follow {
+        /// The run: its id, an id prefix or its name.
+        run: String,
+    },
     /// Stop a run: cancel its job on a compute target, or signal the process training it here;
     /// it stays resumable from its last checkpoint.
-    Stop { run: String },
+    Stop {
+        /// The run: its id, an id prefix or its name.
+        run: String,
+    },
     /// The devices training would use on this machine.
     Devices,
     /// Delete a run and its checkpoints.
     Delete {
+        /// The run: its id, an id prefix or its name.
         run: String,
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -255,12 +286,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(())
         }
-        Command::Predict { model, data, out } => {
+        Command::Predict {
+            model,
+            data,
+            out,
+            delimiter,
+        } => {
             let model = LoadedModel::open(&model)?;
             let csv = if model.takes_images() {
                 image_predictions(&model, &data)?
             } else {
-                let report = predict_csv(&model, &data)?;
+                let report = predict_csv_with(&model, &data, delimiter)?;
                 for warning in &report.drift {
                     eprintln!("warning: drift: {warning}");
                 }

@@ -32,23 +32,33 @@ pub enum SweepCommand {
     },
     /// List the sweeps in the store.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show a sweep's trials: status, settings, best metric and its epoch, time.
     Show {
+        /// The sweep: its id, an id prefix or its name.
         sweep: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Continue a stopped or killed sweep until its budget is spent.
-    Resume { sweep: String },
+    Resume {
+        /// The sweep: its id, an id prefix or its name.
+        sweep: String,
+    },
     /// Ask a running sweep (in this or another terminal) to stop; it stays resumable.
-    Stop { sweep: String },
+    Stop {
+        /// The sweep: its id, an id prefix or its name.
+        sweep: String,
+    },
     /// Export the best trial's best checkpoint (scored once on the test split, if any).
     Promote {
+        /// The sweep: its id, an id prefix or its name.
         sweep: String,
-        /// A folder for the bundle, or a path ending in .bpk (default: SWEEPNAME-best).
+        /// A folder for the bundle, or a path ending in .bpk [default: SWEEPNAME-best]
         #[arg(long)]
         out: Option<PathBuf>,
         /// Overwrite existing files.

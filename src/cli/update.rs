@@ -27,26 +27,29 @@ pub struct UpdateArgs {
     /// Write the new bundle even if it is not better (and over existing files).
     #[arg(long)]
     pub force: bool,
-    /// Epochs of training on the new data (default 20).
+    /// Epochs of training on the new data, at least 1.
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
-    /// Learning rate of the fine-tuning (default 0.001, lower than a fresh run's).
+    /// Learning rate of the fine-tuning, above 0 (the default is lower than a fresh run's 0.01).
     #[arg(long, default_value_t = 0.001)]
     pub lr: f64,
-    /// Rows per step (default 32).
+    /// Rows per step, at least 1.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Refit the input standardisation on the new data (default: keep the model's).
     #[arg(long)]
     pub refit_stats: bool,
-    /// Share of the new data held out for the comparison (default 0.2).
+    /// Share of the new data held out for the comparison, above 0 and below 1.
     #[arg(long, default_value_t = 0.2)]
     pub valid_fraction: f64,
-    /// Also hold out a test share of the new data (compared too, never trained on).
+    /// Also hold out a test share of the new data (compared too, never trained on), at least 0
+    /// and below 1 minus --valid-fraction [default: no test split]
     #[arg(long)]
     pub test_fraction: Option<f64>,
+    /// auto (a hardware GPU through wgpu if there is one, else the CPU), wgpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Seed for the fine-tuning's randomness, such as the order rows are shuffled in.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
