@@ -429,3 +429,94 @@ fn a_run_trained_by_another_machine_is_shown_busy() {
         "the menu opened"
     );
 }
+
+/// Row numbers in a file sorted by class are left out with a note, shown unticked as "row
+/// numbers" in the column list; ticking keeps them as a feature, and the run records it.
+/// A semicolon file with decimal commas shows what was detected.
+#[test]
+fn the_data_panel_leaves_row_numbers_out_and_keeps_them_when_ticked() {
+    let store = tempfile::tempdir().unwrap();
+    let data = store.path().join("titanic.csv");
+    let mut text = String::from("PassengerId,fare,label\n");
+    for row in 0..30 {
+        let label = if row < 15 { "died" } else { "lived" };
+        text.push_str(&format!("{},{}.25,{label}\n", row + 1, (row * 7) % 11));
+    }
+    std::fs::write(&data, text).unwrap();
+    let mut harness = app_on(
+        store.path(),
+        ScriptedDialogs::default(),
+        data,
+        [1280.0, 860.0],
+    );
+    step_until(&mut harness, "the dataset", KilnApp::dataset_loaded);
+    let warnings = harness.state().data_warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("'PassengerId'") && w.contains("row numbers")),
+        "{warnings:?}"
+    );
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_all_by_label("row numbers, left out")
+            .next()
+            .is_some(),
+        "the column list says why the column is out"
+    );
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::CheckBox, "PassengerId")
+        .click();
+    step_until(&mut harness, "the reload with the row numbers", |app| {
+        app.dataset_loaded()
+            && app.column_choices().keep == ["PassengerId"]
+            && app.data_warnings().is_empty()
+    });
+    harness.state_mut().settings_mut().train.epochs = 2;
+    harness.step();
+    harness.get_by_label("▶ Train").click();
+    step_until(&mut harness, "training to finish", |app| {
+        app.last_finished().is_some()
+    });
+    let (run_id, _) = harness.state().last_finished().unwrap();
+    let record = RunStore::open(store.path())
+        .unwrap()
+        .find(&run_id)
+        .unwrap()
+        .read_record()
+        .unwrap();
+    assert_eq!(record.data.columns.keep, ["PassengerId"]);
+    assert_eq!(record.schema.features[0].name, "PassengerId");
+
+    // Another file, written the European way: the delimiter is detected and shown.
+    let european = store.path().join("messwerte.csv");
+    let mut text = String::from("temperatur;druck;zustand\n");
+    for row in 0..30 {
+        text.push_str(&format!(
+            "{},{};{},5;{}\n",
+            row % 9,
+            row % 4,
+            1000 + row % 3,
+            if row % 2 == 0 { "gut" } else { "schlecht" }
+        ));
+    }
+    std::fs::write(&european, text).unwrap();
+    harness.state_mut().settings_mut().data_path = european.display().to_string();
+    harness.step();
+    harness.get_by_label("Load").click_accesskit();
+    step_until(&mut harness, "the semicolon file", |app| {
+        app.dataset_loaded()
+            && app.loaded_dataset() == Some(european.as_path())
+            && app.data_error().is_none()
+    });
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_all_by_label_contains("semicolon-separated, decimal commas (detected)")
+            .chain(harness.query_all_by_value("semicolon-separated, decimal commas (detected)"))
+            .next()
+            .is_some(),
+        "the data panel shows the detected delimiter"
+    );
+}

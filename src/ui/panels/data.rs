@@ -4,8 +4,8 @@
 use egui_extras::{Column, TableBuilder};
 
 use crate::data::{
-    ChannelMode, ColumnChoices, ColumnKind, DataError, DataSpec, MAX_IMAGE_EDGE_PX, PreparedData,
-    Task, prepare,
+    ChannelMode, ColumnChoices, ColumnKind, CsvFormat, DataError, DataSpec, Delimiter,
+    MAX_IMAGE_EDGE_PX, PreparedData, Task, prepare,
 };
 use crate::ui::app::{Command, KilnApp};
 use crate::ui::dialogs::DialogKind;
@@ -58,6 +58,8 @@ pub struct DataState {
     pub fix: Option<ColumnFix>,
     /// Columns excluded, read as categories, or with non-numbers as missing, for `columns_of`.
     pub columns: ColumnChoices,
+    /// The CSV delimiter chosen for `columns_of`; `None`: detected.
+    pub delimiter: Option<Delimiter>,
     columns_of: std::path::PathBuf,
     loading: Background<(DataSpec, Result<PreparedData, DataError>)>,
     pub thumbnails: super::thumbnails::ThumbnailCache,
@@ -112,12 +114,14 @@ impl KilnApp {
             images: None,
             test: settings.test_fraction.map(crate::data::TestSplit::Fraction),
             columns: self.data.columns.clone(),
+            delimiter: self.data.delimiter,
         };
         if spec.is_image_data() {
             spec.images = Some(settings.images.clone());
             spec.target = None;
             spec.task = crate::data::TaskOverride::Auto;
             spec.columns = ColumnChoices::default();
+            spec.delimiter = None;
         }
         spec
     }
@@ -127,6 +131,7 @@ impl KilnApp {
         let path = std::path::PathBuf::from(self.settings.data_path.trim());
         if self.data.columns_of != path {
             self.data.columns = ColumnChoices::default();
+            self.data.delimiter = None;
             self.data.columns_of = path;
         }
         let spec = self.data_spec();
@@ -240,6 +245,16 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     }
     if let Some(error) = &app.data.error {
         ui.colored_label(ui.visuals().error_fg_color, error);
+        // A file read with the wrong delimiter fails to load: offer the choice right there.
+        let path = std::path::Path::new(app.settings.data_path.trim());
+        if path.is_file() && !crate::data::is_idx_images(path) {
+            let chosen = ui
+                .horizontal(|ui| delimiter_ui(&mut app.data.delimiter, ui, None))
+                .inner;
+            if chosen {
+                app.push(Command::LoadData);
+            }
+        }
     }
     if super::data_columns::column_fix_ui(app, ui) {
         app.push(Command::LoadData);
@@ -324,6 +339,13 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
                 prepared.fingerprint.rows
             ));
             ui.end_row();
+            // Shown when it says something: a file that is not comma-separated, or a choice made.
+            if let Some(table) = prepared.table()
+                && (table.format != CsvFormat::default() || app.data.delimiter.is_some())
+            {
+                reload |= delimiter_ui(&mut app.data.delimiter, ui, Some(table.format));
+                ui.end_row();
+            }
             reload |= split_rows_ui(&mut app.settings, ui, prepared);
         });
     reload |= ui
@@ -342,6 +364,42 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     if reload {
         app.push(Command::LoadData);
     }
+}
+
+/// The CSV's delimiter: detected (shown as found, when the file loaded) or chosen; true when
+/// changed.
+fn delimiter_ui(
+    chosen: &mut Option<Delimiter>,
+    ui: &mut egui::Ui,
+    found: Option<CsvFormat>,
+) -> bool {
+    let label = ui.label("Cells").on_hover_text(
+        "The character between cells. With semicolons, a decimal comma (3,14) reads as a number",
+    );
+    let shown = match (*chosen, found) {
+        (None, Some(found)) => format!("{} (detected)", found.describe()),
+        (None, None) => "detected".to_string(),
+        (Some(delimiter), _) => CsvFormat::with(delimiter).describe(),
+    };
+    let mut changed = false;
+    egui::ComboBox::from_id_salt("delimiter")
+        .selected_text(shown)
+        .show_ui(ui, |ui| {
+            changed |= ui.selectable_value(chosen, None, "detect").changed();
+            for delimiter in [
+                Delimiter::COMMA,
+                Delimiter::SEMICOLON,
+                Delimiter::TAB,
+                Delimiter::PIPE,
+            ] {
+                changed |= ui
+                    .selectable_value(chosen, Some(delimiter), format!("{delimiter}-separated"))
+                    .changed();
+            }
+        })
+        .response
+        .labelled_by(label.id);
+    changed
 }
 
 /// The form for an image dataset: what was found, the split, and the loading options.

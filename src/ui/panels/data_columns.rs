@@ -2,7 +2,7 @@
 //! non-numbers as missing; and the buttons a loading error offers for the column it names.
 
 use super::data::ColumnFix;
-use crate::data::{ColumnChoices, ColumnKind, PreparedData};
+use crate::data::{ColumnChoices, ColumnKind, PreparedData, RowIdColumn};
 use crate::ui::app::KilnApp;
 
 /// The ways out of a column error, as buttons; true when the user picked one (reload).
@@ -52,6 +52,40 @@ pub(super) fn column_fix_ui(app: &mut KilnApp, ui: &mut egui::Ui) -> bool {
     changed
 }
 
+/// The "use this column" tick. Row names and row numbers are left out unless kept (`keep`);
+/// any other column is used unless excluded. True when it changed.
+fn use_column_ui(
+    choices: &mut ColumnChoices,
+    ui: &mut egui::Ui,
+    name: &str,
+    row_id: Option<&RowIdColumn>,
+) -> bool {
+    let Some(row_id) = row_id else {
+        let mut used = !choices.excludes(name);
+        let changed = ui
+            .checkbox(&mut used, name)
+            .on_hover_text("Use this column as a feature")
+            .changed();
+        if changed {
+            ColumnChoices::set(&mut choices.exclude, name, !used);
+        }
+        return changed;
+    };
+    let mut used = choices.keeps(name);
+    let changed = ui
+        .checkbox(&mut used, name)
+        .on_hover_text(format!(
+            "Kiln found {} here and leaves it out: a model would learn the file's order from it. Tick to use it as a feature anyway",
+            row_id.label()
+        ))
+        .changed();
+    if changed {
+        ColumnChoices::set(&mut choices.keep, name, used);
+        ColumnChoices::set(&mut choices.exclude, name, false);
+    }
+    changed
+}
+
 /// One row per feature column: use it, read it as categories, treat its non-numbers as
 /// missing. True when a choice changed (reload).
 pub(super) fn columns_ui(
@@ -73,15 +107,8 @@ pub(super) fn columns_ui(
                 .spacing([8.0, 2.0])
                 .show(ui, |ui| {
                     for name in table.header.iter().filter(|name| *name != target) {
-                        let mut used = !choices.excludes(name);
-                        if ui
-                            .checkbox(&mut used, name)
-                            .on_hover_text("Use this column as a feature")
-                            .changed()
-                        {
-                            ColumnChoices::set(&mut choices.exclude, name, !used);
-                            changed = true;
-                        }
+                        let row_id = prepared.row_ids.iter().find(|id| &id.name == name);
+                        changed |= use_column_ui(choices, ui, name, row_id);
                         let kind = prepared
                             .schema
                             .features
@@ -93,7 +120,10 @@ pub(super) fn columns_ui(
                             Some(ColumnKind::Categorical { categories }) => {
                                 format!("{} categories", categories.len())
                             }
-                            None => "left out".to_string(),
+                            None => match row_id {
+                                Some(id) => format!("{}, left out", id.label()),
+                                None => "left out".to_string(),
+                            },
                         });
                         let mut categorical = choices.is_categorical(name);
                         if ui
