@@ -520,3 +520,142 @@ fn the_data_panel_leaves_row_numbers_out_and_keeps_them_when_ticked() {
         "the data panel shows the detected delimiter"
     );
 }
+
+/// A target picked on one file does not stick to the next: a file without that column loads
+/// with its own last column as the target, and says so (walk-through, issue 32, problem 1).
+#[test]
+fn a_target_picked_on_one_file_does_not_stick_to_the_next() {
+    let store = tempfile::tempdir().unwrap();
+    let mut harness = app_on(
+        store.path(),
+        ScriptedDialogs::default(),
+        sample("iris.csv"),
+        [1280.0, 860.0],
+    );
+    step_until(&mut harness, "iris", KilnApp::dataset_loaded);
+    harness.state_mut().settings_mut().target = Some("sepal_length".to_string());
+    harness.state_mut().settings_mut().data_path = sample("diabetes.csv").display().to_string();
+    harness.step();
+    harness.get_by_label("Load").click_accesskit();
+    step_until(&mut harness, "diabetes with its own target", |app| {
+        app.loaded_dataset() == Some(sample("diabetes.csv").as_path())
+            && app.data_error().is_none()
+            && !app.data_is_loading()
+    });
+    assert_eq!(harness.state_mut().settings_mut().target, None);
+    assert!(
+        harness
+            .state()
+            .messages()
+            .iter()
+            .any(|m| m.contains("has no column 'sepal_length'")),
+        "{:?}",
+        harness.state().messages()
+    );
+}
+
+/// A failed prediction takes the earlier results off the screen and out of "Save predictions",
+/// and says why beside the path (walk-through, issue 32, problem 4).
+#[test]
+fn a_failed_prediction_leaves_no_stale_results() {
+    let store = tempfile::tempdir().unwrap();
+    let run = train_run(store.path(), "to-use", 0.01);
+    let bundle = store.path().join("bundle");
+    let options = kiln::export::ExportOptions {
+        onnx: false,
+        ..Default::default()
+    };
+    kiln::export::export_checkpoint(store.path(), &run, &bundle, &options).unwrap();
+    let mut harness = app(store.path(), ScriptedDialogs::default());
+    step_until(&mut harness, "the first scan", |app| !app.is_busy());
+    harness.get_by_label("Use a model").click_accesskit();
+    harness.run_steps(2);
+    harness.get_by_label("or open").click();
+    harness.run_steps(1);
+    harness
+        .get_by_label("or open")
+        .type_text(bundle.to_str().unwrap());
+    harness.run_steps(1);
+    harness.get_by_label("Open").click_accesskit();
+    step_until(&mut harness, "the model", |app| {
+        app.opened_model().is_some()
+    });
+    harness.run_steps(2);
+    let field = "Predict on a CSV:";
+    harness.get_by_label(field).click();
+    harness.run_steps(1);
+    harness
+        .get_by_label(field)
+        .type_text(sample("iris.csv").to_str().unwrap());
+    harness.run_steps(1);
+    harness.get_by_label("Predict").click_accesskit();
+    step_until(&mut harness, "the predictions", |app| {
+        app.messages()
+            .iter()
+            .any(|m| m.starts_with("Predicted 150 rows"))
+    });
+    assert!(harness.state().predictions_shown());
+
+    // The path now names no file: the error shows by it, the old rows are gone.
+    harness.get_by_label(field).click();
+    harness.run_steps(1);
+    harness.get_by_label(field).type_text(".missing");
+    harness.run_steps(1);
+    harness.get_by_label("Predict").click_accesskit();
+    step_until(&mut harness, "the error", |app| {
+        app.messages()
+            .iter()
+            .any(|m| m.starts_with("Cannot predict"))
+    });
+    harness.run_steps(2);
+    assert!(!harness.state().predictions_shown());
+    assert!(
+        harness
+            .query_all_by_label_contains("Cannot predict")
+            .next()
+            .is_some(),
+        "the error is shown in the tab, not only in the status bar"
+    );
+}
+
+/// The corrupt-image error names its way out, and the checkbox it names is there even while
+/// the dataset loaded before stays in use (walk-through, issue 32, problem 7).
+#[test]
+fn an_unreadable_image_can_be_skipped_from_the_error_while_another_dataset_is_loaded() {
+    let store = tempfile::tempdir().unwrap();
+    let root = store.path().join("shapes");
+    for class in ["0", "1"] {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sources: Vec<_> = std::fs::read_dir(sample("digits").join(class))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .take(6)
+            .collect();
+        for source in sources {
+            std::fs::copy(&source, dir.join(source.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(root.join("1/broken.png"), b"not a png at all").unwrap();
+    let mut harness = app(store.path(), ScriptedDialogs::default());
+    step_until(&mut harness, "iris", KilnApp::dataset_loaded);
+    harness.state_mut().settings_mut().data_path = root.display().to_string();
+    harness.step();
+    harness.get_by_label("Load").click_accesskit();
+    step_until(&mut harness, "the corrupt-image error", |app| {
+        app.data_error()
+            .is_some_and(|error| error.contains("broken.png"))
+    });
+    harness.run_steps(2);
+    harness
+        .get_by_label("Skip unreadable images (and say how many)")
+        .click();
+    step_until(&mut harness, "the folder, skipping the file", |app| {
+        app.loaded_dataset() == Some(root.as_path()) && app.data_error().is_none()
+    });
+    let warnings = harness.state().data_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("skipped 1")),
+        "{warnings:?}"
+    );
+}

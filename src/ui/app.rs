@@ -224,6 +224,11 @@ impl KilnApp {
         self.detected_adapters.is_some()
     }
 
+    /// Whether the "Use a model" tab shows predictions on a file (and could save them).
+    pub fn predictions_shown(&self) -> bool {
+        self.model_use.report.is_some() || self.model_use.image_report.is_some()
+    }
+
     /// The model opened in the "Use a model" tab, if any.
     pub fn opened_model(&self) -> Option<&crate::export::LoadedModel> {
         self.model_use.model.as_deref()

@@ -86,6 +86,11 @@ impl KilnApp {
         &self.data.columns
     }
 
+    /// Whether a dataset is being loaded now.
+    pub fn data_is_loading(&self) -> bool {
+        self.data.is_loading()
+    }
+
     /// The last loading error, if the dataset did not load.
     pub fn data_error(&self) -> Option<&str> {
         self.data.error.as_deref()
@@ -182,6 +187,19 @@ impl KilnApp {
                     self.data.error = None;
                     self.data.fix = None;
                 }
+                Err(DataError::NoSuchColumn { column, path, .. })
+                    if spec.target.as_ref() == Some(&column)
+                        && self.settings.target.as_ref() == Some(&column) =>
+                {
+                    // The target was picked on another file: this one is read with its own
+                    // last column, and its columns fill the Target list.
+                    self.settings.target = None;
+                    self.info(format!(
+                        "{} has no column '{column}': the target is its last column; pick another in Target",
+                        path.display()
+                    ));
+                    self.push(Command::LoadData);
+                }
                 Err(error) => {
                     self.data.fix = match &error {
                         DataError::NonNumericCells { column, .. } => {
@@ -245,13 +263,20 @@ pub fn data_form_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
     }
     if let Some(error) = &app.data.error {
         ui.colored_label(ui.visuals().error_fg_color, error);
-        // A file read with the wrong delimiter fails to load: offer the choice right there.
-        let path = std::path::Path::new(app.settings.data_path.trim());
-        if path.is_file() && !crate::data::is_idx_images(path) {
+        let path = std::path::PathBuf::from(app.settings.data_path.trim());
+        let images = path.is_dir() || crate::data::is_idx_images(&path);
+        if path.is_file() && !images {
+            // A file read with the wrong delimiter fails to load: offer the choice right there.
             let chosen = ui
                 .horizontal(|ui| delimiter_ui(&mut app.data.delimiter, ui, None))
                 .inner;
             if chosen {
+                app.push(Command::LoadData);
+            }
+        } else if images && app.data.loaded.is_some() {
+            // The error's way out (skip unreadable images, a size for mixed sizes), also while
+            // another dataset stays loaded; with none loaded, the form below shows them.
+            if image_options_ui(&mut app.settings, ui) {
                 app.push(Command::LoadData);
             }
         }

@@ -28,6 +28,9 @@ pub struct ModelUseState {
     pub image_report: Option<ImagePredictionReport>,
     pub row: BTreeMap<String, String>,
     pub row_result: Option<Result<Prediction, String>>,
+    /// Why the last prediction on a file failed; its earlier results are gone with it, so that
+    /// nothing on screen (or saved) belongs to another file.
+    pub predict_error: Option<String>,
     /// Where "Save predictions" writes (typed, or from the dialog).
     pub save_path: String,
     opening: Task<Result<LoadedModel, String>>,
@@ -98,6 +101,7 @@ impl KilnApp {
                 self.model_use.report = None;
                 self.model_use.image_report = None;
                 self.model_use.row_result = None;
+                self.model_use.predict_error = None;
             }
             Some(Ok(Err(error))) => self.error(format!("Cannot open the model: {error}")),
             Some(Err(crashed)) => self.error(format!("Opening the model failed: {crashed}")),
@@ -112,16 +116,25 @@ impl KilnApp {
                 self.info(message);
                 self.model_use.report = Some(report);
                 self.model_use.image_report = None;
+                self.model_use.predict_error = None;
             }
             Some(Ok(Ok(Predictions::Images(report)))) => {
                 self.info(format!("Predicted {} images", report.images.len()));
                 self.model_use.image_report = Some(report);
                 self.model_use.report = None;
+                self.model_use.predict_error = None;
             }
-            Some(Ok(Err(error))) => self.error(format!("Cannot predict: {error}")),
-            Some(Err(crashed)) => self.error(format!("Predicting failed: {crashed}")),
+            Some(Ok(Err(error))) => self.prediction_failed(format!("Cannot predict: {error}")),
+            Some(Err(crashed)) => self.prediction_failed(format!("Predicting failed: {crashed}")),
             None => {}
         }
+    }
+
+    fn prediction_failed(&mut self, message: String) {
+        self.model_use.report = None;
+        self.model_use.image_report = None;
+        self.model_use.predict_error = Some(message.clone());
+        self.error(message);
     }
 
     /// Writes the shown predictions as the CLI's `kiln predict --out` would.
@@ -257,6 +270,9 @@ pub fn model_use_ui(app: &mut KilnApp, ui: &mut egui::Ui) {
         ));
     }
     ui.separator();
+    if let Some(error) = &app.model_use.predict_error {
+        ui.colored_label(ui.visuals().error_fg_color, error);
+    }
     if model.takes_images() {
         super::model_use_images::image_predict_ui(app, ui, card);
         return;

@@ -400,7 +400,7 @@ impl TargetsPanel {
                 ui.colored_label(ui.visuals().error_fg_color, error);
             }
             Ok(file) if file.targets.is_empty() => {
-                ui.weak("No targets yet: add one below (see the README, Train on a cluster).");
+                ui.weak("No targets yet: add one below (see docs/cluster.md).");
             }
             Ok(_) => {}
         }
