@@ -24,7 +24,7 @@ pub struct TrainArgs {
     /// Classification or regression [default: detected from the target column]
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
-    /// JSON file with "model" and/or "train" sections (see README); its values replace the
+    /// JSON file with "model" and/or "train" sections (see docs/training.md); its values replace the
     /// defaults shown here, and flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,

@@ -276,7 +276,7 @@ fn bench_row(result: &WorkloadResult) -> String {
     )
 }
 
-/// What each exit code of `kiln doctor` means (README lists them too).
+/// What each exit code of `kiln doctor` means (docs/cli.md lists them too).
 pub fn exit_meaning(code: u8) -> &'static str {
     match code {
         0 => "a GPU is usable through wgpu",

@@ -18,7 +18,7 @@ use crate::sweep::{
 
 #[derive(Debug, Subcommand)]
 pub enum SweepCommand {
-    /// Run the sweep a spec file (JSON, see the README) describes.
+    /// Run the sweep a spec file (JSON, see docs/sweeps.md) describes.
     Run {
         /// The sweep's spec, e.g. examples/sweeps/iris-tpe.json.
         spec: PathBuf,

@@ -45,7 +45,7 @@ pub fn check_kiln(shell: &Shell) -> Result<String, ClusterError> {
     let target = shell.target();
     let ours = format!("kiln {}", env!("CARGO_PKG_VERSION"));
     let install = format!(
-        "build it with `cargo build --release --no-default-features` from the same Kiln source and copy target/release/kiln there (README: Train on a cluster), then set kiln = \"PATH\" for target '{}'",
+        "build it with `cargo build --release --no-default-features` from the same Kiln source and copy target/release/kiln there (docs/cluster.md), then set kiln = \"PATH\" for target '{}'",
         target.name
     );
     let reply = shell.run_with(
