@@ -320,6 +320,26 @@ fn image_folder_shows_thumbnails_trains_a_cnn_and_predicts_a_folder() {
     );
 }
 
+/// Trains the window's settings for two epochs and reads the finished run's record.
+fn train_two_epochs(
+    harness: &mut Harness<'static, KilnApp>,
+    store: &Path,
+) -> kiln::runs::RunRecord {
+    harness.state_mut().settings_mut().train.epochs = 2;
+    harness.step();
+    harness.get_by_label("▶ Train").click();
+    step_until(harness, "training to finish", |app| {
+        app.last_finished().is_some()
+    });
+    let (run_id, _) = harness.state().last_finished().unwrap();
+    RunStore::open(store)
+        .unwrap()
+        .find(&run_id)
+        .unwrap()
+        .read_record()
+        .unwrap()
+}
+
 /// The data panel offers the two ways out of a typo in a numeric column, warns about an id-like
 /// column and lets it be left out; the run it trains records both choices.
 #[test]
@@ -374,19 +394,7 @@ fn the_data_panel_resolves_a_typo_and_excludes_an_id_column() {
             && app.data_warnings().is_empty()
     });
 
-    harness.state_mut().settings_mut().train.epochs = 2;
-    harness.step();
-    harness.get_by_label("▶ Train").click();
-    step_until(&mut harness, "training to finish", |app| {
-        app.last_finished().is_some()
-    });
-    let (run_id, _) = harness.state().last_finished().unwrap();
-    let record = RunStore::open(store.path())
-        .unwrap()
-        .find(&run_id)
-        .unwrap()
-        .read_record()
-        .unwrap();
+    let record = train_two_epochs(&mut harness, store.path());
     assert_eq!(record.data.columns.exclude, ["patient_id"]);
     assert_eq!(record.preprocessor.choices.as_missing, ["dose"]);
 }
@@ -473,19 +481,7 @@ fn the_data_panel_leaves_row_numbers_out_and_keeps_them_when_ticked() {
             && app.column_choices().keep == ["PassengerId"]
             && app.data_warnings().is_empty()
     });
-    harness.state_mut().settings_mut().train.epochs = 2;
-    harness.step();
-    harness.get_by_label("▶ Train").click();
-    step_until(&mut harness, "training to finish", |app| {
-        app.last_finished().is_some()
-    });
-    let (run_id, _) = harness.state().last_finished().unwrap();
-    let record = RunStore::open(store.path())
-        .unwrap()
-        .find(&run_id)
-        .unwrap()
-        .read_record()
-        .unwrap();
+    let record = train_two_epochs(&mut harness, store.path());
     assert_eq!(record.data.columns.keep, ["PassengerId"]);
     assert_eq!(record.schema.features[0].name, "PassengerId");
 
