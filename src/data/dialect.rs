@@ -132,36 +132,17 @@ impl CsvFormat {
             Delimiter::PIPE,
             Delimiter::COMMA,
         ];
-        let consistent = candidates
+        let in_header: Vec<(Delimiter, usize)> = candidates
             .iter()
-            .filter_map(|&delimiter| {
-                let in_header = count_outside_quotes(header, delimiter.byte());
-                let same = lines
-                    .iter()
-                    .all(|line| count_outside_quotes(line, delimiter.byte()) == in_header);
-                (in_header > 0 && same).then_some((delimiter, in_header))
-            })
-            .fold(
-                None,
-                |best: Option<(Delimiter, usize)>, (delimiter, count)| match best {
-                    Some((_, most)) if most >= count => best,
-                    _ => Some((delimiter, count)),
-                },
-            );
-        let delimiter = consistent.map(|(delimiter, _)| delimiter).or_else(|| {
-            candidates
+            .map(|&delimiter| (delimiter, count_outside_quotes(header, delimiter.byte())))
+            .filter(|&(_, count)| count > 0)
+            .collect();
+        let consistent = in_header.iter().filter(|&&(delimiter, count)| {
+            lines
                 .iter()
-                .map(|&delimiter| (delimiter, count_outside_quotes(header, delimiter.byte())))
-                .filter(|&(_, count)| count > 0)
-                .fold(
-                    None,
-                    |best: Option<(Delimiter, usize)>, (delimiter, count)| match best {
-                        Some((_, most)) if most >= count => best,
-                        _ => Some((delimiter, count)),
-                    },
-                )
-                .map(|(delimiter, _)| delimiter)
+                .all(|line| count_outside_quotes(line, delimiter.byte()) == count)
         });
+        let delimiter = most_cells(consistent).or_else(|| most_cells(in_header.iter()));
         Self::with(delimiter.unwrap_or(Delimiter::COMMA))
     }
 
@@ -193,6 +174,19 @@ impl CsvFormat {
         }
         text
     }
+}
+
+/// The delimiter that splits into the most cells; of equals, the first.
+fn most_cells<'a>(found: impl Iterator<Item = &'a (Delimiter, usize)>) -> Option<Delimiter> {
+    found
+        .fold(
+            None,
+            |best: Option<&(Delimiter, usize)>, candidate| match best {
+                Some(most) if most.1 >= candidate.1 => best,
+                _ => Some(candidate),
+            },
+        )
+        .map(|&(delimiter, _)| delimiter)
 }
 
 /// How many times `delimiter` appears in `line` outside double quotes.
